@@ -1,0 +1,138 @@
+#include "actors/intent_actor.hpp"
+
+#include "actors/errors.hpp"
+#include "actors/node.hpp"
+
+#include <caf/event_based_actor.hpp>
+
+namespace presence::actors {
+
+intent_state::~intent_state() {
+  if (owner != nullptr)
+    owner->metrics().intents.fetch_sub(1, std::memory_order_relaxed);
+}
+
+namespace {
+
+void announce(intent_actor_type* self) {
+  auto& st = self->state;
+  self->send(st.sender, intent_atom::value, st.view);
+  if (!st.view.to_user.empty() && st.view.to_user != st.view.from_user)
+    self->send(st.target, intent_atom::value, st.view);
+  if (!st.view.to_room.empty())
+    self->send(st.target, intent_atom::value, st.view);
+}
+
+void stop_watching(intent_actor_type* self) {
+  auto& st = self->state;
+  self->send(st.target, unsubscribe_atom::value, caf::actor_cast<caf::actor>(self));
+}
+
+void deliver(intent_actor_type* self) {
+  auto& st = self->state;
+  if (st.view.status != intent_status::pending)
+    return;
+  auto now = st.owner->now_ms();
+  st.view.status = intent_status::delivered;
+  st.view.delivered_at = now;
+  st.view.ready_at = now;
+  stop_watching(self);
+  announce(self);
+}
+
+// Moves to a final status, tells everyone, and keeps the view for a while.
+void finish(intent_actor_type* self, intent_status final_status) {
+  auto& st = self->state;
+  if (st.view.status == intent_status::pending)
+    stop_watching(self);
+  st.view.status = final_status;
+  announce(self);
+  st.timer.arm(caf::actor_cast<caf::actor>(self),
+               st.owner->now_ms() + finished_intent_retention_ms);
+}
+
+caf::result<intent_view> reply(intent_actor_type* self, const std::string& acting,
+                               intent_status to) {
+  auto& st = self->state;
+  auto& v = st.view;
+  if (is_final(v.status))
+    return caf::make_error(errc::conflict,
+                           std::string{"the intent is already "}
+                             + std::string{to_string(v.status)});
+  bool by_sender = acting == v.from_user;
+  if (to == intent_status::cancelled ? !by_sender
+                                     : (by_sender || (!v.to_user.empty()
+                                                      && acting != v.to_user)))
+    return caf::make_error(errc::forbidden,
+                           to == intent_status::cancelled
+                             ? std::string{"only the sender may cancel"}
+                             : std::string{"only the target may accept or decline"});
+  finish(self, to);
+  return v;
+}
+
+} // namespace
+
+caf::behavior intent_actor(intent_actor_type* self, node* owner, intent_view view) {
+  auto& st = self->state;
+  st.owner = owner;
+  st.view = std::move(view);
+  st.timer.bind(owner->timers());
+  owner->metrics().intents.fetch_add(1, std::memory_order_relaxed);
+  auto& r = owner->router();
+  st.sender = r.user(st.view.from_user);
+  st.target = st.view.to_user.empty() ? r.room(st.view.to_room)
+                                      : r.user(st.view.to_user);
+  announce(self);
+  st.timer.arm(caf::actor_cast<caf::actor>(self), st.view.expires_at);
+  // Watch the target; its snapshot may already be ready.
+  if (!st.view.to_user.empty()) {
+    self->request(st.target, caf::infinite, subscribe_atom::value,
+                  caf::actor_cast<caf::actor>(self))
+      .then([self](const user_view& v) {
+        if (v.current == state::active)
+          deliver(self);
+      });
+  } else {
+    self->request(st.target, caf::infinite, subscribe_atom::value,
+                  caf::actor_cast<caf::actor>(self))
+      .then([self](const room_view& v) {
+        if (v.phase == room_phase::ready)
+          deliver(self);
+      });
+  }
+  return {
+    [self](const presence_event& e) {
+      if (e.current == state::active)
+        deliver(self);
+    },
+    [self](const room_event& e) {
+      if (e.phase == room_phase::ready)
+        deliver(self);
+    },
+    [self](caf::get_atom) { return self->state.view; },
+    [self](accept_atom, const std::string& acting) {
+      return reply(self, acting, intent_status::accepted);
+    },
+    [self](decline_atom, const std::string& acting) {
+      return reply(self, acting, intent_status::declined);
+    },
+    [self](cancel_atom, const std::string& acting) {
+      return reply(self, acting, intent_status::cancelled);
+    },
+    [self](wake_atom, uint64_t generation) {
+      auto& st = self->state;
+      if (!st.timer.is_current(generation))
+        return;
+      if (!is_final(st.view.status)) {
+        finish(self, intent_status::expired);
+        return;
+      }
+      // Retention is over.
+      st.owner->router().forget("intent:" + st.view.intent_id, self->address());
+      self->quit();
+    },
+  };
+}
+
+} // namespace presence::actors

@@ -1,0 +1,39 @@
+// An intent actor: one user's recorded wish to connect with another user or a
+// room. Pending until the target is ready (the user `active`, or the room in phase
+// `ready`), then delivered (pushed to the target's sockets; the sender is told);
+// then accepted or declined by the target, cancelled by the sender, or expired at
+// `expires_at`. Every change is sent to both users' actors (and to the room for a
+// room intent). A finished intent stays readable for
+// `finished_intent_retention_ms`, then the actor stops. Messages: messages.hpp.
+#pragma once
+
+#include "actors/messages.hpp"
+#include "actors/timer_service.hpp"
+
+#include <caf/event_based_actor.hpp>
+#include <caf/stateful_actor.hpp>
+
+namespace presence::actors {
+
+class node;
+
+struct intent_state {
+  intent_state() = default;
+  ~intent_state();
+  intent_state(const intent_state&) = delete;
+  intent_state& operator=(const intent_state&) = delete;
+
+  node* owner = nullptr;
+  intent_view view;
+  caf::actor sender; ///< the from_user's actor
+  caf::actor target; ///< the to_user's or to_room's actor
+  timer_slot timer;  ///< expiry while open, then the end of retention
+
+  static inline const char* name = "presence.intent";
+};
+
+using intent_actor_type = caf::stateful_actor<intent_state>;
+
+caf::behavior intent_actor(intent_actor_type* self, node* owner, intent_view view);
+
+} // namespace presence::actors

@@ -1,0 +1,315 @@
+// The message contract between the presence actors: atoms, the plain structs they
+// exchange, and, for each message, who sends it and what the reply is. Every struct
+// has an `inspect` so that the cluster can ship it between nodes.
+//
+// Entity keys: "session:<id>", "user:<id>", "room:<id>", "intent:<id>".
+//
+// Session actor (spawned by `router::create_session`):
+//   (signal_atom, signal_kind)            gateway -> reply signal_reply
+//   (leave_atom)                          gateway -> reply unit; offline at once
+//   (get_atom)                            anyone  -> reply session_view
+//   (join_atom, room_id, visible)         gateway -> reply room_view
+//   (leave_room_atom, room_id)            gateway -> reply room_view
+//   (wake_atom, generation)               timer service; no reply
+// User actor (spawned on first use):
+//   (session_atom, session_update)        session -> no reply
+//   (get_atom)                            anyone  -> reply user_view
+//   (subscribe_atom, actor)               anyone  -> reply user_view; then
+//                                         presence_event on every change
+//   (unsubscribe_atom, actor)             anyone  -> no reply
+//   (inbox_atom, actor) / (unsubscribe_atom, inbox_atom, actor)
+//                                         a socket of the user's own sessions ->
+//                                         receives intent_event for this user
+//   (join_atom, room_id, session_id, visible)     session -> reply room_view
+//   (leave_room_atom, room_id, session_id)        session -> reply room_view
+//   (intent_atom, intent_view)            intent actor -> no reply; forwarded to
+//                                         the inbox as intent_event
+//   (list_atom, intent_atom)              gateway -> reply intent_list
+// Room actor (spawned on first use):
+//   (member_atom, member_update)          user -> reply room_view
+//   (get_atom, room_query)                anyone -> reply room_view
+//   (subscribe_atom, actor)               anyone -> reply room_view; then room_event
+//   (unsubscribe_atom, actor)             anyone -> no reply
+//   (media_atom, bool)                    gateway -> reply room_view
+//   (timeline_atom, since_ms)             anyone -> reply std::vector<timeline_sample>
+//   (intent_atom, intent_view)            intent actor -> no reply (counts pending
+//                                         intents; delivers to present members)
+// Intent actor (spawned by `router::create_intent`):
+//   (get_atom)                            anyone -> reply intent_view
+//   (accept_atom | decline_atom | cancel_atom, acting_user) gateway -> intent_view
+//   receives presence_event / room_event of its target while pending.
+#pragma once
+
+#include "actors/rules.hpp"
+
+#include <caf/atom.hpp>
+#include <caf/actor_addr.hpp>
+#include <caf/fwd.hpp>
+#include <caf/meta/type_name.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace presence::actors {
+
+using signal_atom = caf::atom_constant<caf::atom("signal")>;
+using leave_atom = caf::atom_constant<caf::atom("leave")>;
+using wake_atom = caf::atom_constant<caf::atom("wake")>;
+using tick_atom = caf::atom_constant<caf::atom("tick")>;
+using subscribe_atom = caf::atom_constant<caf::atom("subscribe")>;
+using unsubscribe_atom = caf::atom_constant<caf::atom("unsub")>;
+using inbox_atom = caf::atom_constant<caf::atom("inbox")>;
+using join_atom = caf::atom_constant<caf::atom("join")>;
+using leave_room_atom = caf::atom_constant<caf::atom("leaveroom")>;
+using session_atom = caf::atom_constant<caf::atom("session")>;
+using member_atom = caf::atom_constant<caf::atom("member")>;
+using media_atom = caf::atom_constant<caf::atom("media")>;
+using timeline_atom = caf::atom_constant<caf::atom("timeline")>;
+using intent_atom = caf::atom_constant<caf::atom("intent")>;
+using accept_atom = caf::atom_constant<caf::atom("accept")>;
+using decline_atom = caf::atom_constant<caf::atom("decline")>;
+using cancel_atom = caf::atom_constant<caf::atom("cancel")>;
+using list_atom = caf::atom_constant<caf::atom("list")>;
+
+/// Reply to a signal.
+struct signal_reply {
+  state current = state::offline;
+  int64_t heartbeat_ms = 0;
+  int64_t server_time = 0;
+  bool changed = false; ///< the state or the interval changed (WebSocket `ack`)
+};
+
+/// A session as clients see it.
+struct session_view {
+  std::string session_id;
+  std::string user_id;
+  std::string device;
+  state current = state::offline;
+  int64_t last_signal_at = 0;
+  int64_t last_active_at = 0; ///< 0 when never active
+  int64_t heartbeat_ms = 0;
+  double confidence = 0;
+  std::vector<std::string> rooms;
+};
+
+/// Session -> user: the session's state changed (or it opened).
+struct session_update {
+  std::string session_id;
+  std::string device;
+  state current = state::offline;
+  int64_t changed_at = 0;     ///< the boundary or signal time of the change
+  int64_t last_signal_at = 0;
+  int64_t last_active_at = 0; ///< 0 when never active
+  int64_t heartbeat_ms = 0;   ///< the interval last issued
+  caf::actor_addr ref;        ///< the session actor, for fetching views
+};
+
+/// User -> subscribers: the user's state changed.
+struct presence_event {
+  std::string user_id;
+  state current = state::offline;
+  state prev = state::offline;
+  uint64_t seq = 0;
+  int64_t since = 0;
+  int64_t last_active_at = 0;
+};
+
+/// A user as clients see it.
+struct user_view {
+  std::string user_id;
+  state current = state::offline;
+  int64_t since = 0;
+  uint64_t seq = 0;
+  int64_t last_active_at = 0;
+  int64_t last_seen_at = 0;
+  double confidence = 0;
+  int64_t server_time = 0; ///< for last_active_ago_ms
+  std::vector<session_view> sessions;
+};
+
+/// User -> room: membership or state of a member changed.
+struct member_update {
+  std::string user_id;
+  state current = state::offline;
+  bool visible = true;
+  bool member = true; ///< false: the user leaves the room
+  int64_t last_active_at = 0;
+};
+
+/// One member in a room view.
+struct member_info {
+  std::string user_id;
+  state current = state::offline;
+  bool visible = true;
+};
+
+/// Paging of a room view's member list.
+struct room_query {
+  int64_t limit = 1000;
+  std::string after; ///< members with ids greater than this
+  bool counts_only = false;
+};
+
+/// A room as clients see it.
+struct room_view {
+  std::string room_id;
+  room_phase phase = room_phase::empty;
+  double readiness = 0;
+  state_counts counts{}; ///< visible members per state
+  int64_t observers = 0; ///< invisible members that are present
+  int64_t member_count = 0;
+  double momentum = 0;
+  bool media_attached = false;
+  int64_t pending_intents = 0;
+  std::vector<member_info> members; ///< sorted by id; a page of them
+  std::string next_after;           ///< non-empty when more members follow
+};
+
+/// Room -> subscribers.
+struct room_event {
+  std::string room_id;
+  std::string event; ///< join, leave, member or phase
+  std::string user_id;
+  state current = state::offline;
+  state_counts counts{};
+  double readiness = 0;
+  room_phase phase = room_phase::empty;
+};
+
+/// One sample of a room's timeline.
+struct timeline_sample {
+  int64_t t = 0;
+  state_counts counts{};
+  double readiness = 0;
+  room_phase phase = room_phase::empty;
+};
+
+enum class intent_status : uint8_t {
+  pending = 0,
+  delivered,
+  accepted,
+  declined,
+  expired,
+  cancelled,
+};
+
+std::string_view to_string(intent_status x);
+
+/// True for accepted, declined, expired and cancelled.
+constexpr bool is_final(intent_status x) {
+  return x != intent_status::pending && x != intent_status::delivered;
+}
+
+/// An intent as clients see it.
+struct intent_view {
+  std::string intent_id;
+  std::string from_user;
+  std::string to_user; ///< exactly one of to_user and to_room is set
+  std::string to_room;
+  std::string kind;
+  std::string note;
+  intent_status status = intent_status::pending;
+  int64_t created_at = 0;
+  int64_t expires_at = 0;
+  int64_t delivered_at = 0; ///< 0 until delivered
+  int64_t ready_at = 0;     ///< when the target became ready; 0 until then
+};
+
+/// User or room -> its sockets: an intent changed.
+struct intent_event {
+  intent_view intent;
+};
+
+/// A user's intents.
+struct intent_list {
+  std::vector<intent_view> incoming;
+  std::vector<intent_view> outgoing;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, signal_reply& x) {
+  return f(caf::meta::type_name("signal_reply"), x.current, x.heartbeat_ms,
+           x.server_time, x.changed);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, session_view& x) {
+  return f(caf::meta::type_name("session_view"), x.session_id, x.user_id,
+           x.device, x.current, x.last_signal_at, x.last_active_at,
+           x.heartbeat_ms, x.confidence, x.rooms);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, session_update& x) {
+  return f(caf::meta::type_name("session_update"), x.session_id, x.device,
+           x.current, x.changed_at, x.last_signal_at, x.last_active_at,
+           x.heartbeat_ms, x.ref);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, presence_event& x) {
+  return f(caf::meta::type_name("presence_event"), x.user_id, x.current, x.prev,
+           x.seq, x.since, x.last_active_at);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, user_view& x) {
+  return f(caf::meta::type_name("user_view"), x.user_id, x.current, x.since,
+           x.seq, x.last_active_at, x.last_seen_at, x.confidence, x.server_time,
+           x.sessions);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, member_update& x) {
+  return f(caf::meta::type_name("member_update"), x.user_id, x.current,
+           x.visible, x.member, x.last_active_at);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, member_info& x) {
+  return f(caf::meta::type_name("member_info"), x.user_id, x.current, x.visible);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, room_query& x) {
+  return f(caf::meta::type_name("room_query"), x.limit, x.after, x.counts_only);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, room_view& x) {
+  return f(caf::meta::type_name("room_view"), x.room_id, x.phase, x.readiness,
+           x.counts, x.observers, x.member_count, x.momentum, x.media_attached,
+           x.pending_intents, x.members, x.next_after);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, room_event& x) {
+  return f(caf::meta::type_name("room_event"), x.room_id, x.event, x.user_id,
+           x.current, x.counts, x.readiness, x.phase);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, timeline_sample& x) {
+  return f(caf::meta::type_name("timeline_sample"), x.t, x.counts, x.readiness,
+           x.phase);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, intent_view& x) {
+  return f(caf::meta::type_name("intent_view"), x.intent_id, x.from_user,
+           x.to_user, x.to_room, x.kind, x.note, x.status, x.created_at,
+           x.expires_at, x.delivered_at, x.ready_at);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, intent_event& x) {
+  return f(caf::meta::type_name("intent_event"), x.intent);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, intent_list& x) {
+  return f(caf::meta::type_name("intent_list"), x.incoming, x.outgoing);
+}
+
+} // namespace presence::actors

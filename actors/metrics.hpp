@@ -1,0 +1,52 @@
+// Counters the actors update on their paths and the gateway exports. Lock-free
+// (relaxed atomics): any thread may update or read them at any time.
+#pragma once
+
+#include "actors/rules.hpp"
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+
+namespace presence::actors {
+
+/// A histogram of timer lateness in 1 ms buckets up to 1 s, then one overflow.
+class lateness_histogram {
+public:
+  static constexpr size_t buckets = 1001;
+
+  /// Records one firing `late_ms` after its due time.
+  void record(int64_t late_ms);
+
+  /// The smallest lateness below which a fraction `q` of firings landed (the
+  /// overflow bucket reports 1000).
+  int64_t quantile(double q) const;
+
+  uint64_t count() const;
+  void reset();
+
+private:
+  std::array<std::atomic<uint64_t>, buckets> counts_{};
+};
+
+struct runtime_metrics {
+  std::array<std::atomic<int64_t>, state_count> sessions_by_state{};
+  std::array<std::atomic<int64_t>, state_count> users_by_state{};
+  std::atomic<int64_t> rooms{0};
+  std::atomic<int64_t> intents{0};
+  std::atomic<uint64_t> signals{0};
+  std::atomic<uint64_t> session_transitions{0};
+  std::atomic<uint64_t> user_transitions{0};
+  std::atomic<uint64_t> events_sent{0};
+  std::atomic<uint64_t> timer_fires{0};
+  lateness_histogram timer_lateness;
+
+  /// Moves one session (or user) from one state gauge to another.
+  static void move(std::array<std::atomic<int64_t>, state_count>& gauge,
+                   state from, state to) {
+    gauge[static_cast<size_t>(from)].fetch_sub(1, std::memory_order_relaxed);
+    gauge[static_cast<size_t>(to)].fetch_add(1, std::memory_order_relaxed);
+  }
+};
+
+} // namespace presence::actors

@@ -1,0 +1,55 @@
+// The presence model of one node: its configuration, clock, timer service,
+// metrics and router, shared by every entity actor of the node. Create it after
+// the actor system, call `start()`, and before destroying it call `shutdown()`
+// and let the actors finish (`await_all_actors_done`, or the test coordinator's
+// `run`): actors hold a reference to it until they terminate.
+#pragma once
+
+#include "actors/clock.hpp"
+#include "actors/metrics.hpp"
+#include "actors/router.hpp"
+#include "actors/timer_service.hpp"
+#include "config/settings.hpp"
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+
+namespace presence::actors {
+
+class node {
+public:
+  /// `wall_start_ms` is the epoch time of the actor clock's current instant
+  /// (`clock::system_now_ms()` in production, a fixed value in tests).
+  node(caf::actor_system& sys, config::settings cfg, int64_t wall_start_ms);
+  ~node();
+
+  node(const node&) = delete;
+  node& operator=(const node&) = delete;
+
+  /// Starts the timer ticker.
+  void start();
+
+  /// Stops the ticker, drops pending timers and sends every entity an exit.
+  void shutdown();
+
+  caf::actor_system& system() { return sys_; }
+  const config::settings& cfg() const { return cfg_; }
+  const config::presence_section& presence() const { return cfg_.presence; }
+  const config::rooms_section& rooms() const { return cfg_.rooms; }
+  const actors::clock& clock() const { return clock_; }
+  int64_t now_ms() const { return clock_.now_ms(); }
+  timer_service& timers() { return timers_; }
+  runtime_metrics& metrics() { return metrics_; }
+  actors::router& router() { return router_; }
+
+private:
+  caf::actor_system& sys_;
+  config::settings cfg_;
+  actors::clock clock_;
+  timer_service timers_;
+  runtime_metrics metrics_;
+  actors::router router_;
+  caf::actor ticker_;
+};
+
+} // namespace presence::actors

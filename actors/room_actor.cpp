@@ -1,0 +1,207 @@
+#include "actors/room_actor.hpp"
+
+#include "actors/node.hpp"
+
+#include <caf/event_based_actor.hpp>
+
+#include <algorithm>
+
+namespace presence::actors {
+
+room_state::~room_state() {
+  if (owner != nullptr)
+    owner->metrics().rooms.fetch_sub(1, std::memory_order_relaxed);
+}
+
+namespace {
+
+void count(room_state& st, const room_state::member& m, int delta) {
+  if (m.visible)
+    st.counts[static_cast<size_t>(m.current)] += delta;
+  else if (m.current != state::offline)
+    st.observers += delta;
+}
+
+room_view make_view(room_actor_type* self, const room_query& q) {
+  auto& st = self->state;
+  room_view v;
+  v.room_id = st.room_id;
+  v.phase = st.phase;
+  v.readiness = st.readiness;
+  v.counts = st.counts;
+  v.observers = st.observers;
+  v.member_count = static_cast<int64_t>(st.members.size());
+  v.momentum = st.joins.value(st.owner->now_ms(), st.owner->rooms().momentum_window_ms);
+  v.media_attached = st.media_attached;
+  v.pending_intents = static_cast<int64_t>(st.intents.size());
+  if (q.counts_only)
+    return v;
+  auto i = q.after.empty() ? st.members.begin() : st.members.upper_bound(q.after);
+  for (; i != st.members.end(); ++i) {
+    if (static_cast<int64_t>(v.members.size()) >= q.limit) {
+      v.next_after = v.members.back().user_id;
+      break;
+    }
+    v.members.push_back(member_info{i->first, i->second.current, i->second.visible});
+  }
+  return v;
+}
+
+void emit(room_actor_type* self, std::string event, const std::string& user_id,
+          state current) {
+  auto& st = self->state;
+  auto msg = caf::make_message(room_event{st.room_id, std::move(event), user_id,
+                                          current, st.counts, st.readiness,
+                                          st.phase});
+  for (auto& s : st.subscribers)
+    self->send(s, msg);
+  st.owner->metrics().events_sent.fetch_add(st.subscribers.size(),
+                                            std::memory_order_relaxed);
+}
+
+bool anyone_present(const room_state& st) {
+  return present(st.counts) + st.observers > 0;
+}
+
+void sample(room_actor_type* self, int64_t now) {
+  auto& st = self->state;
+  st.timeline.push_back(timeline_sample{now, st.counts, st.readiness, st.phase});
+  auto max = static_cast<size_t>(st.owner->rooms().timeline_max_samples);
+  while (st.timeline.size() > max)
+    st.timeline.pop_front();
+}
+
+// Samples now and keeps sampling while anyone is present.
+void ensure_sampling(room_actor_type* self, int64_t now) {
+  auto& st = self->state;
+  if (st.timer.armed() || !anyone_present(st))
+    return;
+  sample(self, now);
+  st.timer.arm(caf::actor_cast<caf::actor>(self),
+               now + st.owner->rooms().timeline_interval_ms);
+}
+
+// Recomputes readiness and phase; emits `phase` when the phase changed.
+void reevaluate(room_actor_type* self) {
+  auto& st = self->state;
+  auto& cfg = st.owner->rooms();
+  st.readiness = readiness(st.counts, static_cast<int64_t>(st.intents.size()), cfg);
+  auto next = next_phase(st.phase, anyone_present(st), st.readiness, cfg);
+  if (next != st.phase) {
+    st.phase = next;
+    emit(self, "phase", "", state::offline);
+    if (next == room_phase::empty)
+      sample(self, st.owner->now_ms()); // the moment it emptied
+  }
+}
+
+} // namespace
+
+caf::behavior room_actor(room_actor_type* self, node* owner, std::string room_id) {
+  auto& st = self->state;
+  st.owner = owner;
+  st.room_id = std::move(room_id);
+  st.timer.bind(owner->timers());
+  owner->metrics().rooms.fetch_add(1, std::memory_order_relaxed);
+  self->set_down_handler([self](caf::down_msg& dm) {
+    auto& subs = self->state.subscribers;
+    subs.erase(std::remove_if(subs.begin(), subs.end(),
+                              [&](const caf::actor& a) {
+                                return a.address() == dm.source;
+                              }),
+               subs.end());
+  });
+  return {
+    [self](member_atom, const member_update& u) {
+      auto& st = self->state;
+      auto now = st.owner->now_ms();
+      auto window = st.owner->rooms().momentum_window_ms;
+      auto i = st.members.find(u.user_id);
+      if (!u.member) {
+        if (i != st.members.end()) {
+          count(st, i->second, -1);
+          st.members.erase(i);
+          st.joins.add(now, -1, window);
+          st.readiness = readiness(st.counts, static_cast<int64_t>(st.intents.size()),
+                                   st.owner->rooms());
+          emit(self, "leave", u.user_id, u.current);
+          reevaluate(self);
+        }
+      } else if (i == st.members.end()) {
+        room_state::member m{u.current, u.visible, u.last_active_at};
+        count(st, m, +1);
+        st.members.emplace(u.user_id, m);
+        st.joins.add(now, +1, window);
+        st.readiness = readiness(st.counts, static_cast<int64_t>(st.intents.size()),
+                                 st.owner->rooms());
+        emit(self, "join", u.user_id, u.current);
+        reevaluate(self);
+      } else if (i->second.current != u.current || i->second.visible != u.visible) {
+        count(st, i->second, -1);
+        i->second.current = u.current;
+        i->second.visible = u.visible;
+        i->second.last_active_at = u.last_active_at;
+        count(st, i->second, +1);
+        st.readiness = readiness(st.counts, static_cast<int64_t>(st.intents.size()),
+                                 st.owner->rooms());
+        emit(self, "member", u.user_id, u.current);
+        reevaluate(self);
+      } else {
+        i->second.last_active_at = u.last_active_at;
+      }
+      ensure_sampling(self, now);
+      return make_view(self, room_query{});
+    },
+    [self](caf::get_atom, const room_query& q) { return make_view(self, q); },
+    [self](subscribe_atom, const caf::actor& who) {
+      auto& subs = self->state.subscribers;
+      if (std::find(subs.begin(), subs.end(), who) == subs.end()) {
+        subs.push_back(who);
+        self->monitor(who);
+      }
+      return make_view(self, room_query{});
+    },
+    [self](unsubscribe_atom, const caf::actor& who) {
+      auto& subs = self->state.subscribers;
+      subs.erase(std::remove(subs.begin(), subs.end(), who), subs.end());
+    },
+    [self](media_atom, bool attached) {
+      self->state.media_attached = attached;
+      return make_view(self, room_query{});
+    },
+    [self](timeline_atom, int64_t since) {
+      std::vector<timeline_sample> out;
+      for (auto& s : self->state.timeline)
+        if (s.t >= since)
+          out.push_back(s);
+      return out;
+    },
+    [self](wake_atom, uint64_t generation) {
+      auto& st = self->state;
+      if (!st.timer.is_current(generation))
+        return;
+      auto now = st.owner->now_ms();
+      if (!anyone_present(st))
+        return; // stop sampling an empty room (its last sample is taken)
+      sample(self, now);
+      st.timer.arm(caf::actor_cast<caf::actor>(self),
+                   st.timer.due_ms() + st.owner->rooms().timeline_interval_ms);
+    },
+    [self](intent_atom, const intent_view& v) {
+      auto& st = self->state;
+      if (is_final(v.status))
+        st.intents.erase(v.intent_id);
+      else
+        st.intents[v.intent_id] = v;
+      if (v.status == intent_status::delivered) {
+        // Push to every present member's own sockets.
+        for (auto& [user_id, m] : st.members)
+          if (m.current != state::offline && user_id != v.from_user)
+            self->send(st.owner->router().user(user_id), intent_atom::value, v);
+      }
+      reevaluate(self);
+    },
+  };
+}
+
+} // namespace presence::actors

@@ -1,0 +1,57 @@
+// A room actor: a persistent coordination space. Keeps its members (visible or
+// not) with their users' published states, per-state counts of visible members,
+// observers, momentum, readiness and phase (with hysteresis), a bounded timeline
+// sampled every `timeline_interval_ms` while anyone is present, the media flag
+// and the intents declared into it. Sends a room_event to subscribers on each
+// change of membership, of a member's state, or of phase. Messages: messages.hpp.
+#pragma once
+
+#include "actors/messages.hpp"
+#include "actors/timer_service.hpp"
+
+#include <caf/event_based_actor.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include <deque>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace presence::actors {
+
+class node;
+
+struct room_state {
+  room_state() = default;
+  ~room_state();
+  room_state(const room_state&) = delete;
+  room_state& operator=(const room_state&) = delete;
+
+  struct member {
+    state current = state::offline;
+    bool visible = true;
+    int64_t last_active_at = 0;
+  };
+
+  node* owner = nullptr;
+  std::string room_id;
+  std::map<std::string, member> members; ///< sorted by user id, for paging
+  state_counts counts{};                 ///< visible members per state
+  int64_t observers = 0;                 ///< invisible members present
+  room_phase phase = room_phase::empty;
+  double readiness = 0;
+  struct momentum joins;
+  bool media_attached = false;
+  std::map<std::string, intent_view> intents; ///< open intents into the room
+  std::deque<timeline_sample> timeline;
+  std::vector<caf::actor> subscribers;
+  timer_slot timer; ///< the next timeline sample
+
+  static inline const char* name = "presence.room";
+};
+
+using room_actor_type = caf::stateful_actor<room_state>;
+
+caf::behavior room_actor(room_actor_type* self, node* owner, std::string room_id);
+
+} // namespace presence::actors

@@ -1,0 +1,160 @@
+#include "actors/router.hpp"
+
+#include "actors/errors.hpp"
+#include "actors/ids.hpp"
+#include "actors/intent_actor.hpp"
+#include "actors/node.hpp"
+#include "actors/room_actor.hpp"
+#include "actors/session_actor.hpp"
+#include "actors/user_actor.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/send.hpp>
+
+#include <functional>
+
+namespace presence::actors {
+
+router::router(node& n) : node_(n) {
+}
+
+router::shard& router::shard_of(const std::string& key) {
+  return shards_[std::hash<std::string>{}(key) % shard_count];
+}
+
+const router::shard& router::shard_of(const std::string& key) const {
+  return shards_[std::hash<std::string>{}(key) % shard_count];
+}
+
+caf::actor router::find(const std::string& key) const {
+  auto& sh = shard_of(key);
+  std::lock_guard<std::mutex> guard{sh.mtx};
+  auto i = sh.actors.find(key);
+  return i == sh.actors.end() ? caf::actor{} : i->second;
+}
+
+caf::actor router::insert(const std::string& key, caf::actor fresh,
+                          bool* inserted) {
+  auto& sh = shard_of(key);
+  std::lock_guard<std::mutex> guard{sh.mtx};
+  auto [i, added] = sh.actors.try_emplace(key, std::move(fresh));
+  if (inserted != nullptr)
+    *inserted = added;
+  return i->second;
+}
+
+caf::actor router::user(const std::string& id) {
+  auto key = "user:" + id;
+  if (auto found = find(key))
+    return found;
+  // Spawned outside the lock; a racing spawn of the same key loses and exits
+  // before it received anything.
+  auto fresh = node_.system().spawn(user_actor, &node_, id);
+  bool inserted = false;
+  auto winner = insert(key, fresh, &inserted);
+  if (!inserted)
+    caf::anon_send_exit(fresh, caf::exit_reason::user_shutdown);
+  return winner;
+}
+
+caf::actor router::room(const std::string& id) {
+  auto key = "room:" + id;
+  if (auto found = find(key))
+    return found;
+  auto fresh = node_.system().spawn(room_actor, &node_, id);
+  bool inserted = false;
+  auto winner = insert(key, fresh, &inserted);
+  if (!inserted)
+    caf::anon_send_exit(fresh, caf::exit_reason::user_shutdown);
+  return winner;
+}
+
+opened_session router::open_session(const session_spec& spec) {
+  opened_session out;
+  out.session_id = spec.session_id.empty() ? random_id("s_", 12) : spec.session_id;
+  out.user_id = spec.user_id;
+  out.resume_token = spec.resume_token.empty() ? random_id("", 24)
+                                               : spec.resume_token;
+  out.server_time = node_.now_ms();
+  auto clk = actors::open_session(spec.initial, out.server_time, node_.presence());
+  out.current = derive_state(clk, out.server_time, node_.presence());
+  out.heartbeat_ms = heartbeat_interval_ms(out.current, node_.presence());
+  out.handle = node_.system().spawn(session_actor, &node_, out.session_id,
+                                    spec.user_id, spec.device,
+                                    token_digest(out.resume_token), clk);
+  insert("session:" + out.session_id, out.handle, nullptr);
+  return out;
+}
+
+caf::expected<std::pair<intent_view, caf::actor>>
+router::create_intent(intent_spec spec) {
+  if (spec.to_user.empty() == spec.to_room.empty())
+    return caf::make_error(errc::invalid_argument,
+                           std::string{"exactly one of to_user and to_room"});
+  if (!valid_id(spec.from_user)
+      || !(spec.to_user.empty() ? valid_id(spec.to_room) : valid_id(spec.to_user)))
+    return caf::make_error(errc::invalid_argument, std::string{"invalid id"});
+  if (spec.to_user == spec.from_user)
+    return caf::make_error(errc::invalid_argument,
+                           std::string{"an intent to oneself"});
+  if (spec.ttl_ms == 0)
+    spec.ttl_ms = default_intent_ttl_ms;
+  if (spec.ttl_ms < 0 || spec.ttl_ms > max_intent_ttl_ms)
+    return caf::make_error(errc::invalid_argument,
+                           std::string{"ttl_ms must be in 1..86400000"});
+  intent_view v;
+  v.intent_id = random_id("i_", 12);
+  v.from_user = std::move(spec.from_user);
+  v.to_user = std::move(spec.to_user);
+  v.to_room = std::move(spec.to_room);
+  v.kind = spec.kind.empty() ? "call" : std::move(spec.kind);
+  v.note = std::move(spec.note);
+  v.status = intent_status::pending;
+  v.created_at = node_.now_ms();
+  v.expires_at = v.created_at + spec.ttl_ms;
+  auto handle = node_.system().spawn(intent_actor, &node_, v);
+  insert("intent:" + v.intent_id, handle, nullptr);
+  return std::make_pair(std::move(v), std::move(handle));
+}
+
+void router::forget(const std::string& key, const caf::actor_addr& who) {
+  caf::actor released;
+  auto& sh = shard_of(key);
+  std::lock_guard<std::mutex> guard{sh.mtx};
+  auto i = sh.actors.find(key);
+  if (i != sh.actors.end() && i->second.address() == who) {
+    released = std::move(i->second);
+    sh.actors.erase(i);
+  }
+}
+
+std::vector<caf::actor> router::all() const {
+  std::vector<caf::actor> out;
+  for (auto& sh : shards_) {
+    std::lock_guard<std::mutex> guard{sh.mtx};
+    for (auto& [key, a] : sh.actors)
+      out.push_back(a);
+  }
+  return out;
+}
+
+size_t router::size() const {
+  size_t n = 0;
+  for (auto& sh : shards_) {
+    std::lock_guard<std::mutex> guard{sh.mtx};
+    n += sh.actors.size();
+  }
+  return n;
+}
+
+void router::clear() {
+  for (auto& sh : shards_) {
+    std::unordered_map<std::string, caf::actor> released;
+    {
+      std::lock_guard<std::mutex> guard{sh.mtx};
+      released.swap(sh.actors);
+    }
+  }
+}
+
+} // namespace presence::actors

@@ -1,0 +1,111 @@
+// The one way to reach an entity: by key ("session:<id>", "user:<id>",
+// "room:<id>", "intent:<id>"). On a single node every key is local; the cluster
+// replaces the lookup with ring placement behind this same interface. Users and
+// rooms are spawned on first use; sessions and intents only by their create calls
+// (a signal to an unknown session is `session_not_found`). Thread-safe: sharded
+// maps, each behind a mutex; spawning happens outside the locks.
+#pragma once
+
+#include "actors/messages.hpp"
+
+#include <caf/actor.hpp>
+
+#include <array>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace presence::actors {
+
+class node;
+
+/// What a client asks for when it opens a session.
+struct session_spec {
+  std::string user_id;
+  std::string device;
+  signal_kind initial = signal_kind::active;
+  std::string session_id;   ///< empty: a random id is chosen
+  std::string resume_token; ///< empty: a random token is chosen
+};
+
+/// The answer to opening a session.
+struct opened_session {
+  std::string session_id;
+  std::string user_id;
+  std::string resume_token;
+  state current = state::offline;
+  int64_t heartbeat_ms = 0;
+  int64_t server_time = 0;
+  caf::actor handle;
+};
+
+/// What a client asks for when it creates an intent.
+struct intent_spec {
+  std::string from_user;
+  std::string to_user; ///< exactly one of to_user and to_room
+  std::string to_room;
+  std::string kind = "call";
+  std::string note;
+  int64_t ttl_ms = 0; ///< 0: default_intent_ttl_ms
+};
+
+/// Default and bounds of an intent's time to live.
+inline constexpr int64_t default_intent_ttl_ms = 300'000;
+inline constexpr int64_t max_intent_ttl_ms = 86'400'000;
+/// How long a finished intent stays readable by id.
+inline constexpr int64_t finished_intent_retention_ms = 300'000;
+
+class router {
+public:
+  explicit router(node& n);
+
+  /// The actor for `key`, or an invalid handle if it does not exist.
+  caf::actor find(const std::string& key) const;
+
+  caf::actor session(const std::string& id) const { return find("session:" + id); }
+  caf::actor intent(const std::string& id) const { return find("intent:" + id); }
+
+  /// The user's actor, spawned on first use.
+  caf::actor user(const std::string& id);
+
+  /// The room's actor, spawned on first use.
+  caf::actor room(const std::string& id);
+
+  /// Opens a session (spawns its actor). Ids must already be valid.
+  opened_session open_session(const session_spec& spec);
+
+  /// Creates a pending intent; returns its first view and actor, or an error
+  /// (`invalid_argument`) for a bad spec.
+  caf::expected<std::pair<intent_view, caf::actor>> create_intent(intent_spec spec);
+
+  /// Removes `key` if it still maps to `who` (an entity that terminates).
+  void forget(const std::string& key, const caf::actor_addr& who);
+
+  /// Every registered actor (shutdown, diagnostics).
+  std::vector<caf::actor> all() const;
+
+  /// Number of registered entities.
+  size_t size() const;
+
+  /// Drops every reference (shutdown, after the entities were told to exit).
+  void clear();
+
+private:
+  static constexpr size_t shard_count = 32;
+  struct shard {
+    mutable std::mutex mtx;
+    std::unordered_map<std::string, caf::actor> actors; // guarded by mtx
+  };
+
+  shard& shard_of(const std::string& key);
+  const shard& shard_of(const std::string& key) const;
+
+  /// Inserts `fresh` under `key` unless an actor is there; returns the winner.
+  caf::actor insert(const std::string& key, caf::actor fresh, bool* inserted);
+
+  node& node_;
+  std::array<shard, shard_count> shards_;
+};
+
+} // namespace presence::actors

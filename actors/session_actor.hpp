@@ -1,0 +1,50 @@
+// A session actor: one tab, device or SDK instance. Holds the session's two clocks
+// and exactly one pending wake-up at its next state boundary (re-armed on each
+// signal that moves it); tells its user actor only when its derived state changes;
+// terminates when it goes offline (explicit leave or expiry). Messages: see
+// messages.hpp.
+#pragma once
+
+#include "actors/messages.hpp"
+#include "actors/timer_service.hpp"
+
+#include <caf/event_based_actor.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include <string>
+#include <vector>
+
+namespace presence::actors {
+
+class node;
+
+struct session_state {
+  session_state() = default;
+  ~session_state();
+  session_state(const session_state&) = delete;
+  session_state& operator=(const session_state&) = delete;
+
+  node* owner = nullptr;
+  std::string session_id;
+  std::string user_id;
+  std::string device;
+  std::string resume_digest; ///< SHA-256 of the resume token
+  session_clock clk;
+  state current = state::offline;
+  int64_t heartbeat_ms = 0; ///< the interval last issued to the client
+  caf::actor user;
+  std::vector<std::string> rooms;
+  timer_slot timer;
+
+  static inline const char* name = "presence.session";
+};
+
+using session_actor_type = caf::stateful_actor<session_state>;
+
+/// The actor's behavior; `clk` is the opening signal's clock.
+caf::behavior session_actor(session_actor_type* self, node* owner,
+                            std::string session_id, std::string user_id,
+                            std::string device, std::string resume_digest,
+                            session_clock clk);
+
+} // namespace presence::actors

@@ -1,0 +1,286 @@
+#include "actors/user_actor.hpp"
+
+#include "actors/errors.hpp"
+#include "actors/node.hpp"
+
+#include <caf/event_based_actor.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+
+namespace presence::actors {
+
+user_state::~user_state() {
+  if (owner != nullptr)
+    owner->metrics().users_by_state[static_cast<size_t>(published)].fetch_sub(
+      1, std::memory_order_relaxed);
+}
+
+namespace {
+
+// How long the user waits for its sessions' fresh views when asked for its own.
+constexpr auto session_view_timeout = std::chrono::seconds{2};
+
+state aggregate(const user_state& st) {
+  auto best = state::offline;
+  for (auto& [id, s] : st.sessions)
+    best = best_of(best, s.current);
+  return best;
+}
+
+member_update make_member_update(const user_state& st, bool visible,
+                                  bool member) {
+  return member_update{st.user_id, st.published, visible, member,
+                       st.last_active_at};
+}
+
+user_view base_view(user_actor_type* self) {
+  auto& st = self->state;
+  user_view v;
+  v.user_id = st.user_id;
+  v.current = st.published;
+  v.since = st.since;
+  v.seq = st.seq;
+  v.last_active_at = st.last_active_at;
+  v.last_seen_at = st.last_seen_at;
+  v.server_time = st.owner->now_ms();
+  auto& cfg = st.owner->presence();
+  for (auto& [id, s] : st.sessions) {
+    auto c = confidence(v.server_time - s.last_signal_at, s.heartbeat_ms, cfg);
+    v.confidence = std::max(v.confidence, c);
+    v.sessions.push_back(session_view{id, st.user_id, s.device, s.current,
+                                      s.last_signal_at, s.last_active_at,
+                                      s.heartbeat_ms, c, {}});
+  }
+  return v;
+}
+
+void send_all(user_actor_type* self, const std::vector<caf::actor>& to,
+              const caf::message& msg) {
+  for (auto& a : to)
+    self->send(a, msg);
+  self->state.owner->metrics().events_sent.fetch_add(to.size(),
+                                                      std::memory_order_relaxed);
+}
+
+// Makes `next` the published state: seq + 1, subscribers and rooms told.
+void publish(user_actor_type* self, state next, int64_t at) {
+  auto& st = self->state;
+  auto prev = st.published;
+  if (next == prev)
+    return;
+  auto& m = st.owner->metrics();
+  runtime_metrics::move(m.users_by_state, prev, next);
+  m.user_transitions.fetch_add(1, std::memory_order_relaxed);
+  st.published = next;
+  st.seq += 1;
+  st.since = std::max(st.since, at);
+  send_all(self, st.subscribers,
+           caf::make_message(presence_event{st.user_id, next, prev, st.seq,
+                                            st.since, st.last_active_at}));
+  for (auto& [room_id, mem] : st.rooms)
+    self->send(mem.room, member_atom::value,
+               make_member_update(st, mem.visible, true));
+}
+
+// Re-derives the aggregate after a change of the sessions; honours linger.
+void reaggregate(user_actor_type* self, int64_t at) {
+  auto& st = self->state;
+  auto next = aggregate(st);
+  auto linger_ms = st.owner->presence().offline_linger_ms;
+  if (next == state::offline && st.published != state::offline && linger_ms > 0) {
+    if (!st.linger.armed())
+      st.linger.arm(caf::actor_cast<caf::actor>(self), at + linger_ms);
+    return;
+  }
+  st.linger.disarm();
+  publish(self, next, at);
+}
+
+// Removes `session_id` from every membership; a room left without any of this
+// user's sessions loses the user.
+void drop_session_from_rooms(user_actor_type* self,
+                             const std::string& session_id) {
+  auto& st = self->state;
+  for (auto i = st.rooms.begin(); i != st.rooms.end();) {
+    auto& mem = i->second;
+    if (mem.sessions.erase(session_id) > 0 && mem.sessions.empty()) {
+      self->send(mem.room, member_atom::value,
+                 make_member_update(st, mem.visible, false));
+      i = st.rooms.erase(i);
+    } else {
+      ++i;
+    }
+  }
+}
+
+void remember_intent(user_state& st, const intent_view& v) {
+  st.intents[v.intent_id] = v;
+  // Bound the index: drop the oldest finished intents beyond the limit.
+  size_t finished = 0;
+  for (auto& [id, x] : st.intents)
+    finished += is_final(x.status) ? 1 : 0;
+  while (finished > max_finished_intents_per_user) {
+    auto oldest = st.intents.end();
+    for (auto i = st.intents.begin(); i != st.intents.end(); ++i)
+      if (is_final(i->second.status)
+          && (oldest == st.intents.end()
+              || i->second.created_at < oldest->second.created_at))
+        oldest = i;
+    st.intents.erase(oldest);
+    --finished;
+  }
+}
+
+void remove_actor(std::vector<caf::actor>& xs, const caf::actor_addr& who) {
+  xs.erase(std::remove_if(xs.begin(), xs.end(),
+                          [&](const caf::actor& a) { return a.address() == who; }),
+           xs.end());
+}
+
+void add_actor(user_actor_type* self, std::vector<caf::actor>& xs,
+               const caf::actor& who) {
+  if (std::find(xs.begin(), xs.end(), who) == xs.end()) {
+    xs.push_back(who);
+    self->monitor(who);
+  }
+}
+
+} // namespace
+
+caf::behavior user_actor(user_actor_type* self, node* owner, std::string user_id) {
+  auto& st = self->state;
+  st.owner = owner;
+  st.user_id = std::move(user_id);
+  st.linger.bind(owner->timers());
+  owner->metrics().users_by_state[static_cast<size_t>(state::offline)].fetch_add(
+    1, std::memory_order_relaxed);
+  self->set_down_handler([self](caf::down_msg& dm) {
+    remove_actor(self->state.subscribers, dm.source);
+    remove_actor(self->state.inbox, dm.source);
+  });
+  return {
+    [self](session_atom, const session_update& u) {
+      auto& st = self->state;
+      st.last_active_at = std::max(st.last_active_at, u.last_active_at);
+      st.last_seen_at = std::max(st.last_seen_at, u.last_signal_at);
+      if (u.current == state::offline) {
+        st.sessions.erase(u.session_id);
+        drop_session_from_rooms(self, u.session_id);
+      } else {
+        auto& e = st.sessions[u.session_id];
+        e.device = u.device;
+        e.current = u.current;
+        e.last_signal_at = u.last_signal_at;
+        e.last_active_at = u.last_active_at;
+        e.heartbeat_ms = u.heartbeat_ms;
+        e.ref = u.ref;
+      }
+      reaggregate(self, u.changed_at);
+    },
+    [self](wake_atom, uint64_t generation) {
+      auto& st = self->state;
+      if (!st.linger.is_current(generation))
+        return;
+      if (aggregate(st) == state::offline)
+        publish(self, state::offline, st.linger.due_ms());
+    },
+    [self](caf::get_atom) -> caf::result<user_view> {
+      auto& st = self->state;
+      auto view = std::make_shared<user_view>(base_view(self));
+      if (st.sessions.empty())
+        return *view;
+      // Fetch fresh views: heartbeats that changed nothing never reached us.
+      auto rp = self->make_response_promise<user_view>();
+      auto pending = std::make_shared<size_t>(st.sessions.size());
+      auto done = [self, view, pending, rp]() mutable {
+        if (--*pending > 0)
+          return;
+        for (auto& s : view->sessions) {
+          view->last_seen_at = std::max(view->last_seen_at, s.last_signal_at);
+          view->confidence = std::max(view->confidence, s.confidence);
+        }
+        rp.deliver(*view);
+        (void) self;
+      };
+      for (auto& sv : view->sessions) {
+        auto ref = caf::actor_cast<caf::actor>(st.sessions[sv.session_id].ref);
+        if (!ref) {
+          done();
+          continue;
+        }
+        auto* slot = &sv;
+        self->request(ref, session_view_timeout, caf::get_atom::value)
+          .then([slot, done](session_view& fresh) mutable {
+                  *slot = std::move(fresh);
+                  done();
+                },
+                [done](caf::error&) mutable { done(); });
+      }
+      return rp;
+    },
+    [self](subscribe_atom, const caf::actor& who) {
+      add_actor(self, self->state.subscribers, who);
+      return base_view(self);
+    },
+    [self](unsubscribe_atom, const caf::actor& who) {
+      remove_actor(self->state.subscribers, who.address());
+    },
+    [self](inbox_atom, const caf::actor& who) {
+      add_actor(self, self->state.inbox, who);
+    },
+    [self](unsubscribe_atom, inbox_atom, const caf::actor& who) {
+      remove_actor(self->state.inbox, who.address());
+    },
+    [self](join_atom, const std::string& room_id, const std::string& session_id,
+           bool visible) {
+      auto& st = self->state;
+      auto& mem = st.rooms[room_id];
+      if (!mem.room)
+        mem.room = st.owner->router().room(room_id);
+      mem.sessions.insert(session_id);
+      mem.visible = visible; // the latest join decides
+      return self->delegate(mem.room, member_atom::value,
+                            make_member_update(st, visible, true));
+    },
+    [self](leave_room_atom, const std::string& room_id,
+           const std::string& session_id) {
+      auto& st = self->state;
+      auto i = st.rooms.find(room_id);
+      if (i == st.rooms.end())
+        return self->delegate(st.owner->router().room(room_id),
+                              caf::get_atom::value, room_query{});
+      auto room = i->second.room;
+      i->second.sessions.erase(session_id);
+      if (!i->second.sessions.empty())
+        return self->delegate(room, caf::get_atom::value, room_query{});
+      auto update = make_member_update(st, i->second.visible, false);
+      st.rooms.erase(i);
+      return self->delegate(room, member_atom::value, update);
+    },
+    [self](intent_atom, const intent_view& v) {
+      auto& st = self->state;
+      remember_intent(st, v);
+      send_all(self, st.inbox, caf::make_message(intent_event{v}));
+    },
+    [self](list_atom, intent_atom) {
+      auto& st = self->state;
+      intent_list out;
+      for (auto& [id, v] : st.intents) {
+        if (v.from_user == st.user_id)
+          out.outgoing.push_back(v);
+        if (v.to_user == st.user_id)
+          out.incoming.push_back(v);
+      }
+      auto newest_first = [](const intent_view& a, const intent_view& b) {
+        return a.created_at > b.created_at;
+      };
+      std::sort(out.incoming.begin(), out.incoming.end(), newest_first);
+      std::sort(out.outgoing.begin(), out.outgoing.end(), newest_first);
+      return out;
+    },
+  };
+}
+
+} // namespace presence::actors

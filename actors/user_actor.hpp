@@ -1,0 +1,69 @@
+// A user actor: derived from its sessions, never written directly. Aggregates its
+// live sessions' states by precedence, increments `seq` on each change of the
+// aggregate and only then notifies subscribers and the rooms it is a member of;
+// keeps the latest `last_active_at` of any session it ever had; delays the move to
+// offline by `offline_linger_ms`. Holds the user's room memberships (a member
+// leaves a room when none of its sessions that joined it is left) and an index of
+// its intents. Messages: see messages.hpp.
+#pragma once
+
+#include "actors/messages.hpp"
+#include "actors/timer_service.hpp"
+
+#include <caf/event_based_actor.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace presence::actors {
+
+class node;
+
+struct user_state {
+  user_state() = default;
+  ~user_state();
+  user_state(const user_state&) = delete;
+  user_state& operator=(const user_state&) = delete;
+
+  struct session_entry {
+    std::string device;
+    state current = state::offline;
+    int64_t last_signal_at = 0;
+    int64_t last_active_at = 0;
+    int64_t heartbeat_ms = 0;
+    caf::actor_addr ref;
+  };
+  struct membership {
+    caf::actor room;
+    std::set<std::string> sessions; ///< this user's sessions that joined
+    bool visible = true;
+  };
+
+  node* owner = nullptr;
+  std::string user_id;
+  std::map<std::string, session_entry> sessions; ///< live sessions by id
+  state published = state::offline;             ///< what subscribers saw last
+  uint64_t seq = 0;
+  int64_t since = 0;
+  int64_t last_active_at = 0;
+  int64_t last_seen_at = 0;
+  std::vector<caf::actor> subscribers;
+  std::vector<caf::actor> inbox;
+  std::map<std::string, membership> rooms;
+  std::map<std::string, intent_view> intents;
+  timer_slot linger;
+
+  static inline const char* name = "presence.user";
+};
+
+/// Finished intents a user keeps listing (the oldest are dropped beyond this).
+inline constexpr size_t max_finished_intents_per_user = 100;
+
+using user_actor_type = caf::stateful_actor<user_state>;
+
+caf::behavior user_actor(user_actor_type* self, node* owner, std::string user_id);
+
+} // namespace presence::actors
