@@ -26,7 +26,10 @@
 //                                         the inbox as intent_event
 //   (list_atom, intent_atom)              gateway -> reply intent_list
 // Room actor (spawned on first use):
-//   (member_atom, member_update)          user -> reply room_view
+//   (member_atom, member_update)          user -> no reply (state changes, and
+//                                         leaves when its sessions expired)
+//   (join_atom, member_update)            user (delegating a session's join or
+//                                         leave_room) -> reply room_view
 //   (get_atom, room_query)                anyone -> reply room_view
 //   (subscribe_atom, actor)               anyone -> reply room_view; then room_event
 //   (unsubscribe_atom, actor)             anyone -> no reply

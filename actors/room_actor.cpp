@@ -81,18 +81,55 @@ void ensure_sampling(room_actor_type* self, int64_t now) {
                now + st.owner->rooms().timeline_interval_ms);
 }
 
-// Recomputes readiness and phase; emits `phase` when the phase changed.
-void reevaluate(room_actor_type* self) {
+// Recomputes readiness and phase; then sends `event` (unless empty) about
+// `user_id`, and a `phase` event if the phase changed, both carrying the new
+// counts, readiness and phase.
+void reevaluate(room_actor_type* self, const char* event = "",
+                const std::string& user_id = {}, state current = state::offline) {
   auto& st = self->state;
   auto& cfg = st.owner->rooms();
   st.readiness = readiness(st.counts, static_cast<int64_t>(st.intents.size()), cfg);
-  auto next = next_phase(st.phase, anyone_present(st), st.readiness, cfg);
-  if (next != st.phase) {
-    st.phase = next;
+  auto prev = st.phase;
+  st.phase = next_phase(st.phase, anyone_present(st), st.readiness, cfg);
+  if (*event != '\0')
+    emit(self, event, user_id, current);
+  if (st.phase != prev) {
     emit(self, "phase", "", state::offline);
-    if (next == room_phase::empty)
+    if (st.phase == room_phase::empty)
       sample(self, st.owner->now_ms()); // the moment it emptied
   }
+}
+
+// Applies a membership change or a member's new state.
+void apply_member(room_actor_type* self, const member_update& u) {
+  auto& st = self->state;
+  auto now = st.owner->now_ms();
+  auto window = st.owner->rooms().momentum_window_ms;
+  auto i = st.members.find(u.user_id);
+  if (!u.member) {
+    if (i == st.members.end())
+      return;
+    count(st, i->second, -1);
+    st.members.erase(i);
+    st.joins.add(now, -1, window);
+    reevaluate(self, "leave", u.user_id, u.current);
+  } else if (i == st.members.end()) {
+    room_state::member m{u.current, u.visible, u.last_active_at};
+    count(st, m, +1);
+    st.members.emplace(u.user_id, m);
+    st.joins.add(now, +1, window);
+    reevaluate(self, "join", u.user_id, u.current);
+  } else if (i->second.current != u.current || i->second.visible != u.visible) {
+    count(st, i->second, -1);
+    i->second.current = u.current;
+    i->second.visible = u.visible;
+    i->second.last_active_at = u.last_active_at;
+    count(st, i->second, +1);
+    reevaluate(self, "member", u.user_id, u.current);
+  } else {
+    i->second.last_active_at = u.last_active_at;
+  }
+  ensure_sampling(self, now);
 }
 
 } // namespace
@@ -112,44 +149,9 @@ caf::behavior room_actor(room_actor_type* self, node* owner, std::string room_id
                subs.end());
   });
   return {
-    [self](member_atom, const member_update& u) {
-      auto& st = self->state;
-      auto now = st.owner->now_ms();
-      auto window = st.owner->rooms().momentum_window_ms;
-      auto i = st.members.find(u.user_id);
-      if (!u.member) {
-        if (i != st.members.end()) {
-          count(st, i->second, -1);
-          st.members.erase(i);
-          st.joins.add(now, -1, window);
-          st.readiness = readiness(st.counts, static_cast<int64_t>(st.intents.size()),
-                                   st.owner->rooms());
-          emit(self, "leave", u.user_id, u.current);
-          reevaluate(self);
-        }
-      } else if (i == st.members.end()) {
-        room_state::member m{u.current, u.visible, u.last_active_at};
-        count(st, m, +1);
-        st.members.emplace(u.user_id, m);
-        st.joins.add(now, +1, window);
-        st.readiness = readiness(st.counts, static_cast<int64_t>(st.intents.size()),
-                                 st.owner->rooms());
-        emit(self, "join", u.user_id, u.current);
-        reevaluate(self);
-      } else if (i->second.current != u.current || i->second.visible != u.visible) {
-        count(st, i->second, -1);
-        i->second.current = u.current;
-        i->second.visible = u.visible;
-        i->second.last_active_at = u.last_active_at;
-        count(st, i->second, +1);
-        st.readiness = readiness(st.counts, static_cast<int64_t>(st.intents.size()),
-                                 st.owner->rooms());
-        emit(self, "member", u.user_id, u.current);
-        reevaluate(self);
-      } else {
-        i->second.last_active_at = u.last_active_at;
-      }
-      ensure_sampling(self, now);
+    [self](member_atom, const member_update& u) { apply_member(self, u); },
+    [self](join_atom, const member_update& u) {
+      apply_member(self, u);
       return make_view(self, room_query{});
     },
     [self](caf::get_atom, const room_query& q) { return make_view(self, q); },

@@ -76,8 +76,6 @@ bool update_state(session_actor_type* self, int64_t now, int64_t changed_at) {
     runtime_metrics::move(m.sessions_by_state, st.current, next);
     m.session_transitions.fetch_add(1, std::memory_order_relaxed);
     st.current = next;
-    if (next != state::offline)
-      st.heartbeat_ms = heartbeat_interval_ms(next, cfg);
     self->send(st.user, session_atom::value, make_update(self, changed_at));
   }
   return st.current == state::offline;
@@ -113,6 +111,9 @@ caf::behavior session_actor(session_actor_type* self, node* owner,
       auto before_state = st.current;
       auto before_hb = st.heartbeat_ms;
       apply_signal(st.clk, sig, now);
+      // The interval issued in this reply; timer transitions never change it.
+      st.heartbeat_ms = heartbeat_interval_ms(
+        derive_state(st.clk, now, st.owner->presence()), st.owner->presence());
       update_state(self, now, now);
       rearm(self, now);
       return {st.current, st.heartbeat_ms, now,

@@ -32,6 +32,7 @@ struct session_state {
   session_clock clk;
   state current = state::offline;
   int64_t heartbeat_ms = 0; ///< the interval last issued to the client
+                            ///< (changes only when answering a signal)
   caf::actor user;
   std::vector<std::string> rooms;
   timer_slot timer;

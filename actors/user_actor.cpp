@@ -241,7 +241,7 @@ caf::behavior user_actor(user_actor_type* self, node* owner, std::string user_id
         mem.room = st.owner->router().room(room_id);
       mem.sessions.insert(session_id);
       mem.visible = visible; // the latest join decides
-      return self->delegate(mem.room, member_atom::value,
+      return self->delegate(mem.room, join_atom::value,
                             make_member_update(st, visible, true));
     },
     [self](leave_room_atom, const std::string& room_id,
@@ -257,7 +257,7 @@ caf::behavior user_actor(user_actor_type* self, node* owner, std::string user_id
         return self->delegate(room, caf::get_atom::value, room_query{});
       auto update = make_member_update(st, i->second.visible, false);
       st.rooms.erase(i);
-      return self->delegate(room, member_atom::value, update);
+      return self->delegate(room, join_atom::value, update);
     },
     [self](intent_atom, const intent_view& v) {
       auto& st = self->state;

@@ -1,0 +1,183 @@
+// Verifies intents through every status: pending until the target is ready,
+// delivered to the target's sockets with the sender told, accepted, declined,
+// cancelled, expired; and who may do what.
+#include "support/test_node.hpp"
+
+using namespace presence::actors;
+using presence::testing::recorded;
+using presence::testing::test_node;
+
+namespace {
+
+class IntentActorTest : public ::testing::Test {
+protected:
+  test_node n;
+
+  caf::actor user(const std::string& id) { return n.node().router().user(id); }
+
+  void inbox(const std::string& uid, recorded& log) {
+    ASSERT_FALSE(n.tell(user(uid), inbox_atom::value, n.recorder(log)));
+  }
+
+  std::pair<intent_view, caf::actor> create(intent_spec spec) {
+    auto r = n.node().router().create_intent(std::move(spec));
+    EXPECT_TRUE(r) << render(r.error());
+    n.run();
+    return *r;
+  }
+
+  intent_view get(const caf::actor& a) {
+    auto v = n.ask<intent_view>(a, caf::get_atom::value);
+    EXPECT_TRUE(v);
+    return v ? *v : intent_view{};
+  }
+
+  caf::expected<intent_view> act(const caf::actor& a, caf::atom_value op,
+                                 const std::string& who) {
+    if (op == accept_atom::value)
+      return n.ask<intent_view>(a, accept_atom::value, who);
+    if (op == decline_atom::value)
+      return n.ask<intent_view>(a, decline_atom::value, who);
+    return n.ask<intent_view>(a, cancel_atom::value, who);
+  }
+
+  static std::vector<intent_status> statuses(const recorded& log) {
+    std::vector<intent_status> out;
+    for (auto& e : log.intents)
+      out.push_back(e.intent.status);
+    return out;
+  }
+};
+
+} // namespace
+
+// Verifies an intent waits while the target is idle, is delivered when it becomes
+// active (both sides told), and is accepted by the target.
+TEST_F(IntentActorTest, PendingDeliveredAccepted) {
+  recorded alice, bob;
+  inbox("alice", alice);
+  inbox("bob", bob);
+  auto bob_tab = n.open("bob", signal_kind::idle);
+  n.advance(10);
+  auto [v, h] = create({"alice", "bob", "", "call", "lunch?", 5000});
+  EXPECT_EQ(v.status, intent_status::pending);
+  EXPECT_EQ(v.expires_at, test_node::t0 + 10 + 5000);
+  n.advance(100);
+  EXPECT_EQ(get(h).status, intent_status::pending);
+  ASSERT_TRUE(n.ask<signal_reply>(bob_tab.handle, signal_atom::value,
+                                  signal_kind::active));
+  auto d = get(h);
+  EXPECT_EQ(d.status, intent_status::delivered);
+  EXPECT_EQ(d.delivered_at, test_node::t0 + 110);
+  auto r = act(h, accept_atom::value, "bob");
+  ASSERT_TRUE(r) << render(r.error());
+  EXPECT_EQ(r->status, intent_status::accepted);
+  auto want = std::vector<intent_status>{intent_status::pending,
+                                         intent_status::delivered,
+                                         intent_status::accepted};
+  EXPECT_EQ(statuses(alice), want) << "the sender is told of each change";
+  EXPECT_EQ(statuses(bob), want);
+  EXPECT_EQ(bob.intents[0].intent.note, "lunch?");
+}
+
+// Verifies an intent to a user who is already active is delivered at once.
+TEST_F(IntentActorTest, DeliveredAtOnceWhenTargetActive) {
+  n.open("bob");
+  auto [v, h] = create({"alice", "bob", "", "call", "", 0});
+  EXPECT_EQ(get(h).status, intent_status::delivered);
+  EXPECT_EQ(get(h).expires_at, v.created_at + default_intent_ttl_ms);
+}
+
+// Verifies decline by the target.
+TEST_F(IntentActorTest, Declined) {
+  n.open("bob");
+  auto [v, h] = create({"alice", "bob", "", "call", "", 0});
+  auto r = act(h, decline_atom::value, "bob");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, intent_status::declined);
+}
+
+// Verifies only the sender may cancel, only the target may accept, and nothing
+// changes a finished intent.
+TEST_F(IntentActorTest, WhoMayDoWhat) {
+  auto [v, h] = create({"alice", "bob", "", "call", "", 0});
+  auto r = act(h, cancel_atom::value, "bob");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(code_of(r.error()), errc::forbidden);
+  r = act(h, accept_atom::value, "alice");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(code_of(r.error()), errc::forbidden);
+  r = act(h, accept_atom::value, "mallory");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(code_of(r.error()), errc::forbidden);
+  r = act(h, cancel_atom::value, "alice");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, intent_status::cancelled);
+  r = act(h, accept_atom::value, "bob");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(code_of(r.error()), errc::conflict);
+}
+
+// Verifies an intent whose target never becomes ready expires at its ttl, and is
+// forgotten after the retention time.
+TEST_F(IntentActorTest, ExpiresAtTtl) {
+  recorded alice;
+  inbox("alice", alice);
+  auto [v, h] = create({"alice", "bob", "", "call", "", 3000});
+  n.advance_to(2999);
+  EXPECT_EQ(get(h).status, intent_status::pending);
+  n.advance_to(3000);
+  EXPECT_EQ(get(h).status, intent_status::expired);
+  EXPECT_EQ(statuses(alice).back(), intent_status::expired);
+  EXPECT_TRUE(n.node().router().intent(v.intent_id));
+  n.advance_to(3000 + finished_intent_retention_ms);
+  EXPECT_FALSE(n.node().router().intent(v.intent_id));
+}
+
+// Verifies an intent into a room waits for the room to be ready, raises its
+// readiness while open, and is pushed to the present members.
+TEST_F(IntentActorTest, IntoARoom) {
+  recorded b_inbox;
+  inbox("b", b_inbox);
+  auto b = n.open("b");
+  ASSERT_TRUE(n.ask<room_view>(b.handle, join_atom::value, std::string{"r"}, true));
+  auto [v, h] = create({"a", "", "r", "join", "", 0});
+  EXPECT_EQ(get(h).status, intent_status::pending);
+  auto rv = n.ask<room_view>(n.node().router().room("r"), caf::get_atom::value,
+                             room_query{});
+  ASSERT_TRUE(rv);
+  EXPECT_EQ(rv->pending_intents, 1);
+  EXPECT_NEAR(rv->readiness, 0.5 * (0.9 + 0.1), 1e-9);
+  auto c = n.open("c");
+  ASSERT_TRUE(n.ask<room_view>(c.handle, join_atom::value, std::string{"r"}, true));
+  EXPECT_EQ(get(h).status, intent_status::delivered);
+  ASSERT_FALSE(b_inbox.intents.empty());
+  EXPECT_EQ(b_inbox.intents.back().intent.status, intent_status::delivered);
+  auto r = act(h, accept_atom::value, "c");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, intent_status::accepted);
+}
+
+// Verifies a user's intent lists: incoming and outgoing, newest first.
+TEST_F(IntentActorTest, Lists) {
+  create({"alice", "bob", "", "call", "", 0});
+  n.advance(5);
+  create({"carol", "alice", "", "call", "", 0});
+  auto l = n.ask<intent_list>(user("alice"), list_atom::value, intent_atom::value);
+  ASSERT_TRUE(l);
+  ASSERT_EQ(l->outgoing.size(), 1u);
+  ASSERT_EQ(l->incoming.size(), 1u);
+  EXPECT_EQ(l->outgoing[0].to_user, "bob");
+  EXPECT_EQ(l->incoming[0].from_user, "carol");
+}
+
+// Verifies bad specs are refused.
+TEST_F(IntentActorTest, BadSpecs) {
+  auto& r = n.node().router();
+  EXPECT_FALSE(r.create_intent({"a", "", "", "call", "", 0}));
+  EXPECT_FALSE(r.create_intent({"a", "b", "r", "call", "", 0}));
+  EXPECT_FALSE(r.create_intent({"a", "a", "", "call", "", 0}));
+  EXPECT_FALSE(r.create_intent({"a", "b c", "", "call", "", 0}));
+  EXPECT_FALSE(r.create_intent({"a", "b", "", "call", "", -1}));
+  EXPECT_FALSE(r.create_intent({"a", "b", "", "call", "", max_intent_ttl_ms + 1}));
+}

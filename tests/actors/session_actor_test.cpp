@@ -1,0 +1,158 @@
+// Verifies the session actor under controlled time: its one timer fires at each
+// boundary of the state table, signals re-arm it, identical signals emit nothing,
+// and it stops when offline.
+#include "support/test_node.hpp"
+
+using namespace presence::actors;
+using presence::testing::recorded;
+using presence::testing::test_node;
+
+namespace {
+
+class SessionActorTest : public ::testing::Test {
+protected:
+  test_node n;
+
+  caf::expected<signal_reply> signal(const std::string& sid, signal_kind k) {
+    return n.ask<signal_reply>(n.node().router().session(sid), signal_atom::value, k);
+  }
+
+  state session_state(const std::string& sid) {
+    auto h = n.node().router().session(sid);
+    if (!h)
+      return state::offline;
+    auto v = n.ask<session_view>(h, caf::get_atom::value);
+    EXPECT_TRUE(v) << presence::actors::render(v.error());
+    return v ? v->current : state::offline;
+  }
+};
+
+} // namespace
+
+// Verifies the decay timeline of one active signal fires at each boundary
+// (1 ms before: old state; at the boundary: new state) and that each user event
+// is stamped with the boundary time.
+TEST_F(SessionActorTest, DecaysAtEachBoundary) {
+  recorded log;
+  auto s = n.open("u1");
+  ASSERT_TRUE(n.ask<user_view>(n.node().router().user("u1"), subscribe_atom::value,
+                               n.recorder(log)));
+  EXPECT_EQ(s.current, state::active);
+  EXPECT_EQ(s.heartbeat_ms, 500);
+  struct step {
+    int64_t at;
+    state expected;
+  };
+  std::vector<step> steps = {{999, state::active}, {1000, state::idle},
+                             {1999, state::idle},  {2000, state::away},
+                             {4999, state::away},  {5000, state::stale},
+                             {7999, state::stale}};
+  for (auto& st : steps) {
+    n.advance_to(st.at);
+    EXPECT_EQ(session_state(s.session_id), st.expected) << "at +" << st.at;
+  }
+  n.advance_to(8000);
+  EXPECT_FALSE(n.node().router().session(s.session_id)) << "still registered";
+  ASSERT_EQ(log.presence.size(), 4u);
+  std::vector<std::pair<state, int64_t>> expected = {
+    {state::idle, 1000}, {state::away, 2000}, {state::stale, 5000},
+    {state::offline, 8000}};
+  for (size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_EQ(log.presence[i].current, expected[i].first) << i;
+    EXPECT_EQ(log.presence[i].since, test_node::t0 + expected[i].second) << i;
+  }
+  // Every firing landed within the tick of its due time.
+  EXPECT_EQ(n.node().metrics().timer_fires.load(), 4u);
+  EXPECT_LE(n.node().metrics().timer_lateness.quantile(1.0), 1);
+}
+
+// Verifies background moves the session to away at once, with an ack.
+TEST_F(SessionActorTest, BackgroundIsAwayAtOnce) {
+  auto s = n.open("u1");
+  n.advance(100);
+  auto r = signal(s.session_id, signal_kind::background);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->current, state::away);
+  EXPECT_EQ(r->heartbeat_ms, 2000);
+  EXPECT_TRUE(r->changed);
+  EXPECT_EQ(r->server_time, test_node::t0 + 100);
+  r = signal(s.session_id, signal_kind::active);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->current, state::active);
+  EXPECT_TRUE(r->changed);
+}
+
+// Verifies 100 identical signals change nothing, send no event and fire no timer.
+TEST_F(SessionActorTest, IdenticalSignalsProduceNoEvents) {
+  recorded log;
+  auto s = n.open("u1");
+  ASSERT_TRUE(n.ask<user_view>(n.node().router().user("u1"), subscribe_atom::value,
+                               n.recorder(log)));
+  for (int i = 0; i < 100; ++i) {
+    n.advance(50);
+    auto r = signal(s.session_id, signal_kind::active);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->current, state::active);
+    EXPECT_FALSE(r->changed) << i;
+  }
+  EXPECT_TRUE(log.presence.empty());
+  EXPECT_EQ(n.node().metrics().timer_fires.load(), 0u)
+    << "a session that keeps signalling must never be woken";
+  EXPECT_EQ(n.node().timers().armed(), 1u) << "exactly one pending wake-up";
+}
+
+// Verifies a signal moves the pending wake-up to the new boundary.
+TEST_F(SessionActorTest, SignalRearmsTheTimer) {
+  auto s = n.open("u1");
+  n.advance_to(900);
+  ASSERT_TRUE(signal(s.session_id, signal_kind::active));
+  n.advance_to(1899);
+  EXPECT_EQ(session_state(s.session_id), state::active);
+  n.advance_to(1900);
+  EXPECT_EQ(session_state(s.session_id), state::idle);
+}
+
+// Verifies an explicit leave is offline at once and the session is gone.
+TEST_F(SessionActorTest, LeaveIsOfflineAtOnce) {
+  recorded log;
+  auto s = n.open("u1");
+  ASSERT_TRUE(n.ask<user_view>(n.node().router().user("u1"), subscribe_atom::value,
+                               n.recorder(log)));
+  EXPECT_FALSE(n.tell(n.node().router().session(s.session_id), leave_atom::value));
+  EXPECT_FALSE(n.node().router().session(s.session_id));
+  ASSERT_EQ(log.presence.size(), 1u);
+  EXPECT_EQ(log.presence[0].current, state::offline);
+  EXPECT_EQ(log.presence[0].since, test_node::t0);
+  EXPECT_EQ(n.node().timers().armed(), 0u);
+  EXPECT_EQ(n.node().metrics().sessions_by_state[0].load(), 0);
+}
+
+// Verifies the session view: clocks, device, interval, confidence.
+TEST_F(SessionActorTest, View) {
+  auto s = n.open("u1", signal_kind::active, "phone");
+  n.advance(300);
+  auto v = n.ask<session_view>(s.handle, caf::get_atom::value);
+  ASSERT_TRUE(v);
+  EXPECT_EQ(v->session_id, s.session_id);
+  EXPECT_EQ(v->user_id, "u1");
+  EXPECT_EQ(v->device, "phone");
+  EXPECT_EQ(v->last_signal_at, test_node::t0);
+  EXPECT_EQ(v->last_active_at, test_node::t0);
+  EXPECT_EQ(v->heartbeat_ms, 500);
+  EXPECT_DOUBLE_EQ(v->confidence, 1.0);
+  n.advance_to(5000); // stale; issued 500 + grace 100: (8000 - 5000) / (8000 - 600)
+  v = n.ask<session_view>(s.handle, caf::get_atom::value);
+  ASSERT_TRUE(v);
+  EXPECT_EQ(v->heartbeat_ms, 500) << "timer transitions issue nothing";
+  EXPECT_NEAR(v->confidence, 3000.0 / 7400.0, 1e-9);
+}
+
+// Verifies a session opened idle never reports activity and decays from idle.
+TEST_F(SessionActorTest, OpenedIdle) {
+  auto s = n.open("u1", signal_kind::idle);
+  EXPECT_EQ(s.current, state::idle);
+  EXPECT_EQ(s.heartbeat_ms, 1000);
+  auto v = n.ask<session_view>(s.handle, caf::get_atom::value);
+  ASSERT_TRUE(v);
+  EXPECT_EQ(v->last_active_at, 0);
+}
