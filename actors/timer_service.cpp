@@ -114,16 +114,20 @@ void timer_service::clear() {
 }
 
 caf::actor timer_service::spawn_ticker(caf::actor_system& sys, const clock& clk) {
-  auto tick = std::chrono::milliseconds{tick_ms_};
-  return sys.spawn([this, &clk, tick](caf::event_based_actor* self) {
+  // Arguments are passed to spawn rather than captured: CAF 0.17 dereferences a
+  // null tuple pointer when a function actor is spawned without any (UBSan).
+  auto ticker = [](caf::event_based_actor* self, timer_service* svc,
+                   const clock* c) -> caf::behavior {
+    auto tick = std::chrono::milliseconds{svc->tick_ms()};
     self->send(self, tick_atom::value);
-    return caf::behavior{
-      [this, &clk, tick, self](tick_atom) {
-        advance(clk.now_ms());
+    return {
+      [self, svc, c, tick](tick_atom) {
+        svc->advance(c->now_ms());
         self->delayed_send(self, tick, tick_atom::value);
       },
     };
-  });
+  };
+  return sys.spawn(ticker, this, &clk);
 }
 
 } // namespace presence::actors

@@ -133,13 +133,16 @@ public:
 
   /// An actor that records every event it receives into `out`.
   caf::actor recorder(recorded& out) {
-    auto a = sys_->spawn([&out](caf::event_based_actor*) -> caf::behavior {
+    // `out` is an argument, not a capture: CAF 0.17 trips UBSan when a function
+    // actor is spawned without arguments.
+    auto fn = [](caf::event_based_actor*, recorded* log) -> caf::behavior {
       return {
-        [&out](const actors::presence_event& e) { out.presence.push_back(e); },
-        [&out](const actors::room_event& e) { out.rooms.push_back(e); },
-        [&out](const actors::intent_event& e) { out.intents.push_back(e); },
+        [log](const actors::presence_event& e) { log->presence.push_back(e); },
+        [log](const actors::room_event& e) { log->rooms.push_back(e); },
+        [log](const actors::intent_event& e) { log->intents.push_back(e); },
       };
-    });
+    };
+    auto a = sys_->spawn(fn, &out);
     recorders_.push_back(a);
     return a;
   }

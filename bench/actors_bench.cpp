@@ -1,0 +1,236 @@
+// Drives the actor path in process and prints its figures: sessions created per
+// second, signals per second on the configured scheduler threads, resident memory
+// per live session, timer lateness (p50/p99/max) with every session's timer armed,
+// and the timer service's cost per arm. Not a test: it asserts nothing.
+//
+//   actors_bench [--sessions N]... [--sessions-per-user K] [--signals-per-session S]
+//                [--threads T]
+#include "actors/clock.hpp"
+#include "actors/messages.hpp"
+#include "actors/node.hpp"
+#include "actors/system_config.hpp"
+#include "actors/timer_service.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/send.hpp>
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace presence;
+using namespace std::chrono;
+
+namespace {
+
+struct options {
+  std::vector<size_t> sessions;
+  size_t sessions_per_user = 4;
+  size_t signals_per_session = 5;
+  int64_t threads = 2;
+};
+
+double rss_mib() {
+  std::ifstream in{"/proc/self/statm"};
+  long size = 0, resident = 0;
+  in >> size >> resident;
+  return static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE))
+         / (1024.0 * 1024.0);
+}
+
+double cpu_seconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec)
+         + static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+double seconds_since(steady_clock::time_point t) {
+  return duration<double>(steady_clock::now() - t).count();
+}
+
+int64_t live_sessions(actors::runtime_metrics& m) {
+  int64_t n = 0;
+  for (auto& g : m.sessions_by_state)
+    n += g.load();
+  return n;
+}
+
+template <class Pred>
+bool wait_for(Pred pred, double timeout_s) {
+  auto start = steady_clock::now();
+  while (!pred()) {
+    if (seconds_since(start) > timeout_s)
+      return false;
+    std::this_thread::sleep_for(milliseconds{5});
+  }
+  return true;
+}
+
+// The timer service alone: re-arming already-armed slots (a signal that moves a
+// session's boundary), single-threaded, no actor system work involved.
+void bench_timer_service(size_t slots) {
+  actors::timer_service svc{10, 0};
+  std::vector<actors::timer_slot> xs(slots);
+  for (auto& s : xs)
+    s.bind(svc);
+  caf::actor none;
+  auto start = steady_clock::now();
+  for (size_t i = 0; i < slots; ++i)
+    xs[i].arm(none, 15000 + static_cast<int64_t>(i % 1000));
+  auto first = seconds_since(start);
+  start = steady_clock::now();
+  constexpr int rounds = 5;
+  for (int r = 1; r <= rounds; ++r)
+    for (size_t i = 0; i < slots; ++i)
+      xs[i].arm(none, 15000 + r * 10000 + static_cast<int64_t>(i % 1000));
+  auto rearm = seconds_since(start);
+  std::printf("timer service: %zu slots armed at %.0f ns/arm, re-armed at "
+              "%.0f ns/arm (one thread)\n",
+              slots, first * 1e9 / static_cast<double>(slots),
+              rearm * 1e9 / static_cast<double>(slots * rounds));
+  for (auto& s : xs)
+    s.disarm();
+}
+
+void bench_sessions(const options& opt, size_t n) {
+  config::settings s;
+  s.node.worker_threads = opt.threads;
+  // Long enough that creating and signalling finish before the first boundary.
+  s.presence.active_window_ms = n >= 500000 ? 25000 : 8000;
+  s.presence.idle_after_ms = s.presence.active_window_ms * 4;
+  s.presence.stale_after_ms = s.presence.active_window_ms * 12;
+  s.presence.offline_after_ms = s.presence.active_window_ms * 16;
+  s.presence.heartbeat_active_ms = s.presence.active_window_ms / 2;
+  auto errors = config::validate(s);
+  if (!errors.empty()) {
+    std::fprintf(stderr, "bad bench settings: %s\n", errors.front().c_str());
+    std::exit(1);
+  }
+  caf::actor_system_config cfg;
+  actors::configure(cfg, s);
+  caf::actor_system sys{cfg};
+  auto rss0 = rss_mib();
+  {
+    actors::node node{sys, s, actors::clock::system_now_ms()};
+    node.start();
+    auto& m = node.metrics();
+    std::printf("\n== %zu sessions over %zu users, %lld scheduler threads ==\n", n,
+                n / opt.sessions_per_user, static_cast<long long>(opt.threads));
+
+    // 1. Create.
+    std::vector<caf::actor> handles;
+    handles.reserve(n);
+    auto cpu0 = cpu_seconds();
+    auto start = steady_clock::now();
+    for (size_t i = 0; i < n; ++i) {
+      auto user = "user-" + std::to_string(i / opt.sessions_per_user);
+      handles.push_back(node.router()
+                          .open_session({user, "bench", actors::signal_kind::active,
+                                         {}, {}})
+                          .handle);
+    }
+    if (!wait_for([&] { return live_sessions(m) == static_cast<int64_t>(n); }, 120))
+      std::printf("!! sessions did not all start\n");
+    auto created_s = seconds_since(start);
+    std::printf("create:   %8.0f sessions/s (%.2f s, %.1f us CPU each)\n",
+                static_cast<double>(n) / created_s, created_s,
+                (cpu_seconds() - cpu0) * 1e6 / static_cast<double>(n));
+    // Let the users settle, then measure memory.
+    wait_for([&] { return m.users_by_state[4].load() * 1.0 >= n / opt.sessions_per_user; }, 60);
+    auto rss1 = rss_mib();
+    std::printf("memory:   %8.0f bytes RSS per live session (%.0f MiB for %zu "
+                "sessions and %zu users, router and timers included)\n",
+                (rss1 - rss0) * 1024 * 1024 / static_cast<double>(n), rss1 - rss0, n,
+                n / opt.sessions_per_user);
+
+    // 2. Signal: 9 in 10 are `active` (no change: stops at the session), 1 in 10
+    // flips between background and active (changes the session and its user).
+    auto total = n * opt.signals_per_session;
+    auto sig0 = m.signals.load();
+    auto tr0 = m.user_transitions.load();
+    cpu0 = cpu_seconds();
+    start = steady_clock::now();
+    for (size_t r = 0; r < opt.signals_per_session; ++r)
+      for (size_t i = 0; i < n; ++i) {
+        auto k = (i % 10 == r % 10) ? actors::signal_kind::background
+                                     : actors::signal_kind::active;
+        caf::anon_send(handles[i], actors::signal_atom::value, k);
+      }
+    if (!wait_for([&] { return m.signals.load() - sig0 >= total; }, 300))
+      std::printf("!! signals did not all arrive\n");
+    auto signal_s = seconds_since(start);
+    std::printf("signal:   %8.0f signals/s (%zu signals in %.2f s, %.2f us CPU "
+                "each incl. the sending thread; %llu user changes)\n",
+                static_cast<double>(total) / signal_s, total, signal_s,
+                (cpu_seconds() - cpu0) * 1e6 / static_cast<double>(total),
+                static_cast<unsigned long long>(m.user_transitions.load() - tr0));
+
+    // 3. Timers: every session has one armed wake-up at its next boundary; wait
+    // until each has fired into idle and report how late they landed.
+    m.timer_lateness.reset();
+    auto armed = node.timers().armed();
+    auto fires0 = m.timer_fires.load();
+    auto idle_target = static_cast<int64_t>(n);
+    wait_for(
+      [&] {
+        return m.sessions_by_state[static_cast<size_t>(actors::state::idle)].load()
+                 + m.sessions_by_state[static_cast<size_t>(actors::state::away)].load()
+               >= idle_target;
+      },
+      s.presence.active_window_ms / 1000.0 + 120);
+    auto fired = m.timer_fires.load() - fires0;
+    std::printf("timers:   %zu armed; %llu fired: lateness p50 %lld ms, p99 %lld ms, "
+                "max %lld ms (tick %lld ms)\n",
+                armed, static_cast<unsigned long long>(fired),
+                static_cast<long long>(m.timer_lateness.quantile(0.5)),
+                static_cast<long long>(m.timer_lateness.quantile(0.99)),
+                static_cast<long long>(m.timer_lateness.quantile(1.0)),
+                static_cast<long long>(s.node.timer_tick_ms));
+    handles.clear();
+    node.shutdown();
+    sys.await_all_actors_done();
+  }
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  options opt;
+  for (int i = 1; i < argc; ++i) {
+    auto next = [&]() -> const char* {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "%s needs a value\n", argv[i]);
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (std::strcmp(argv[i], "--sessions") == 0)
+      opt.sessions.push_back(std::strtoull(next(), nullptr, 10));
+    else if (std::strcmp(argv[i], "--sessions-per-user") == 0)
+      opt.sessions_per_user = std::strtoull(next(), nullptr, 10);
+    else if (std::strcmp(argv[i], "--signals-per-session") == 0)
+      opt.signals_per_session = std::strtoull(next(), nullptr, 10);
+    else if (std::strcmp(argv[i], "--threads") == 0)
+      opt.threads = std::strtoll(next(), nullptr, 10);
+    else {
+      std::fprintf(stderr, "unknown argument %s\n", argv[i]);
+      return 2;
+    }
+  }
+  if (opt.sessions.empty())
+    opt.sessions = {100000, 1000000};
+  bench_timer_service(1000000);
+  for (auto n : opt.sessions)
+    bench_sessions(opt, n);
+  return 0;
+}

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Installs what the build needs (Debian packages), builds, and starts one node on
+# embedded defaults (HTTP 127.0.0.1:8080, dev auth, data under ./data).
+# Extra arguments go to presenced, e.g. scripts/run.sh --presence.grace_ms=2000
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+cmake -S . -B build -G Ninja -DPRESENCE_BUILD_TESTS=OFF >/dev/null
+cmake --build build -j2 --target presenced
+exec build/programs/presenced "$@"

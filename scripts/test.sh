@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what the build needs (Debian packages), builds with warnings as errors,
+# and runs every test. Usage: scripts/test.sh [extra cmake args...]
+#   PRESENCE_SANITIZE=address,undefined scripts/test.sh   (or =thread)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+build_dir="build"
+args=(-DPRESENCE_WERROR=ON)
+if [ -n "${PRESENCE_SANITIZE:-}" ]; then
+  build_dir="build-${PRESENCE_SANITIZE//,/-}"
+  args+=(-DPRESENCE_SANITIZE="${PRESENCE_SANITIZE}" -DPRESENCE_BUILD_BENCH=OFF
+         -DCMAKE_BUILD_TYPE=Debug)
+fi
+cmake -S . -B "$build_dir" -G Ninja "${args[@]}" "$@" >/dev/null
+cmake --build "$build_dir" -j2
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
+cd "$build_dir" && ctest -j2 --output-on-failure --timeout 600
