@@ -2,6 +2,7 @@
 // [A-Za-z0-9_.:@-]) and random ids and tokens from OpenSSL's CSPRNG. Thread-safe.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <string>
 #include <string_view>
@@ -17,7 +18,8 @@ bool valid_id(std::string_view id);
 /// `prefix` followed by `random_bytes` random bytes in lowercase hex.
 std::string random_id(std::string_view prefix, size_t random_bytes);
 
-/// A stable 64-bit hash of `s` as hex (for storing tokens without the token).
-std::string token_digest(std::string_view s);
+/// SHA-256 of a token: what the server keeps instead of the token.
+using token_hash = std::array<unsigned char, 32>;
+token_hash hash_token(std::string_view s);
 
 } // namespace presence::actors

@@ -81,7 +81,7 @@ opened_session router::open_session(const session_spec& spec) {
   out.heartbeat_ms = heartbeat_interval_ms(out.current, node_.presence());
   out.handle = node_.system().spawn(session_actor, &node_, out.session_id,
                                     spec.user_id, spec.device,
-                                    token_digest(out.resume_token), clk);
+                                    hash_token(out.resume_token), clk);
   insert("session:" + out.session_id, out.handle, nullptr);
   return out;
 }

@@ -85,14 +85,14 @@ bool update_state(session_actor_type* self, int64_t now, int64_t changed_at) {
 
 caf::behavior session_actor(session_actor_type* self, node* owner,
                             std::string session_id, std::string user_id,
-                            std::string device, std::string resume_digest,
+                            std::string device, token_hash resume_hash,
                             session_clock clk) {
   auto& st = self->state;
   st.owner = owner;
   st.session_id = std::move(session_id);
   st.user_id = std::move(user_id);
   st.device = std::move(device);
-  st.resume_digest = std::move(resume_digest);
+  st.resume_hash = resume_hash;
   st.clk = clk;
   st.timer.bind(owner->timers());
   auto now = owner->now_ms();

@@ -5,6 +5,7 @@
 // messages.hpp.
 #pragma once
 
+#include "actors/ids.hpp"
 #include "actors/messages.hpp"
 #include "actors/timer_service.hpp"
 
@@ -28,7 +29,7 @@ struct session_state {
   std::string session_id;
   std::string user_id;
   std::string device;
-  std::string resume_digest; ///< SHA-256 of the resume token
+  token_hash resume_hash{}; ///< SHA-256 of the resume token
   session_clock clk;
   state current = state::offline;
   int64_t heartbeat_ms = 0; ///< the interval last issued to the client
@@ -45,7 +46,7 @@ using session_actor_type = caf::stateful_actor<session_state>;
 /// The actor's behavior; `clk` is the opening signal's clock.
 caf::behavior session_actor(session_actor_type* self, node* owner,
                             std::string session_id, std::string user_id,
-                            std::string device, std::string resume_digest,
+                            std::string device, token_hash resume_hash,
                             session_clock clk);
 
 } // namespace presence::actors
