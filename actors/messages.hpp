@@ -11,6 +11,13 @@
 //   (join_atom, room_id, visible)         gateway -> reply room_view
 //   (leave_room_atom, room_id)            gateway -> reply room_view
 //   (wake_atom, generation)               timer service; no reply
+//   The four gateway operations above also exist with a trailing acting user id
+//   (std::string): the session answers `forbidden` unless it belongs to that
+//   user (or the caller is `admin_caller`).
+//   (resume_atom, std::string token)      gateway -> reply session_view, or
+//                                         forbidden if the token is wrong
+//   (identify_atom, new_user, acting)     gateway -> reply session_view; moves the
+//                                         session (and its rooms) to new_user
 // User actor (spawned on first use):
 //   (session_atom, session_update)        session -> no reply
 //   (get_atom)                            anyone  -> reply user_view
@@ -74,6 +81,11 @@ using accept_atom = caf::atom_constant<caf::atom("accept")>;
 using decline_atom = caf::atom_constant<caf::atom("decline")>;
 using cancel_atom = caf::atom_constant<caf::atom("cancel")>;
 using list_atom = caf::atom_constant<caf::atom("list")>;
+using resume_atom = caf::atom_constant<caf::atom("resume")>;
+using identify_atom = caf::atom_constant<caf::atom("identify")>;
+
+/// The acting user of a request that may touch any session (operators).
+inline const std::string admin_caller = "\x01" "admin";
 
 /// Reply to a signal.
 struct signal_reply {

@@ -81,6 +81,76 @@ bool update_state(session_actor_type* self, int64_t now, int64_t changed_at) {
   return st.current == state::offline;
 }
 
+bool allowed(session_actor_type* self, const std::string& acting) {
+  return acting == self->state.user_id || acting == admin_caller;
+}
+
+caf::error forbidden() {
+  return caf::make_error(errc::forbidden,
+                         std::string{"the session belongs to another user"});
+}
+
+signal_reply on_signal(session_actor_type* self, signal_kind sig) {
+  auto& st = self->state;
+  auto now = st.owner->now_ms();
+  st.owner->metrics().signals.fetch_add(1, std::memory_order_relaxed);
+  auto before_state = st.current;
+  auto before_hb = st.heartbeat_ms;
+  apply_signal(st.clk, sig, now);
+  // The interval issued in this reply; timer transitions never change it.
+  st.heartbeat_ms = heartbeat_interval_ms(
+    derive_state(st.clk, now, st.owner->presence()), st.owner->presence());
+  update_state(self, now, now);
+  rearm(self, now);
+  return {st.current, st.heartbeat_ms, now,
+          st.current != before_state || st.heartbeat_ms != before_hb};
+}
+
+void on_leave(session_actor_type* self) {
+  auto& st = self->state;
+  auto now = st.owner->now_ms();
+  st.clk.left = true;
+  update_state(self, now, now);
+  finish(self);
+}
+
+caf::delegated<caf::message> on_join(session_actor_type* self,
+                                  const std::string& room_id, bool visible) {
+  auto& st = self->state;
+  if (std::find(st.rooms.begin(), st.rooms.end(), room_id) == st.rooms.end())
+    st.rooms.push_back(room_id);
+  st.visible[room_id] = visible;
+  return self->delegate(st.user, join_atom::value, room_id, st.session_id, visible);
+}
+
+caf::delegated<caf::message> on_leave_room(session_actor_type* self,
+                                        const std::string& room_id) {
+  auto& st = self->state;
+  st.rooms.erase(std::remove(st.rooms.begin(), st.rooms.end(), room_id),
+                 st.rooms.end());
+  st.visible.erase(room_id);
+  return self->delegate(st.user, leave_room_atom::value, room_id, st.session_id);
+}
+
+// Moves the session to another user without a gap: the new user learns of it
+// (and of its rooms) before the old one lets it go.
+void on_identify(session_actor_type* self, const std::string& new_user) {
+  auto& st = self->state;
+  if (new_user == st.user_id)
+    return;
+  auto now = st.owner->now_ms();
+  auto old_user = st.user;
+  st.user_id = new_user;
+  st.user = st.owner->router().user(new_user);
+  self->send(st.user, session_atom::value, make_update(self, now));
+  for (auto& room_id : st.rooms)
+    self->send(st.user, join_atom::value, room_id, st.session_id,
+               st.visible[room_id]);
+  auto gone = make_update(self, now);
+  gone.current = state::offline;
+  self->send(old_user, session_atom::value, gone);
+}
+
 } // namespace
 
 caf::behavior session_actor(session_actor_type* self, node* owner,
@@ -104,27 +174,19 @@ caf::behavior session_actor(session_actor_type* self, node* owner,
   self->send(st.user, session_atom::value, make_update(self, now));
   rearm(self, now);
   return {
-    [self](signal_atom, signal_kind sig) -> signal_reply {
-      auto& st = self->state;
-      auto now = st.owner->now_ms();
-      st.owner->metrics().signals.fetch_add(1, std::memory_order_relaxed);
-      auto before_state = st.current;
-      auto before_hb = st.heartbeat_ms;
-      apply_signal(st.clk, sig, now);
-      // The interval issued in this reply; timer transitions never change it.
-      st.heartbeat_ms = heartbeat_interval_ms(
-        derive_state(st.clk, now, st.owner->presence()), st.owner->presence());
-      update_state(self, now, now);
-      rearm(self, now);
-      return {st.current, st.heartbeat_ms, now,
-              st.current != before_state || st.heartbeat_ms != before_hb};
+    [self](signal_atom, signal_kind sig) { return on_signal(self, sig); },
+    [self](signal_atom, signal_kind sig,
+           const std::string& acting) -> caf::result<signal_reply> {
+      if (!allowed(self, acting))
+        return forbidden();
+      return on_signal(self, sig);
     },
-    [self](leave_atom) {
-      auto& st = self->state;
-      auto now = st.owner->now_ms();
-      st.clk.left = true;
-      update_state(self, now, now);
-      finish(self);
+    [self](leave_atom) { on_leave(self); },
+    [self](leave_atom, const std::string& acting) -> caf::result<void> {
+      if (!allowed(self, acting))
+        return forbidden();
+      on_leave(self);
+      return caf::unit;
     },
     [self](caf::get_atom) { return make_view(self); },
     [self](wake_atom, uint64_t generation) {
@@ -147,18 +209,37 @@ caf::behavior session_actor(session_actor_type* self, node* owner,
         rearm(self, now);
     },
     [self](join_atom, const std::string& room_id, bool visible) {
-      auto& st = self->state;
-      if (std::find(st.rooms.begin(), st.rooms.end(), room_id) == st.rooms.end())
-        st.rooms.push_back(room_id);
-      return self->delegate(st.user, join_atom::value, room_id, st.session_id,
-                            visible);
+      return on_join(self, room_id, visible);
+    },
+    [self](join_atom, const std::string& room_id, bool visible,
+           const std::string& acting) -> caf::result<caf::message> {
+      if (!allowed(self, acting))
+        return forbidden();
+      return on_join(self, room_id, visible);
     },
     [self](leave_room_atom, const std::string& room_id) {
-      auto& st = self->state;
-      st.rooms.erase(std::remove(st.rooms.begin(), st.rooms.end(), room_id),
-                     st.rooms.end());
-      return self->delegate(st.user, leave_room_atom::value, room_id,
-                            st.session_id);
+      return on_leave_room(self, room_id);
+    },
+    [self](leave_room_atom, const std::string& room_id,
+           const std::string& acting) -> caf::result<caf::message> {
+      if (!allowed(self, acting))
+        return forbidden();
+      return on_leave_room(self, room_id);
+    },
+    // The room's answer to a re-join sent by `on_identify`.
+    [](const room_view&) {},
+    [self](resume_atom, const std::string& token) -> caf::result<session_view> {
+      if (hash_token(token) != self->state.resume_hash)
+        return caf::make_error(errc::forbidden,
+                               std::string{"the resume token does not match"});
+      return make_view(self);
+    },
+    [self](identify_atom, const std::string& new_user,
+           const std::string& acting) -> caf::result<session_view> {
+      if (!allowed(self, acting))
+        return forbidden();
+      on_identify(self, new_user);
+      return make_view(self);
     },
   };
 }

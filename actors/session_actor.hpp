@@ -12,6 +12,7 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,7 @@ struct session_state {
                             ///< (changes only when answering a signal)
   caf::actor user;
   std::vector<std::string> rooms;
+  std::map<std::string, bool> visible; ///< per joined room
   timer_slot timer;
 
   static inline const char* name = "presence.session";

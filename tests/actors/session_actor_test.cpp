@@ -156,3 +156,63 @@ TEST_F(SessionActorTest, OpenedIdle) {
   ASSERT_TRUE(v);
   EXPECT_EQ(v->last_active_at, 0);
 }
+
+// Verifies operations carrying an acting user are refused for another user's
+// session and allowed for its owner and for operators.
+TEST_F(SessionActorTest, OwnershipIsChecked) {
+  auto s = n.open("u1");
+  auto r = n.ask<signal_reply>(s.handle, signal_atom::value, signal_kind::active,
+                               std::string{"u2"});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(code_of(r.error()), errc::forbidden);
+  EXPECT_TRUE(n.ask<signal_reply>(s.handle, signal_atom::value, signal_kind::idle,
+                                  std::string{"u1"}));
+  auto j = n.ask<room_view>(s.handle, join_atom::value, std::string{"r"}, true,
+                            std::string{"u2"});
+  ASSERT_FALSE(j);
+  EXPECT_EQ(code_of(j.error()), errc::forbidden);
+  EXPECT_EQ(code_of(n.tell(s.handle, leave_atom::value, std::string{"u2"})),
+            errc::forbidden);
+  EXPECT_FALSE(n.tell(s.handle, leave_atom::value, admin_caller));
+  EXPECT_FALSE(n.node().router().session(s.session_id));
+}
+
+// Verifies resume checks the token.
+TEST_F(SessionActorTest, ResumeChecksTheToken) {
+  auto s = n.open("u1");
+  auto ok = n.ask<session_view>(s.handle, resume_atom::value, s.resume_token);
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->session_id, s.session_id);
+  auto bad = n.ask<session_view>(s.handle, resume_atom::value, std::string{"nope"});
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(code_of(bad.error()), errc::forbidden);
+}
+
+// Verifies identify moves a guest's session, and its rooms, to a user without
+// the user or the room seeing a gap.
+TEST_F(SessionActorTest, IdentifyMovesTheSession) {
+  recorded user_log, room_log;
+  auto s = n.open("guest:g1");
+  ASSERT_TRUE(n.ask<room_view>(s.handle, join_atom::value, std::string{"r"}, true));
+  ASSERT_TRUE(n.ask<user_view>(n.node().router().user("alice"), subscribe_atom::value,
+                               n.recorder(user_log)));
+  ASSERT_TRUE(n.ask<room_view>(n.node().router().room("r"), subscribe_atom::value,
+                               n.recorder(room_log)));
+  auto v = n.ask<session_view>(s.handle, identify_atom::value, std::string{"alice"},
+                               std::string{"guest:g1"});
+  ASSERT_TRUE(v) << render(v.error());
+  EXPECT_EQ(v->user_id, "alice");
+  ASSERT_EQ(user_log.presence.size(), 1u);
+  EXPECT_EQ(user_log.presence[0].current, state::active);
+  auto guest = n.ask<user_view>(n.node().router().user("guest:g1"), caf::get_atom::value);
+  ASSERT_TRUE(guest);
+  EXPECT_EQ(guest->current, state::offline);
+  auto room = n.ask<room_view>(n.node().router().room("r"), caf::get_atom::value,
+                               room_query{});
+  ASSERT_TRUE(room);
+  ASSERT_EQ(room->members.size(), 1u);
+  EXPECT_EQ(room->members[0].user_id, "alice");
+  // The room saw alice join before the guest left: never empty in between.
+  for (auto& e : room_log.rooms)
+    EXPECT_NE(e.phase, room_phase::empty) << e.event;
+}
