@@ -5,6 +5,7 @@
 #include "actors/node.hpp"
 #include "actors/system_config.hpp"
 #include "config/settings.hpp"
+#include "gateway/server.hpp"
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -26,15 +27,29 @@ int run(const presence::config::settings& s, sigset_t& stop_signals) {
   {
     presence::actors::node node{sys, s, presence::actors::clock::system_now_ms()};
     node.start();
+    presence::gateway::server gateway{node, s};
+    uint16_t port = 0;
+    try {
+      port = gateway.start();
+    } catch (const std::exception& e) {
+      spdlog::error("{}", e.what());
+      node.shutdown();
+      sys.await_all_actors_done();
+      return 1;
+    }
     spdlog::info("presenced {} node '{}' started: {} scheduler threads (sharing), "
-                 "timer tick {} ms",
-                 version, s.node.id, s.node.worker_threads, s.node.timer_tick_ms);
+                 "{} I/O threads, timer tick {} ms",
+                 version, s.node.id, s.node.worker_threads, s.node.io_threads,
+                 s.node.timer_tick_ms);
     if (s.auth.mode == "dev")
-      spdlog::warn("auth.mode = \"dev\": requests are trusted by X-User header. "
+      spdlog::warn("auth.mode = \"dev\": requests are trusted by their X-User header. "
                    "For local trials only; never expose this node.");
+    // Tests and launchers read this line for the port.
+    spdlog::info("http listening on {}:{}", s.node.bind, port);
     int sig = 0;
     sigwait(&stop_signals, &sig);
     spdlog::info("received {}, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    gateway.stop();
     node.shutdown();
     sys.await_all_actors_done();
   }

@@ -1,0 +1,524 @@
+#include "gateway/api.hpp"
+
+#include "actors/errors.hpp"
+#include "actors/ids.hpp"
+
+#include <caf/send.hpp>
+
+#include <memory>
+#include <mutex>
+#include <vector>
+
+namespace presence::gateway {
+
+using namespace presence::actors;
+
+namespace {
+
+constexpr size_t max_query_users = 1000;
+constexpr int64_t guest_token_ttl_s = 86400;
+
+std::vector<std::string_view> segments(std::string_view path) {
+  std::vector<std::string_view> out;
+  size_t i = 0;
+  while (i < path.size()) {
+    if (path[i] == '/') {
+      ++i;
+      continue;
+    }
+    auto j = path.find('/', i);
+    if (j == std::string_view::npos)
+      j = path.size();
+    out.push_back(path.substr(i, j - i));
+    i = j;
+  }
+  return out;
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+std::string url_decode(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0
+        && hex_value(s[i + 2]) >= 0) {
+      out += static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
+      i += 2;
+    } else if (s[i] == '+') {
+      out += ' ';
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+bool may_read_users(const principal& p) {
+  return p.role != role::guest;
+}
+
+// Converts an actor reply into a response.
+template <class T, class F>
+std::function<void(caf::expected<T>)> reply_with(respond_fn done, F render,
+                                                 unsigned status = 200) {
+  return [done, render, status](caf::expected<T> r) {
+    if (!r)
+      done(error_response(from_actor_error(r.error())));
+    else
+      done(json_response(status, render(*r)));
+  };
+}
+
+http_response not_found_session() {
+  return error_response({404, "session_not_found", "no such session: create a new one"});
+}
+
+bool parse_int(const std::string& s, int64_t& out) {
+  if (s.empty())
+    return false;
+  char* end = nullptr;
+  errno = 0;
+  auto v = std::strtoll(s.c_str(), &end, 10);
+  if (errno != 0 || end != s.c_str() + s.size())
+    return false;
+  out = v;
+  return true;
+}
+
+} // namespace
+
+void split_target(std::string_view target, std::string& path,
+                  std::map<std::string, std::string>& query) {
+  auto q = target.find('?');
+  path = url_decode(target.substr(0, q));
+  if (q == std::string_view::npos)
+    return;
+  auto rest = target.substr(q + 1);
+  while (!rest.empty()) {
+    auto amp = rest.find('&');
+    auto pair = rest.substr(0, amp);
+    auto eq = pair.find('=');
+    if (!pair.empty())
+      query[url_decode(pair.substr(0, eq))] =
+        eq == std::string_view::npos ? std::string{} : url_decode(pair.substr(eq + 1));
+    if (amp == std::string_view::npos)
+      break;
+    rest.remove_prefix(amp + 1);
+  }
+}
+
+http_response json_response(unsigned status, const json& body) {
+  http_response r;
+  r.status = status;
+  r.body = body.dump();
+  return r;
+}
+
+http_response error_response(const api_error& e) {
+  auto r = json_response(e.status, error_body(e));
+  if (e.status == 503 || e.status == 429)
+    r.retry_after_s = 1;
+  return r;
+}
+
+api::api(actors::node& n, const authenticator& auth) : node_(n), auth_(auth) {
+}
+
+void api::handle(const http_request& req, respond_fn done) {
+  auto now_s = node_.now_ms() / 1000;
+  if (req.path == "/healthz" || req.path == "/readyz" || req.path == "/metrics") {
+    if (req.method != "GET")
+      return done(error_response({405, "method_not_allowed", "use GET"}));
+    if (req.path == "/metrics") {
+      http_response r;
+      r.content_type = "text/plain; version=0.0.4";
+      r.body = metrics_text ? metrics_text() : std::string{};
+      return done(std::move(r));
+    }
+    return done(json_response(200, {{"status", req.path == "/healthz" ? "ok" : "ready"},
+                                     {"node", node_.cfg().node.id}}));
+  }
+  if (req.path == "/v1/guests") {
+    if (req.method != "POST")
+      return done(error_response({405, "method_not_allowed", "use POST"}));
+    if (!auth_.allow_guests())
+      return done(error_response({403, "forbidden", "guests are not allowed"}));
+    auto sub = random_id("guest:", 8);
+    return done(json_response(201, {{"token", auth_.issue(sub, role::guest, now_s,
+                                                          guest_token_ttl_s)},
+                                    {"user_id", sub},
+                                    {"role", "guest"},
+                                    {"expires_at", (now_s + guest_token_ttl_s) * 1000}}));
+  }
+  std::string why;
+  auto who = auth_.authenticate(req.authorization, req.x_user, req.x_role, {}, now_s,
+                                &why);
+  if (!who)
+    return done(error_response({401, "unauthorized", why}));
+  route(req, *who, done);
+}
+
+void api::route(const http_request& req, const principal& who, respond_fn& done) {
+  auto& sys = node_.system();
+  auto& r = node_.router();
+  auto seg = segments(req.path);
+  auto n = seg.size();
+  auto is = [&](std::initializer_list<std::string_view> pattern) {
+    if (pattern.size() != n)
+      return false;
+    size_t i = 0;
+    for (auto p : pattern) {
+      if (p != "*" && p != seg[i])
+        return false;
+      ++i;
+    }
+    return true;
+  };
+  auto method = [&](const char* m) { return req.method == m; };
+  auto wrong_method = [&](const char* allowed) {
+    done(error_response({405, "method_not_allowed",
+                         std::string{"use "} + allowed + " on " + req.path}));
+  };
+  api_error err;
+  auto bad = [&] { done(error_response(err)); };
+  auto body = [&](bool empty_ok) { return parse_object(req.body, empty_ok, &err); };
+  auto path_id = [&](size_t i, std::string& out) {
+    out = std::string{seg[i]};
+    if (!valid_id(out)) {
+      err = {400, "invalid_id", "ids are 1 to 128 bytes of [A-Za-z0-9_.:@-]"};
+      return false;
+    }
+    return true;
+  };
+  auto acting = who.role == role::admin ? admin_caller : who.user_id;
+
+  if (n < 2 || seg[0] != "v1")
+    return done(error_response({404, "not_found", "no such route: " + req.path}));
+
+  // --- sessions ---------------------------------------------------------------
+  if (is({"v1", "sessions"})) {
+    if (!method("POST"))
+      return wrong_method("POST");
+    auto j = body(true);
+    if (!j)
+      return bad();
+    fields f{*j, &err};
+    std::string device;
+    auto initial = signal_kind::active;
+    std::vector<std::string> rooms;
+    if (!f.only({"device", "meta", "state", "rooms"}) || !f.string("device", device, false)
+        || !f.signal("state", initial, false) || !f.id_list("rooms", rooms, 100))
+      return bad();
+    if (device.size() > 128)
+      return done(error_response({400, "invalid_field", "'device' is at most 128 bytes"}));
+    auto opened = r.open_session({who.user_id, device, initial, {}, {}});
+    auto answer = session_created(opened);
+    if (rooms.empty())
+      return done(json_response(201, answer));
+    // Join the rooms, then answer.
+    auto pending = std::make_shared<std::pair<std::mutex, size_t>>();
+    pending->second = rooms.size();
+    auto visible = who.role != role::guest;
+    for (auto& room : rooms)
+      ask<room_view>(sys, opened.handle,
+                     [done, answer, pending](caf::expected<room_view>) {
+                       std::lock_guard<std::mutex> guard{pending->first};
+                       if (--pending->second == 0)
+                         done(json_response(201, answer));
+                     },
+                     join_atom::value, room, visible);
+    return;
+  }
+  if (n >= 3 && seg[1] == "sessions") {
+    std::string sid;
+    if (!path_id(2, sid))
+      return bad();
+    auto h = r.session(sid);
+    if (is({"v1", "sessions", "*"})) {
+      if (!h)
+        return done(not_found_session());
+      if (method("GET"))
+        return ask<session_view>(sys, h,
+                                 [done, who](caf::expected<session_view> v) {
+                                   if (!v)
+                                     return done(error_response(from_actor_error(v.error())));
+                                   if (v->user_id != who.user_id && who.role != role::admin)
+                                     return done(error_response(
+                                       {403, "forbidden", "the session belongs to another user"}));
+                                   done(json_response(200, to_json(*v)));
+                                 },
+                                 caf::get_atom::value);
+      if (method("DELETE"))
+        return ask_unit(sys, h,
+                        [done](caf::error e) {
+                          if (e)
+                            return done(error_response(from_actor_error(e)));
+                          http_response resp;
+                          resp.status = 204;
+                          done(std::move(resp));
+                        },
+                        leave_atom::value, acting);
+      return wrong_method("GET or DELETE");
+    }
+    if (is({"v1", "sessions", "*", "signal"})) {
+      if (!method("POST"))
+        return wrong_method("POST");
+      auto j = body(false);
+      if (!j)
+        return bad();
+      fields f{*j, &err};
+      auto sig = signal_kind::active;
+      if (!f.only({"signal"}) || !f.signal("signal", sig, true))
+        return bad();
+      if (!h)
+        return done(not_found_session());
+      return ask<signal_reply>(sys, h,
+                               reply_with<signal_reply>(done, [](const signal_reply& x) {
+                                 return signal_answer(x);
+                               }),
+                               signal_atom::value, sig, acting);
+    }
+    if (is({"v1", "sessions", "*", "identify"})) {
+      if (!method("POST"))
+        return wrong_method("POST");
+      auto j = body(false);
+      if (!j)
+        return bad();
+      fields f{*j, &err};
+      std::string token;
+      if (!f.only({"token"}) || !f.string("token", token, true))
+        return bad();
+      std::string why;
+      auto target = auth_.verify(token, node_.now_ms() / 1000, &why);
+      if (!target)
+        return done(error_response({401, "unauthorized", why}));
+      if (target->role == role::guest)
+        return done(error_response({400, "invalid_field", "identify needs a user token"}));
+      if (!h)
+        return done(not_found_session());
+      return ask<session_view>(sys, h,
+                               reply_with<session_view>(done, [](const session_view& v) {
+                                 return to_json(v);
+                               }),
+                               identify_atom::value, target->user_id, acting);
+    }
+  }
+
+  // --- users and presence -------------------------------------------------------
+  if (is({"v1", "users", "*", "presence"}) || is({"v1", "users", "*", "intents"})) {
+    if (!method("GET"))
+      return wrong_method("GET");
+    std::string uid;
+    if (!path_id(2, uid))
+      return bad();
+    if (seg[3] == "presence") {
+      if (!may_read_users(who))
+        return done(error_response({403, "forbidden", "guests may not read users"}));
+      return ask<user_view>(sys, r.user(uid),
+                            reply_with<user_view>(done, [](const user_view& v) {
+                              return to_json(v);
+                            }),
+                            caf::get_atom::value);
+    }
+    if (uid != who.user_id && who.role != role::admin)
+      return done(error_response({403, "forbidden", "only your own intents"}));
+    return ask<intent_list>(sys, r.user(uid),
+                            reply_with<intent_list>(done, [](const intent_list& l) {
+                              json in = json::array(), out = json::array();
+                              for (auto& v : l.incoming)
+                                in.push_back(to_json(v));
+                              for (auto& v : l.outgoing)
+                                out.push_back(to_json(v));
+                              return json{{"incoming", in}, {"outgoing", out}};
+                            }),
+                            list_atom::value, intent_atom::value);
+  }
+  if (is({"v1", "presence", "query"})) {
+    if (!method("POST"))
+      return wrong_method("POST");
+    if (!may_read_users(who))
+      return done(error_response({403, "forbidden", "guests may not read users"}));
+    auto j = body(false);
+    if (!j)
+      return bad();
+    fields f{*j, &err};
+    std::vector<std::string> users;
+    if (!f.only({"users"}) || !f.id_list("users", users, max_query_users))
+      return bad();
+    auto results = std::make_shared<std::vector<json>>(users.size());
+    auto state = std::make_shared<std::pair<std::mutex, size_t>>();
+    state->second = users.size();
+    if (users.empty())
+      return done(json_response(200, {{"users", json::array()}}));
+    for (size_t i = 0; i < users.size(); ++i)
+      ask<user_view>(sys, r.user(users[i]),
+                     [done, results, state, i, uid = users[i]](caf::expected<user_view> v) {
+                       std::lock_guard<std::mutex> guard{state->first};
+                       (*results)[i] = v ? to_json(*v)
+                                         : json{{"user_id", uid},
+                                                {"error", error_body(from_actor_error(
+                                                            v.error()))["error"]}};
+                       if (--state->second == 0)
+                         done(json_response(200, {{"users", *results}}));
+                     },
+                     caf::get_atom::value);
+    return;
+  }
+
+  // --- rooms --------------------------------------------------------------------
+  if (n >= 3 && seg[1] == "rooms") {
+    std::string rid;
+    if (!path_id(2, rid))
+      return bad();
+    auto render_room = [](const room_view& v) { return to_json(v); };
+    if (is({"v1", "rooms", "*"})) {
+      if (!method("GET"))
+        return wrong_method("GET");
+      room_query q;
+      auto qi = req.query.find("limit");
+      if (qi != req.query.end()
+          && (!parse_int(qi->second, q.limit) || q.limit < 1 || q.limit > 1000))
+        return done(error_response({400, "invalid_field", "limit must be in 1..1000"}));
+      if (auto a = req.query.find("after"); a != req.query.end())
+        q.after = a->second;
+      if (auto c = req.query.find("counts_only"); c != req.query.end()) {
+        if (c->second != "true" && c->second != "false")
+          return done(error_response({400, "invalid_field", "counts_only must be true or false"}));
+        q.counts_only = c->second == "true";
+      }
+      return ask<room_view>(sys, r.room(rid), reply_with<room_view>(done, render_room),
+                            caf::get_atom::value, q);
+    }
+    if (is({"v1", "rooms", "*", "timeline"})) {
+      if (!method("GET"))
+        return wrong_method("GET");
+      int64_t since = 0;
+      auto qi = req.query.find("since");
+      if (qi != req.query.end() && !parse_int(qi->second, since))
+        return done(error_response({400, "invalid_field", "since must be an integer (ms)"}));
+      return ask<std::vector<timeline_sample>>(
+        sys, r.room(rid),
+        reply_with<std::vector<timeline_sample>>(done,
+                                                 [](const std::vector<timeline_sample>& xs) {
+                                                   json out = json::array();
+                                                   for (auto& x : xs)
+                                                     out.push_back(to_json(x));
+                                                   return json{{"samples", out}};
+                                                 }),
+        timeline_atom::value, since);
+    }
+    if (is({"v1", "rooms", "*", "join"}) || is({"v1", "rooms", "*", "leave"})) {
+      if (!method("POST"))
+        return wrong_method("POST");
+      auto j = body(false);
+      if (!j)
+        return bad();
+      fields f{*j, &err};
+      std::string sid;
+      bool visible = who.role != role::guest;
+      bool joining = seg[3] == "join";
+      if (!(joining ? f.only({"session_id", "visible"}) : f.only({"session_id"}))
+          || !f.id("session_id", sid, true) || !f.boolean("visible", visible, false))
+        return bad();
+      auto h = r.session(sid);
+      if (!h)
+        return done(not_found_session());
+      if (joining)
+        return ask<room_view>(sys, h, reply_with<room_view>(done, render_room),
+                              join_atom::value, rid, visible, acting);
+      return ask<room_view>(sys, h, reply_with<room_view>(done, render_room),
+                            leave_room_atom::value, rid, acting);
+    }
+    if (is({"v1", "rooms", "*", "media"})) {
+      if (!method("POST"))
+        return wrong_method("POST");
+      if (who.role == role::guest)
+        return done(error_response({403, "forbidden", "guests may not set media"}));
+      auto j = body(false);
+      if (!j)
+        return bad();
+      fields f{*j, &err};
+      bool attached = false;
+      if (!f.only({"attached"}) || !f.boolean("attached", attached, true))
+        return bad();
+      return ask<room_view>(sys, r.room(rid), reply_with<room_view>(done, render_room),
+                            media_atom::value, attached);
+    }
+  }
+
+  // --- intents ------------------------------------------------------------------
+  if (is({"v1", "intents"})) {
+    if (!method("POST"))
+      return wrong_method("POST");
+    if (who.role == role::guest)
+      return done(error_response({403, "forbidden", "guests may not create intents"}));
+    auto j = body(false);
+    if (!j)
+      return bad();
+    fields f{*j, &err};
+    intent_spec spec;
+    spec.from_user = who.user_id;
+    if (!f.only({"to_user", "to_room", "kind", "ttl_ms", "note"})
+        || !f.id("to_user", spec.to_user, false) || !f.id("to_room", spec.to_room, false)
+        || !f.string("kind", spec.kind, false) || !f.string("note", spec.note, false)
+        || !f.integer("ttl_ms", spec.ttl_ms, false, 1, max_intent_ttl_ms))
+      return bad();
+    if (spec.kind.size() > 64 || spec.note.size() > 1024)
+      return done(error_response({400, "invalid_field",
+                                  "'kind' is at most 64 bytes and 'note' 1024"}));
+    auto created = r.create_intent(std::move(spec));
+    if (!created)
+      return done(error_response(from_actor_error(created.error())));
+    return done(json_response(201, to_json(created->first)));
+  }
+  if (n >= 3 && seg[1] == "intents") {
+    std::string iid;
+    if (!path_id(2, iid))
+      return bad();
+    auto h = r.intent(iid);
+    auto missing = [&] {
+      done(error_response({404, "intent_not_found", "no such intent"}));
+    };
+    auto render_intent = [](const intent_view& v) { return to_json(v); };
+    if (is({"v1", "intents", "*"})) {
+      if (!method("GET"))
+        return wrong_method("GET");
+      if (!h)
+        return missing();
+      return ask<intent_view>(sys, h,
+                              [done, who](caf::expected<intent_view> v) {
+                                if (!v)
+                                  return done(error_response(from_actor_error(v.error())));
+                                if (who.role != role::admin && v->from_user != who.user_id
+                                    && v->to_user != who.user_id && !v->to_room.size())
+                                  return done(error_response(
+                                    {403, "forbidden", "not your intent"}));
+                                done(json_response(200, to_json(*v)));
+                              },
+                              caf::get_atom::value);
+    }
+    if (n == 4 && (seg[3] == "accept" || seg[3] == "decline" || seg[3] == "cancel")) {
+      if (!method("POST"))
+        return wrong_method("POST");
+      if (!h)
+        return missing();
+      auto cb = reply_with<intent_view>(done, render_intent);
+      if (seg[3] == "accept")
+        return ask<intent_view>(sys, h, cb, accept_atom::value, who.user_id);
+      if (seg[3] == "decline")
+        return ask<intent_view>(sys, h, cb, decline_atom::value, who.user_id);
+      return ask<intent_view>(sys, h, cb, cancel_atom::value, who.user_id);
+    }
+  }
+  done(error_response({404, "not_found", "no such route: " + req.path}));
+}
+
+} // namespace presence::gateway

@@ -1,0 +1,298 @@
+#include "gateway/json_codec.hpp"
+
+#include "actors/errors.hpp"
+#include "actors/ids.hpp"
+
+namespace presence::gateway {
+
+using namespace presence::actors;
+
+namespace {
+
+json optional_time(int64_t t) {
+  return t == 0 ? json(nullptr) : json(t);
+}
+
+std::string str(std::string_view s) {
+  return std::string{s};
+}
+
+} // namespace
+
+json error_body(const api_error& e) {
+  return {{"error", {{"code", e.code}, {"message", e.message}}}};
+}
+
+api_error from_actor_error(const caf::error& e) {
+  // The actor's own explanation when it gave one, else the error's name.
+  auto msg = render(e);
+  if (e.category() == caf::atom("presence") && e.context().match_elements<std::string>())
+    msg = e.context().get_as<std::string>(0);
+  switch (code_of(e)) {
+    case errc::session_not_found:
+      return {404, "session_not_found", "no such session: create a new one"};
+    case errc::intent_not_found:
+      return {404, "intent_not_found", "no such intent"};
+    case errc::forbidden:
+      return {403, "forbidden", msg};
+    case errc::conflict:
+      return {409, "conflict", msg};
+    case errc::invalid_argument:
+      return {400, "invalid_argument", msg};
+    default:
+      return {503, "unavailable", "the entity's owner did not answer: " + msg};
+  }
+}
+
+json to_json(const state_counts& c) {
+  json out = json::object();
+  for (auto s : {state::active, state::idle, state::away, state::stale,
+                 state::offline})
+    out[str(to_string(s))] = c[static_cast<size_t>(s)];
+  return out;
+}
+
+json to_json(const session_view& v) {
+  json rooms = json::array();
+  for (auto& r : v.rooms)
+    rooms.push_back(r);
+  return {{"session_id", v.session_id},
+          {"user_id", v.user_id},
+          {"device", v.device},
+          {"state", str(to_string(v.current))},
+          {"last_signal_at", v.last_signal_at},
+          {"last_active_at", optional_time(v.last_active_at)},
+          {"heartbeat_ms", v.heartbeat_ms},
+          {"confidence", v.confidence},
+          {"rooms", rooms}};
+}
+
+json to_json(const user_view& v) {
+  json sessions = json::array();
+  for (auto& s : v.sessions)
+    sessions.push_back({{"session_id", s.session_id},
+                        {"device", s.device},
+                        {"state", str(to_string(s.current))},
+                        {"last_signal_at", s.last_signal_at},
+                        {"last_active_at", optional_time(s.last_active_at)}});
+  return {{"user_id", v.user_id},
+          {"state", str(to_string(v.current))},
+          {"since", optional_time(v.since)},
+          {"seq", v.seq},
+          {"last_active_at", optional_time(v.last_active_at)},
+          {"last_active_ago_ms", v.last_active_at == 0
+                                   ? json(nullptr)
+                                   : json(std::max<int64_t>(
+                                       0, v.server_time - v.last_active_at))},
+          {"last_seen_at", optional_time(v.last_seen_at)},
+          {"confidence", v.confidence},
+          {"sessions", sessions}};
+}
+
+json to_json(const room_view& v) {
+  json out = {{"room_id", v.room_id},
+              {"phase", str(to_string(v.phase))},
+              {"readiness", v.readiness},
+              {"counts", to_json(v.counts)},
+              {"observers", v.observers},
+              {"member_count", v.member_count},
+              {"momentum", v.momentum},
+              {"media_attached", v.media_attached},
+              {"pending_intents", v.pending_intents}};
+  json members = json::array();
+  for (auto& m : v.members)
+    members.push_back({{"user_id", m.user_id},
+                       {"state", str(to_string(m.current))},
+                       {"visible", m.visible}});
+  out["members"] = members;
+  out["next_after"] = v.next_after.empty() ? json(nullptr) : json(v.next_after);
+  return out;
+}
+
+json to_json(const intent_view& v) {
+  json out = {{"intent_id", v.intent_id},
+              {"from_user", v.from_user},
+              {"kind", v.kind},
+              {"status", str(to_string(v.status))},
+              {"created_at", v.created_at},
+              {"expires_at", v.expires_at}};
+  if (!v.to_user.empty())
+    out["to_user"] = v.to_user;
+  else
+    out["to_room"] = v.to_room;
+  if (!v.note.empty())
+    out["note"] = v.note;
+  if (v.delivered_at != 0)
+    out["delivered_at"] = v.delivered_at;
+  if (v.ready_at != 0)
+    out["ready_at"] = v.ready_at;
+  return out;
+}
+
+json to_json(const timeline_sample& v) {
+  return {{"t", v.t},
+          {"counts", to_json(v.counts)},
+          {"readiness", v.readiness},
+          {"phase", str(to_string(v.phase))}};
+}
+
+json to_json(const presence_event& e) {
+  return {{"op", "presence"},
+          {"user_id", e.user_id},
+          {"state", str(to_string(e.current))},
+          {"prev", str(to_string(e.prev))},
+          {"seq", e.seq},
+          {"since", e.since},
+          {"last_active_at", optional_time(e.last_active_at)}};
+}
+
+json to_json(const room_event& e) {
+  json out = {{"op", "room"},
+              {"room_id", e.room_id},
+              {"event", e.event},
+              {"counts", to_json(e.counts)},
+              {"readiness", e.readiness},
+              {"phase", str(to_string(e.phase))}};
+  if (!e.user_id.empty()) {
+    out["user_id"] = e.user_id;
+    out["state"] = str(to_string(e.current));
+  }
+  return out;
+}
+
+json session_created(const opened_session& s) {
+  return {{"session_id", s.session_id},
+          {"user_id", s.user_id},
+          {"resume_token", s.resume_token},
+          {"heartbeat_ms", s.heartbeat_ms},
+          {"server_time", s.server_time},
+          {"state", str(to_string(s.current))}};
+}
+
+json signal_answer(const signal_reply& r) {
+  return {{"state", str(to_string(r.current))},
+          {"heartbeat_ms", r.heartbeat_ms},
+          {"server_time", r.server_time}};
+}
+
+std::optional<json> parse_object(std::string_view body, bool empty_ok,
+                                 api_error* err) {
+  if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) {
+    if (empty_ok)
+      return json::object();
+    *err = {400, "invalid_json", "a JSON object body is required"};
+    return std::nullopt;
+  }
+  auto j = json::parse(body, nullptr, false);
+  if (j.is_discarded()) {
+    *err = {400, "invalid_json", "the body is not valid JSON"};
+    return std::nullopt;
+  }
+  if (!j.is_object()) {
+    *err = {400, "invalid_json", "the body must be a JSON object"};
+    return std::nullopt;
+  }
+  return j;
+}
+
+bool fields::fail(std::string code, std::string message) {
+  *err_ = {400, std::move(code), std::move(message)};
+  return false;
+}
+
+bool fields::string(const char* name, std::string& out, bool required) {
+  auto i = obj_.find(name);
+  if (i == obj_.end() || i->is_null())
+    return required ? fail("invalid_field", std::string{"'"} + name + "' is required")
+                    : true;
+  if (!i->is_string())
+    return fail("invalid_field", std::string{"'"} + name + "' must be a string");
+  out = i->get<std::string>();
+  return true;
+}
+
+bool fields::id(const char* name, std::string& out, bool required) {
+  std::string tmp;
+  if (!string(name, tmp, required))
+    return false;
+  if (tmp.empty() && !required && obj_.find(name) == obj_.end())
+    return true;
+  if (!valid_id(tmp))
+    return fail("invalid_id", std::string{"'"} + name
+                                + "' must be 1 to 128 bytes of [A-Za-z0-9_.:@-]");
+  out = std::move(tmp);
+  return true;
+}
+
+bool fields::boolean(const char* name, bool& out, bool required) {
+  auto i = obj_.find(name);
+  if (i == obj_.end() || i->is_null())
+    return required ? fail("invalid_field", std::string{"'"} + name + "' is required")
+                    : true;
+  if (!i->is_boolean())
+    return fail("invalid_field", std::string{"'"} + name + "' must be true or false");
+  out = i->get<bool>();
+  return true;
+}
+
+bool fields::integer(const char* name, int64_t& out, bool required, int64_t min,
+                     int64_t max) {
+  auto i = obj_.find(name);
+  if (i == obj_.end() || i->is_null())
+    return required ? fail("invalid_field", std::string{"'"} + name + "' is required")
+                    : true;
+  if (!i->is_number_integer())
+    return fail("invalid_field", std::string{"'"} + name + "' must be an integer");
+  auto v = i->get<int64_t>();
+  if (v < min || v > max)
+    return fail("invalid_field", std::string{"'"} + name + "' must be in "
+                                   + std::to_string(min) + ".." + std::to_string(max));
+  out = v;
+  return true;
+}
+
+bool fields::signal(const char* name, signal_kind& out, bool required) {
+  std::string tmp;
+  bool present = obj_.find(name) != obj_.end() && !obj_.at(name).is_null();
+  if (!string(name, tmp, required))
+    return false;
+  if (!present)
+    return true;
+  auto s = parse_signal(tmp);
+  if (!s)
+    return fail("invalid_signal", std::string{"'"} + name
+                                    + "' must be active, idle or background");
+  out = *s;
+  return true;
+}
+
+bool fields::id_list(const char* name, std::vector<std::string>& out, size_t max) {
+  auto i = obj_.find(name);
+  if (i == obj_.end() || i->is_null())
+    return true;
+  if (!i->is_array())
+    return fail("invalid_field", std::string{"'"} + name + "' must be an array of ids");
+  if (i->size() > max)
+    return fail("invalid_field", std::string{"'"} + name + "' holds at most "
+                                   + std::to_string(max) + " ids");
+  for (auto& x : *i) {
+    if (!x.is_string() || !valid_id(x.get<std::string>()))
+      return fail("invalid_id", std::string{"'"} + name
+                                  + "' must hold ids of [A-Za-z0-9_.:@-], 1 to 128 bytes");
+    out.push_back(x.get<std::string>());
+  }
+  return true;
+}
+
+bool fields::only(std::initializer_list<const char*> allowed) {
+  for (auto& [key, value] : obj_.items()) {
+    bool ok = false;
+    for (auto a : allowed)
+      ok = ok || key == a;
+    if (!ok)
+      return fail("unknown_field", "unknown field '" + key + "'");
+  }
+  return true;
+}
+
+} // namespace presence::gateway

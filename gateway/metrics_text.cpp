@@ -1,0 +1,69 @@
+#include "gateway/metrics_text.hpp"
+
+#include "actors/node.hpp"
+#include "gateway/server.hpp"
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+namespace presence::gateway {
+
+std::string render_metrics(actors::node& n, const gateway_metrics& g) {
+  using namespace prometheus;
+  Registry reg;
+  auto& m = n.metrics();
+  auto& sessions = BuildGauge()
+                     .Name("presence_sessions")
+                     .Help("Live sessions by derived state")
+                     .Register(reg);
+  auto& users = BuildGauge()
+                  .Name("presence_users")
+                  .Help("User actors by published state")
+                  .Register(reg);
+  for (size_t i = 0; i < actors::state_count; ++i) {
+    auto label = std::string{actors::to_string(static_cast<actors::state>(i))};
+    sessions.Add({{"state", label}}).Set(static_cast<double>(m.sessions_by_state[i].load()));
+    users.Add({{"state", label}}).Set(static_cast<double>(m.users_by_state[i].load()));
+  }
+  auto gauge = [&](const char* name, const char* help, double v) {
+    BuildGauge().Name(name).Help(help).Register(reg).Add({}).Set(v);
+  };
+  auto counter = [&](const char* name, const char* help, double v) {
+    BuildCounter().Name(name).Help(help).Register(reg).Add({}).Increment(v);
+  };
+  gauge("presence_rooms", "Room actors", static_cast<double>(m.rooms.load()));
+  gauge("presence_intents", "Intent actors", static_cast<double>(m.intents.load()));
+  gauge("presence_timers_armed", "Pending entity wake-ups",
+        static_cast<double>(n.timers().armed()));
+  counter("presence_signals_total", "Signals received", static_cast<double>(m.signals.load()));
+  counter("presence_session_transitions_total", "Session state changes",
+          static_cast<double>(m.session_transitions.load()));
+  counter("presence_user_transitions_total", "User state changes (seq increments)",
+          static_cast<double>(m.user_transitions.load()));
+  counter("presence_events_sent_total", "Events sent to subscribers",
+          static_cast<double>(m.events_sent.load()));
+  counter("presence_timer_fires_total", "Entity wake-ups fired",
+          static_cast<double>(m.timer_fires.load()));
+  gauge("presence_timer_lateness_p99_ms", "Timer lateness, 99th percentile since start",
+        static_cast<double>(m.timer_lateness.quantile(0.99)));
+  gauge("presence_http_connections", "Open HTTP connections",
+        static_cast<double>(g.connections.load()));
+  gauge("presence_sockets_open", "Open WebSockets", static_cast<double>(g.sockets_open.load()));
+  counter("presence_http_requests_total", "HTTP requests",
+          static_cast<double>(g.http_requests.load()));
+  counter("presence_ws_frames_in_total", "WebSocket frames received",
+          static_cast<double>(g.ws_frames_in.load()));
+  counter("presence_ws_frames_out_total", "WebSocket frames sent",
+          static_cast<double>(g.ws_frames_out.load()));
+  counter("presence_ws_closed_slow_total", "WebSockets closed as slow readers",
+          static_cast<double>(g.ws_closed_slow.load()));
+  counter("presence_ws_closed_policy_total", "WebSockets closed with 1008",
+          static_cast<double>(g.ws_closed_policy.load()));
+  counter("presence_rejected_connections_total", "Connections over limits.max_connections",
+          static_cast<double>(g.rejected_connections.load()));
+  return TextSerializer{}.Serialize(reg.Collect());
+}
+
+} // namespace presence::gateway

@@ -1,0 +1,676 @@
+#include "gateway/server.hpp"
+
+#include "actors/errors.hpp"
+#include "actors/ids.hpp"
+#include "gateway/metrics_text.hpp"
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/send.hpp>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <deque>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+
+namespace presence::gateway {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using namespace presence::actors;
+
+namespace {
+
+constexpr auto http_idle_timeout = std::chrono::seconds{30};
+constexpr size_t max_header_bytes = 16 * 1024;
+/// Frames queued for a socket before it counts as a slow reader and is closed.
+constexpr size_t max_queued_frames = 1024;
+/// Malformed frames in a row before the socket is closed with 1008.
+constexpr int max_strikes = 10;
+
+class ws_session;
+
+} // namespace
+
+struct server::impl {
+  impl(actors::node& n, const config::settings& c, gateway_metrics& m)
+    : node(n), cfg(c), auth(c.auth), api_(n, auth), metrics(m),
+      acceptor(ioc) {
+  }
+
+  actors::node& node;
+  const config::settings& cfg;
+  authenticator auth;
+  api api_;
+  gateway_metrics& metrics;
+  net::io_context ioc;
+  tcp::acceptor acceptor;
+  std::vector<std::thread> threads;
+  std::mutex sockets_mtx;
+  std::set<std::weak_ptr<ws_session>, std::owner_less<std::weak_ptr<ws_session>>>
+    sockets; // guarded by sockets_mtx
+
+  void do_accept();
+};
+
+namespace {
+
+http::response<http::string_body> make_response(const http_response& r, unsigned version,
+                                                bool keep_alive) {
+  http::response<http::string_body> res{static_cast<http::status>(r.status), version};
+  res.set(http::field::server, "presenced");
+  if (r.status != 204) {
+    res.set(http::field::content_type, r.content_type);
+    res.body() = r.body;
+  }
+  if (r.retry_after_s > 0)
+    res.set(http::field::retry_after, std::to_string(r.retry_after_s));
+  res.keep_alive(keep_alive);
+  res.prepare_payload();
+  return res;
+}
+
+// --- WebSocket -----------------------------------------------------------------
+
+class ws_session : public std::enable_shared_from_this<ws_session> {
+public:
+  ws_session(tcp::socket&& socket, server::impl& srv, principal who)
+    : ws_(std::move(socket)), srv_(srv), who_(std::move(who)),
+      tokens_(static_cast<double>(srv.cfg.limits.signals_per_second)) {
+  }
+
+  ~ws_session() {
+    srv_.metrics.sockets_open.fetch_sub(1, std::memory_order_relaxed);
+    if (socket_actor_)
+      caf::anon_send_exit(socket_actor_, caf::exit_reason::user_shutdown);
+  }
+
+  void run(http::request<http::string_body> req) {
+    srv_.metrics.sockets_open.fetch_add(1, std::memory_order_relaxed);
+    ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
+    ws_.set_option(websocket::stream_base::decorator(
+      [](websocket::response_type& res) { res.set(http::field::server, "presenced"); }));
+    ws_.read_message_max(static_cast<size_t>(srv_.cfg.limits.max_body_bytes));
+    ws_.async_accept(req, beast::bind_front_handler(&ws_session::on_accept,
+                                                    shared_from_this()));
+  }
+
+  /// Queues a text frame; thread-safe.
+  void send(std::string text) {
+    net::post(ws_.get_executor(),
+              [self = shared_from_this(), t = std::move(text)]() mutable {
+                self->enqueue(std::move(t));
+              });
+  }
+
+  /// Closes with `code`; thread-safe.
+  void close(websocket::close_code code) {
+    net::post(ws_.get_executor(), [self = shared_from_this(), code] {
+      self->close_now(code);
+    });
+  }
+
+private:
+  void on_accept(beast::error_code ec) {
+    if (ec)
+      return;
+    {
+      std::lock_guard<std::mutex> guard{srv_.sockets_mtx};
+      srv_.sockets.insert(weak_from_this());
+    }
+    auto fn = [](caf::event_based_actor*,
+                 std::weak_ptr<ws_session> ws) -> caf::behavior {
+      auto push = [ws](json j) {
+        if (auto s = ws.lock())
+          s->send(j.dump());
+      };
+      return {
+        [push](const presence_event& e) { push(to_json(e)); },
+        [push](const room_event& e) { push(to_json(e)); },
+        [push](const intent_event& e) {
+          push({{"op", "intent"}, {"intent", to_json(e.intent)}});
+        },
+      };
+    };
+    socket_actor_ = srv_.node.system().spawn(fn, weak_from_this());
+    do_read();
+  }
+
+  void do_read() {
+    ws_.async_read(buffer_, beast::bind_front_handler(&ws_session::on_read,
+                                                      shared_from_this()));
+  }
+
+  void on_read(beast::error_code ec, size_t) {
+    if (ec) {
+      if (ec == websocket::error::message_too_big)
+        close_now(websocket::close_code::too_big);
+      forget();
+      return;
+    }
+    srv_.metrics.ws_frames_in.fetch_add(1, std::memory_order_relaxed);
+    auto text = beast::buffers_to_string(buffer_.data());
+    buffer_.consume(buffer_.size());
+    if (!ws_.got_text())
+      strike("invalid_frame", "binary frames are not accepted: send JSON text");
+    else
+      on_frame(text);
+    if (!closing_)
+      do_read();
+  }
+
+  void forget() {
+    std::lock_guard<std::mutex> guard{srv_.sockets_mtx};
+    srv_.sockets.erase(weak_from_this());
+  }
+
+  void enqueue(std::string text) {
+    if (closing_)
+      return;
+    if (queue_.size() >= max_queued_frames) {
+      srv_.metrics.ws_closed_slow.fetch_add(1, std::memory_order_relaxed);
+      spdlog::warn("closing a slow WebSocket reader (session {})", session_id_);
+      queue_.clear();
+      close_now(websocket::close_code::try_again_later);
+      return;
+    }
+    queue_.push_back(std::move(text));
+    if (queue_.size() == 1)
+      do_write();
+  }
+
+  void do_write() {
+    ws_.text(true);
+    ws_.async_write(net::buffer(queue_.front()),
+                    beast::bind_front_handler(&ws_session::on_write,
+                                              shared_from_this()));
+  }
+
+  void on_write(beast::error_code ec, size_t) {
+    if (ec) {
+      queue_.clear();
+      return;
+    }
+    srv_.metrics.ws_frames_out.fetch_add(1, std::memory_order_relaxed);
+    queue_.pop_front();
+    if (!queue_.empty())
+      do_write();
+    else if (close_after_write_)
+      close_now(websocket::close_code::normal);
+  }
+
+  void close_now(websocket::close_code code) {
+    if (closing_)
+      return;
+    closing_ = true;
+    ws_.async_close(code, [self = shared_from_this()](beast::error_code) {});
+  }
+
+  void reply(json j) { enqueue(j.dump()); }
+
+  void error(const std::string& code, const std::string& message) {
+    reply({{"op", "error"}, {"code", code}, {"message", message}});
+  }
+
+  void strike(const std::string& code, const std::string& message) {
+    error(code, message);
+    if (++strikes_ >= max_strikes) {
+      srv_.metrics.ws_closed_policy.fetch_add(1, std::memory_order_relaxed);
+      close_now(websocket::close_code::policy_error);
+    }
+  }
+
+  // Posts a completion from a CAF worker back to this socket's strand.
+  template <class T, class F>
+  std::function<void(caf::expected<T>)> on_strand(F f) {
+    auto self = shared_from_this();
+    return [self, f](caf::expected<T> r) mutable {
+      net::post(self->ws_.get_executor(),
+                [self, f, r = std::move(r)]() mutable { f(std::move(r)); });
+    };
+  }
+
+  void fail_with(const caf::error& e) {
+    auto err = from_actor_error(e);
+    error(err.code, err.message);
+  }
+
+  bool take_token() {
+    auto now = std::chrono::steady_clock::now();
+    auto rate = static_cast<double>(srv_.cfg.limits.signals_per_second);
+    auto dt = std::chrono::duration<double>(now - last_refill_).count();
+    last_refill_ = now;
+    tokens_ = std::min(rate, tokens_ + dt * rate);
+    if (tokens_ >= 1.0) {
+      tokens_ -= 1.0;
+      over_limit_ = 0;
+      return true;
+    }
+    return false;
+  }
+
+  void on_frame(const std::string& text) {
+    api_error err;
+    auto j = parse_object(text, false, &err);
+    if (!j)
+      return strike("invalid_frame", err.message);
+    auto op_it = j->find("op");
+    if (op_it == j->end() || !op_it->is_string())
+      return strike("invalid_frame", "every frame needs a string field 'op'");
+    auto op = op_it->get<std::string>();
+    fields f{*j, &err};
+    if (!session_) {
+      if (op != "hello")
+        return strike("hello_required", "the first frame must be 'hello'");
+      return on_hello(f, err);
+    }
+    if (op == "signal" || op == "hello") {
+      if (op == "hello")
+        return strike("invalid_frame", "this socket already carries a session");
+      auto sig = signal_kind::active;
+      if (!f.only({"op", "signal"}) || !f.signal("signal", sig, true))
+        return strike(err.code, err.message);
+      if (!take_token()) {
+        if (++over_limit_ > srv_.cfg.limits.signals_per_second) {
+          srv_.metrics.ws_closed_policy.fetch_add(1, std::memory_order_relaxed);
+          error("rate_limited", "too many signals: closing");
+          return close_now(websocket::close_code::policy_error);
+        }
+        return error("rate_limited", "more than limits.signals_per_second signals");
+      }
+      strikes_ = 0;
+      return ask<signal_reply>(srv_.node.system(), session_,
+                               on_strand<signal_reply>([this](auto r) {
+                                 if (!r)
+                                   return fail_with(r.error());
+                                 if (r->changed)
+                                   reply({{"op", "ack"},
+                                          {"state", std::string{to_string(r->current)}},
+                                          {"heartbeat_ms", r->heartbeat_ms}});
+                               }),
+                               signal_atom::value, sig);
+    }
+    strikes_ = 0;
+    if (op == "subscribe" || op == "unsubscribe") {
+      std::vector<std::string> users, rooms;
+      if (!f.only({"op", "users", "rooms"}) || !f.id_list("users", users, 1000)
+          || !f.id_list("rooms", rooms, 1000))
+        return strike(err.code, err.message);
+      if (!users.empty() && who_.role == role::guest)
+        return error("forbidden", "guests may subscribe to rooms only");
+      return op == "subscribe" ? subscribe(users, rooms) : unsubscribe(users, rooms);
+    }
+    if (op == "join" || op == "leave_room") {
+      std::string room;
+      bool visible = who_.role != role::guest;
+      if (!f.only({"op", "room", "visible"}) || !f.id("room", room, true)
+          || !f.boolean("visible", visible, false))
+        return strike(err.code, err.message);
+      auto done = on_strand<room_view>([this, room, join = op == "join"](auto r) {
+        if (!r)
+          return fail_with(r.error());
+        if (join)
+          subscribe({}, {room});
+        else
+          unsubscribe({}, {room});
+      });
+      if (op == "join")
+        return ask<room_view>(srv_.node.system(), session_, done, join_atom::value, room,
+                              visible);
+      return ask<room_view>(srv_.node.system(), session_, done, leave_room_atom::value,
+                            room);
+    }
+    if (op == "intent") {
+      if (who_.role == role::guest)
+        return error("forbidden", "guests may not create intents");
+      intent_spec spec;
+      spec.from_user = who_.user_id;
+      if (!f.only({"op", "to_user", "to_room", "kind", "ttl_ms", "note"})
+          || !f.id("to_user", spec.to_user, false) || !f.id("to_room", spec.to_room, false)
+          || !f.string("kind", spec.kind, false) || !f.string("note", spec.note, false)
+          || !f.integer("ttl_ms", spec.ttl_ms, false, 1, max_intent_ttl_ms))
+        return strike(err.code, err.message);
+      auto created = srv_.node.router().create_intent(std::move(spec));
+      if (!created)
+        return fail_with(created.error());
+      return; // the sender's sockets get the `intent` event
+    }
+    if (op == "intent_reply") {
+      std::string iid;
+      bool accept = false;
+      if (!f.only({"op", "intent_id", "accept"}) || !f.id("intent_id", iid, true)
+          || !f.boolean("accept", accept, true))
+        return strike(err.code, err.message);
+      auto h = srv_.node.router().intent(iid);
+      if (!h)
+        return error("intent_not_found", "no such intent");
+      auto done = on_strand<intent_view>([this](auto r) {
+        if (!r)
+          fail_with(r.error());
+      });
+      if (accept)
+        return ask<intent_view>(srv_.node.system(), h, done, accept_atom::value,
+                                who_.user_id);
+      return ask<intent_view>(srv_.node.system(), h, done, decline_atom::value,
+                              who_.user_id);
+    }
+    if (op == "leave") {
+      caf::anon_send(session_, leave_atom::value);
+      session_ = nullptr;
+      close_after_write_ = true;
+      if (queue_.empty())
+        close_now(websocket::close_code::normal);
+      return;
+    }
+    strike("unknown_op", "unknown op '" + op + "'");
+  }
+
+  void on_hello(fields& f, api_error& err) {
+    std::string sid, token, device;
+    auto sig = signal_kind::active;
+    bool has_signal = false;
+    if (!f.only({"op", "session_id", "resume_token", "device", "signal"})
+        || !f.id("session_id", sid, false) || !f.string("resume_token", token, false)
+        || !f.string("device", device, false) || !f.signal("signal", sig, false))
+      return strike(err.code, err.message);
+    has_signal = true;
+    if (sid.empty()) {
+      auto opened = srv_.node.router().open_session({who_.user_id, device, sig, {}, {}});
+      return bind(opened.handle, opened.session_id, opened.resume_token,
+                  opened.heartbeat_ms, false);
+    }
+    auto h = srv_.node.router().session(sid);
+    if (!h)
+      return error("session_not_found", "no such session: send hello without session_id");
+    ask<session_view>(srv_.node.system(), h,
+                      on_strand<session_view>([this, h, sid, token, sig, has_signal](auto r) {
+                        if (!r)
+                          return fail_with(r.error());
+                        if (r->user_id != who_.user_id)
+                          return error("forbidden", "the session belongs to another user");
+                        bind(h, sid, token, r->heartbeat_ms, true);
+                        if (has_signal)
+                          caf::anon_send(h, signal_atom::value, sig);
+                      }),
+                      resume_atom::value, token);
+  }
+
+  void bind(caf::actor h, const std::string& sid, const std::string& token,
+            int64_t heartbeat_ms, bool resumed) {
+    session_ = std::move(h);
+    session_id_ = sid;
+    caf::anon_send(srv_.node.router().user(who_.user_id), inbox_atom::value,
+                   socket_actor_);
+    reply({{"op", "welcome"},
+           {"session_id", sid},
+           {"user_id", who_.user_id},
+           {"resume_token", token},
+           {"heartbeat_ms", heartbeat_ms},
+           {"server_time", srv_.node.now_ms()},
+           {"resumed", resumed}});
+  }
+
+  void subscribe(const std::vector<std::string>& users,
+                 const std::vector<std::string>& rooms) {
+    struct gather {
+      json users = json::array();
+      json rooms = json::array();
+      size_t pending = 0;
+    };
+    auto g = std::make_shared<gather>();
+    g->pending = users.size() + rooms.size();
+    if (g->pending == 0)
+      return reply({{"op", "subscribed"}, {"users", g->users}, {"rooms", g->rooms}});
+    auto finish = [this, g] {
+      if (--g->pending == 0)
+        reply({{"op", "subscribed"}, {"users", g->users}, {"rooms", g->rooms}});
+    };
+    auto& r = srv_.node.router();
+    for (auto& u : users)
+      ask<user_view>(srv_.node.system(), r.user(u),
+                     on_strand<user_view>([g, finish](auto v) mutable {
+                       if (v)
+                         g->users.push_back(to_json(*v));
+                       finish();
+                     }),
+                     subscribe_atom::value, socket_actor_);
+    for (auto& room : rooms)
+      ask<room_view>(srv_.node.system(), r.room(room),
+                     on_strand<room_view>([g, finish](auto v) mutable {
+                       if (v)
+                         g->rooms.push_back(to_json(*v));
+                       finish();
+                     }),
+                     subscribe_atom::value, socket_actor_);
+  }
+
+  void unsubscribe(const std::vector<std::string>& users,
+                   const std::vector<std::string>& rooms) {
+    auto& r = srv_.node.router();
+    for (auto& u : users)
+      caf::anon_send(r.user(u), unsubscribe_atom::value, socket_actor_);
+    for (auto& room : rooms)
+      caf::anon_send(r.room(room), unsubscribe_atom::value, socket_actor_);
+  }
+
+  websocket::stream<beast::tcp_stream> ws_;
+  beast::flat_buffer buffer_;
+  server::impl& srv_;
+  principal who_;
+  caf::actor socket_actor_;
+  caf::actor session_;
+  std::string session_id_;
+  std::deque<std::string> queue_;
+  bool closing_ = false;
+  bool close_after_write_ = false;
+  int strikes_ = 0;
+  double tokens_;
+  int64_t over_limit_ = 0;
+  std::chrono::steady_clock::time_point last_refill_ = std::chrono::steady_clock::now();
+
+public:
+  void shutdown() { close(websocket::close_code::going_away); }
+};
+
+// --- HTTP ------------------------------------------------------------------------
+
+class http_session : public std::enable_shared_from_this<http_session> {
+public:
+  http_session(tcp::socket&& socket, server::impl& srv)
+    : stream_(std::move(socket)), srv_(srv) {
+    srv_.metrics.connections.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  ~http_session() { srv_.metrics.connections.fetch_sub(1, std::memory_order_relaxed); }
+
+  void run() {
+    net::dispatch(stream_.get_executor(),
+                  beast::bind_front_handler(&http_session::start, shared_from_this()));
+  }
+
+private:
+  void start() {
+    if (srv_.metrics.connections.load() + srv_.metrics.sockets_open.load()
+        > srv_.cfg.limits.max_connections) {
+      srv_.metrics.rejected_connections.fetch_add(1, std::memory_order_relaxed);
+      return write(error_response({503, "unavailable", "too many connections"}), 11,
+                   false);
+    }
+    do_read();
+  }
+
+  void do_read() {
+    parser_.emplace();
+    parser_->header_limit(max_header_bytes);
+    parser_->body_limit(static_cast<uint64_t>(srv_.cfg.limits.max_body_bytes));
+    stream_.expires_after(http_idle_timeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     beast::bind_front_handler(&http_session::on_read,
+                                               shared_from_this()));
+  }
+
+  void on_read(beast::error_code ec, size_t) {
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout)
+      return close();
+    if (ec == http::error::body_limit)
+      return write(error_response({413, "payload_too_large",
+                                   "the body is over limits.max_body_bytes ("
+                                     + std::to_string(srv_.cfg.limits.max_body_bytes)
+                                     + " bytes)"}),
+                   11, false);
+    if (ec == http::error::header_limit)
+      return write(error_response({431, "headers_too_large", "headers over 16 KiB"}), 11,
+                   false);
+    if (ec) {
+      if (ec != net::error::operation_aborted && ec != net::error::connection_reset)
+        write(error_response({400, "bad_request", "malformed HTTP request"}), 11, false);
+      return;
+    }
+    auto req = parser_->release();
+    http_request hr;
+    hr.method = std::string{req.method_string()};
+    split_target(std::string{req.target()}, hr.path, hr.query);
+    auto header = [&](http::field f) { return std::string{req[f]}; };
+    hr.authorization = header(http::field::authorization);
+    hr.x_user = std::string{req["X-User"]};
+    hr.x_role = std::string{req["X-Role"]};
+    if (websocket::is_upgrade(req)) {
+      if (hr.path != "/v1/ws")
+        return write(error_response({404, "not_found", "WebSocket lives at /v1/ws"}),
+                     req.version(), false);
+      std::string why;
+      auto token = hr.query.count("token") ? hr.query["token"] : std::string{};
+      auto who = srv_.auth.authenticate(hr.authorization, hr.x_user, hr.x_role, token,
+                                        srv_.node.now_ms() / 1000, &why);
+      if (!who)
+        return write(error_response({401, "unauthorized", why}), req.version(), false);
+      stream_.expires_never();
+      std::make_shared<ws_session>(stream_.release_socket(), srv_, std::move(*who))
+        ->run(std::move(req));
+      return;
+    }
+    srv_.metrics.http_requests.fetch_add(1, std::memory_order_relaxed);
+    hr.body = std::move(req.body());
+    auto version = req.version();
+    auto keep_alive = req.keep_alive();
+    srv_.api_.handle(hr, [self = shared_from_this(), version,
+                          keep_alive](http_response resp) {
+      net::post(self->stream_.get_executor(),
+                [self, resp = std::move(resp), version, keep_alive] {
+                  self->write(resp, version, keep_alive);
+                });
+    });
+  }
+
+  void write(const http_response& r, unsigned version, bool keep_alive) {
+    auto res = std::make_shared<http::response<http::string_body>>(
+      make_response(r, version, keep_alive));
+    http::async_write(stream_, *res,
+                      [self = shared_from_this(), res](beast::error_code ec, size_t) {
+                        if (ec || !res->keep_alive())
+                          return self->close();
+                        self->do_read();
+                      });
+  }
+
+  void close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  server::impl& srv_;
+};
+
+} // namespace
+
+void server::impl::do_accept() {
+  acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec,
+                                                      tcp::socket socket) {
+    if (ec) {
+      if (ec == net::error::operation_aborted)
+        return;
+    } else {
+      std::make_shared<http_session>(std::move(socket), *this)->run();
+    }
+    do_accept();
+  });
+}
+
+server::server(actors::node& n, const config::settings& cfg)
+  : impl_(std::make_unique<impl>(n, cfg, metrics_)) {
+  impl_->api_.metrics_text = [this] {
+    return render_metrics(impl_->node, metrics_);
+  };
+}
+
+server::~server() {
+  stop();
+}
+
+uint16_t server::start() {
+  auto& cfg = impl_->cfg;
+  beast::error_code ec;
+  auto address = net::ip::make_address(cfg.node.bind, ec);
+  if (ec)
+    throw std::runtime_error("node.bind: '" + cfg.node.bind + "' is not an IP address");
+  tcp::endpoint ep{address, static_cast<unsigned short>(cfg.node.http_port)};
+  auto& acc = impl_->acceptor;
+  acc.open(ep.protocol(), ec);
+  if (!ec)
+    acc.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec)
+    acc.bind(ep, ec);
+  if (!ec)
+    acc.listen(net::socket_base::max_listen_connections, ec);
+  if (ec)
+    throw std::runtime_error("cannot listen on " + cfg.node.bind + ":"
+                             + std::to_string(cfg.node.http_port) + ": " + ec.message());
+  impl_->do_accept();
+  for (int64_t i = 0; i < cfg.node.io_threads; ++i)
+    impl_->threads.emplace_back([this] { impl_->ioc.run(); });
+  return acc.local_endpoint().port();
+}
+
+void server::stop() {
+  if (!impl_ || impl_->threads.empty())
+    return;
+  net::post(impl_->ioc, [this] {
+    beast::error_code ec;
+    impl_->acceptor.close(ec);
+  });
+  std::vector<std::shared_ptr<ws_session>> open;
+  {
+    std::lock_guard<std::mutex> guard{impl_->sockets_mtx};
+    for (auto& w : impl_->sockets)
+      if (auto s = w.lock())
+        open.push_back(std::move(s));
+  }
+  for (auto& s : open)
+    s->shutdown();
+  open.clear();
+  // Give the close frames a moment, then stop the loop.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{2};
+  while (std::chrono::steady_clock::now() < deadline
+         && impl_->metrics.sockets_open.load() > 0)
+    std::this_thread::sleep_for(std::chrono::milliseconds{10});
+  impl_->ioc.stop();
+  for (auto& t : impl_->threads)
+    t.join();
+  impl_->threads.clear();
+}
+
+} // namespace presence::gateway
