@@ -646,8 +646,12 @@ uint16_t server::start() {
 }
 
 void server::stop() {
-  if (!impl_ || impl_->threads.empty())
+  if (!impl_)
     return;
+  if (impl_->threads.empty()) {
+    impl_.reset();
+    return;
+  }
   net::post(impl_->ioc, [this] {
     beast::error_code ec;
     impl_->acceptor.close(ec);
@@ -659,6 +663,7 @@ void server::stop() {
       if (auto s = w.lock())
         open.push_back(std::move(s));
   }
+  spdlog::info("closing {} WebSockets (going away)", open.size());
   for (auto& s : open)
     s->shutdown();
   open.clear();
@@ -671,6 +676,9 @@ void server::stop() {
   for (auto& t : impl_->threads)
     t.join();
   impl_->threads.clear();
+  // Destroying the io_context destroys the handlers still pending (peers that
+  // never answered the close), which releases their sessions and socket actors.
+  impl_.reset();
 }
 
 } // namespace presence::gateway

@@ -1,0 +1,128 @@
+// Starts a real `presenced` on loopback with a free port (port 0, read back from
+// its log), and stops it with SIGTERM (or SIGKILL) when the test is done.
+#pragma once
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdexcept>
+#include <string>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <vector>
+
+namespace presence::testing {
+
+class node_process {
+public:
+  /// Starts presenced with `args` (plus --node.http_port=0 and a data dir) and
+  /// waits up to 20 s for its "http listening on" line.
+  explicit node_process(std::vector<std::string> args) {
+    char dir_template[] = "/tmp/presenced-test-XXXXXX";
+    data_dir_ = mkdtemp(dir_template);
+    args.insert(args.begin(), {PRESENCED_BINARY, "--node.http_port=0",
+                               "--node.data_dir=" + data_dir_, "--node.id=test"});
+    int fds[2];
+    if (pipe(fds) != 0)
+      throw std::runtime_error("pipe failed");
+    pid_ = fork();
+    if (pid_ == 0) {
+      dup2(fds[1], STDOUT_FILENO);
+      dup2(fds[1], STDERR_FILENO);
+      close(fds[0]);
+      close(fds[1]);
+      std::vector<char*> argv;
+      for (auto& a : args)
+        argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    close(fds[1]);
+    out_ = fds[0];
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{20};
+    while (port_ == 0) {
+      if (std::chrono::steady_clock::now() > deadline)
+        throw std::runtime_error("presenced did not start: " + log_);
+      if (!read_some(100) && exited())
+        throw std::runtime_error("presenced exited: " + log_);
+      auto pos = log_.find("http listening on ");
+      if (pos != std::string::npos) {
+        auto colon = log_.find(':', pos + 18);
+        auto end = log_.find('\n', colon);
+        if (colon != std::string::npos && end != std::string::npos)
+          port_ = static_cast<uint16_t>(std::stoi(log_.substr(colon + 1, end - colon - 1)));
+      }
+    }
+  }
+
+  ~node_process() {
+    if (pid_ > 0 && !exited()) {
+      ::kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    if (out_ >= 0)
+      close(out_);
+    std::string cmd = "rm -rf '" + data_dir_ + "'";
+    if (std::system(cmd.c_str()) != 0)
+      std::perror("rm");
+  }
+
+  uint16_t port() const { return port_; }
+
+  /// Sends SIGTERM and waits up to 10 s; returns the exit status (or -1).
+  int stop() {
+    ::kill(pid_, SIGTERM);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{10};
+    while (std::chrono::steady_clock::now() < deadline) {
+      read_some(20);
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      }
+    }
+    return -1;
+  }
+
+  /// Everything the process printed so far.
+  const std::string& log() {
+    while (read_some(0)) {
+    }
+    return log_;
+  }
+
+private:
+  bool read_some(int timeout_ms) {
+    pollfd p{out_, POLLIN, 0};
+    if (poll(&p, 1, timeout_ms) <= 0)
+      return false;
+    char buf[4096];
+    auto n = ::read(out_, buf, sizeof(buf));
+    if (n <= 0)
+      return false;
+    log_.append(buf, static_cast<size_t>(n));
+    return true;
+  }
+
+  bool exited() {
+    if (pid_ <= 0)
+      return true;
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return true;
+    }
+    return false;
+  }
+
+  pid_t pid_ = -1;
+  int out_ = -1;
+  uint16_t port_ = 0;
+  std::string log_;
+  std::string data_dir_;
+};
+
+} // namespace presence::testing
