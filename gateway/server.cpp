@@ -41,6 +41,9 @@ constexpr int max_strikes = 10;
 
 class ws_session;
 
+using watch_atom = caf::atom_constant<caf::atom("watch")>;
+using unwatch_atom = caf::atom_constant<caf::atom("unwatch")>;
+
 } // namespace
 
 struct server::impl {
@@ -129,17 +132,38 @@ private:
       std::lock_guard<std::mutex> guard{srv_.sockets_mtx};
       srv_.sockets.insert(weak_from_this());
     }
-    auto fn = [](caf::event_based_actor*,
+    // The socket actor: receives this socket's events and its session's signal
+    // replies, renders them once and posts the text to the socket's strand.
+    auto fn = [](caf::event_based_actor* self,
                  std::weak_ptr<ws_session> ws) -> caf::behavior {
-      auto push = [ws](json j) {
+      auto push = [ws](const json& j) {
         if (auto s = ws.lock())
           s->send(j.dump());
       };
+      self->set_down_handler([push, ws](caf::down_msg&) {
+        push({{"op", "error"},
+              {"code", "session_not_found"},
+              {"message", "the session ended: send hello to open a new one"}});
+        if (auto s = ws.lock())
+          s->session_ended();
+      });
       return {
         [push](const presence_event& e) { push(to_json(e)); },
         [push](const room_event& e) { push(to_json(e)); },
         [push](const intent_event& e) {
           push({{"op", "intent"}, {"intent", to_json(e.intent)}});
+        },
+        [push](const signal_reply& r) {
+          if (r.changed)
+            push({{"op", "ack"},
+                  {"state", std::string{to_string(r.current)}},
+                  {"heartbeat_ms", r.heartbeat_ms}});
+        },
+        [self](watch_atom, const caf::actor& session) { self->monitor(session); },
+        [self](unwatch_atom, const caf::actor& session) { self->demonitor(session); },
+        [push](caf::error& e) {
+          auto err = from_actor_error(e);
+          push({{"op", "error"}, {"code", err.code}, {"message", err.message}});
         },
       };
     };
@@ -290,16 +314,10 @@ private:
         return error("rate_limited", "more than limits.signals_per_second signals");
       }
       strikes_ = 0;
-      return ask<signal_reply>(srv_.node.system(), session_,
-                               on_strand<signal_reply>([this](auto r) {
-                                 if (!r)
-                                   return fail_with(r.error());
-                                 if (r->changed)
-                                   reply({{"op", "ack"},
-                                          {"state", std::string{to_string(r->current)}},
-                                          {"heartbeat_ms", r->heartbeat_ms}});
-                               }),
-                               signal_atom::value, sig);
+      // The hot path: the session answers the socket actor, which acks only
+      // a change. No requester actor and no timer per signal.
+      caf::send_as(socket_actor_, session_, signal_atom::value, sig);
+      return;
     }
     strikes_ = 0;
     if (op == "subscribe" || op == "unsubscribe") {
@@ -366,6 +384,7 @@ private:
                               who_.user_id);
     }
     if (op == "leave") {
+      caf::anon_send(socket_actor_, unwatch_atom::value, session_);
       caf::anon_send(session_, leave_atom::value);
       session_ = nullptr;
       close_after_write_ = true;
@@ -410,6 +429,7 @@ private:
             int64_t heartbeat_ms, bool resumed) {
     session_ = std::move(h);
     session_id_ = sid;
+    caf::anon_send(socket_actor_, watch_atom::value, session_);
     caf::anon_send(srv_.node.router().user(who_.user_id), inbox_atom::value,
                    socket_actor_);
     reply({{"op", "welcome"},
@@ -481,6 +501,14 @@ private:
 
 public:
   void shutdown() { close(websocket::close_code::going_away); }
+
+  /// The session expired under this socket: accept a new hello. Thread-safe.
+  void session_ended() {
+    net::post(ws_.get_executor(), [self = shared_from_this()] {
+      self->session_ = nullptr;
+      self->session_id_.clear();
+    });
+  }
 };
 
 // --- HTTP ------------------------------------------------------------------------

@@ -521,3 +521,20 @@ TEST_F(GatewayTest, SigtermWithUnresponsiveClient) {
   EXPECT_EQ(node.stop(), 0) << node.log();
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds{5});
 }
+
+// Verifies a socket whose session expires is told so, stays open, and can open
+// a new session with another hello.
+TEST_F(GatewayTest, SessionExpiringUnderAnOpenSocket) {
+  ws_client ws{node.port(), "alice"};
+  ws.send({{"op", "hello"}});
+  auto w = ws.read_op("welcome");
+  ASSERT_TRUE(w);
+  auto e = ws.read_op("error", std::chrono::seconds{5});
+  ASSERT_TRUE(e);
+  EXPECT_EQ((*e)["code"], "session_not_found");
+  EXPECT_FALSE(ws.closed());
+  ws.send({{"op", "hello"}});
+  auto again = ws.read_op("welcome");
+  ASSERT_TRUE(again);
+  EXPECT_NE((*again)["session_id"], (*w)["session_id"]);
+}
