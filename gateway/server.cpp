@@ -589,6 +589,12 @@ private:
       return;
     }
     srv_.metrics.http_requests.fetch_add(1, std::memory_order_relaxed);
+    if (hr.method == "POST" && hr.path.size() > 7
+        && hr.path.compare(hr.path.size() - 7, 7, "/signal") == 0 && !take_token())
+      return write(error_response({429, "rate_limited",
+                                   "more than limits.signals_per_second signals on "
+                                   "this connection"}),
+                   req.version(), req.keep_alive());
     hr.body = std::move(req.body());
     auto version = req.version();
     auto keep_alive = req.keep_alive();
@@ -617,10 +623,25 @@ private:
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
   }
 
+  // A token bucket of limits.signals_per_second for signal requests.
+  bool take_token() {
+    auto now = std::chrono::steady_clock::now();
+    auto rate = static_cast<double>(srv_.cfg.limits.signals_per_second);
+    auto dt = std::chrono::duration<double>(now - last_refill_).count();
+    last_refill_ = now;
+    tokens_ = std::min(rate, tokens_ + dt * rate);
+    if (tokens_ < 1.0)
+      return false;
+    tokens_ -= 1.0;
+    return true;
+  }
+
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   server::impl& srv_;
+  double tokens_ = static_cast<double>(srv_.cfg.limits.signals_per_second);
+  std::chrono::steady_clock::time_point last_refill_ = std::chrono::steady_clock::now();
 };
 
 } // namespace

@@ -538,3 +538,22 @@ TEST_F(GatewayTest, SessionExpiringUnderAnOpenSocket) {
   ASSERT_TRUE(again);
   EXPECT_NE((*again)["session_id"], (*w)["session_id"]);
 }
+
+// Verifies more than limits.signals_per_second signals on one HTTP connection
+// get 429 with Retry-After, and the session is untouched.
+TEST_F(GatewayTest, HttpSignalRateLimit) {
+  auto sid = open_session("alice");
+  int limited = 0;
+  http_result last;
+  for (int i = 0; i < 40; ++i) {
+    auto r = http.post("/v1/sessions/" + sid + "/signal", {{"signal", "active"}});
+    if (r.status == 429) {
+      ++limited;
+      last = r;
+    }
+  }
+  EXPECT_GT(limited, 0);
+  EXPECT_EQ(last.body["error"]["code"], "rate_limited");
+  EXPECT_EQ(last.headers["Retry-After"], "1");
+  EXPECT_EQ(http.get("/v1/sessions/" + sid).status, 200u);
+}
