@@ -2,6 +2,7 @@
 
 #include "actors/errors.hpp"
 #include "actors/ids.hpp"
+#include "gateway/fanout.hpp"
 #include "gateway/metrics_text.hpp"
 
 #include <boost/asio/dispatch.hpp>
@@ -49,6 +50,7 @@ using unwatch_atom = caf::atom_constant<caf::atom("unwatch")>;
 struct server::impl {
   impl(actors::node& n, const config::settings& c, gateway_metrics& m)
     : node(n), cfg(c), auth(c.auth), api_(n, auth), metrics(m),
+      events(n, static_cast<size_t>(std::max<int64_t>(2, c.node.worker_threads * 2))),
       acceptor(ioc) {
   }
 
@@ -57,6 +59,7 @@ struct server::impl {
   authenticator auth;
   api api_;
   gateway_metrics& metrics;
+  fanout events;
   net::io_context ioc;
   tcp::acceptor acceptor;
   std::vector<std::thread> threads;
@@ -86,14 +89,16 @@ http::response<http::string_body> make_response(const http_response& r, unsigned
 
 // --- WebSocket -----------------------------------------------------------------
 
-class ws_session : public std::enable_shared_from_this<ws_session> {
+class ws_session : public event_sink, public std::enable_shared_from_this<ws_session> {
 public:
   ws_session(tcp::socket&& socket, server::impl& srv, principal who)
     : ws_(std::move(socket)), srv_(srv), who_(std::move(who)),
       tokens_(static_cast<double>(srv.cfg.limits.signals_per_second)) {
   }
 
-  ~ws_session() {
+  ~ws_session() override {
+    for (auto& t : topics_)
+      srv_.events.unsubscribe(t, this);
     srv_.metrics.sockets_open.fetch_sub(1, std::memory_order_relaxed);
     if (socket_actor_)
       caf::anon_send_exit(socket_actor_, caf::exit_reason::user_shutdown);
@@ -111,9 +116,13 @@ public:
 
   /// Queues a text frame; thread-safe.
   void send(std::string text) {
+    deliver(std::make_shared<const std::string>(std::move(text)));
+  }
+
+  void deliver(std::shared_ptr<const std::string> frame) override {
     net::post(ws_.get_executor(),
-              [self = shared_from_this(), t = std::move(text)]() mutable {
-                self->enqueue(std::move(t));
+              [self = shared_from_this(), f = std::move(frame)]() mutable {
+                self->enqueue(std::move(f));
               });
   }
 
@@ -148,8 +157,6 @@ private:
           s->session_ended();
       });
       return {
-        [push](const presence_event& e) { push(to_json(e)); },
-        [push](const room_event& e) { push(to_json(e)); },
         [push](const intent_event& e) {
           push({{"op", "intent"}, {"intent", to_json(e.intent)}});
         },
@@ -199,7 +206,7 @@ private:
     srv_.sockets.erase(weak_from_this());
   }
 
-  void enqueue(std::string text) {
+  void enqueue(std::shared_ptr<const std::string> text) {
     if (closing_)
       return;
     if (queue_.size() >= max_queued_frames) {
@@ -216,7 +223,7 @@ private:
 
   void do_write() {
     ws_.text(true);
-    ws_.async_write(net::buffer(queue_.front()),
+    ws_.async_write(net::buffer(*queue_.front()),
                     beast::bind_front_handler(&ws_session::on_write,
                                               shared_from_this()));
   }
@@ -241,7 +248,7 @@ private:
     ws_.async_close(code, [self = shared_from_this()](beast::error_code) {});
   }
 
-  void reply(json j) { enqueue(j.dump()); }
+  void reply(const json& j) { enqueue(std::make_shared<const std::string>(j.dump())); }
 
   void error(const std::string& code, const std::string& message) {
     reply({{"op", "error"}, {"code", code}, {"message", message}});
@@ -441,6 +448,9 @@ private:
            {"resumed", resumed}});
   }
 
+  // Subscribes through the node's fan-out and answers `subscribed` with every
+  // snapshot. Events of a topic may reach the socket before the answer (when
+  // several topics are gathered); their `seq` orders them.
   void subscribe(const std::vector<std::string>& users,
                  const std::vector<std::string>& rooms) {
     struct gather {
@@ -452,36 +462,42 @@ private:
     g->pending = users.size() + rooms.size();
     if (g->pending == 0)
       return reply({{"op", "subscribed"}, {"users", g->users}, {"rooms", g->rooms}});
-    auto finish = [this, g] {
-      if (--g->pending == 0)
-        reply({{"op", "subscribed"}, {"users", g->users}, {"rooms", g->rooms}});
+    auto self = shared_from_this();
+    auto add = [this, self, g](bool room, const std::string& id) {
+      topic_ref t{room, id};
+      bool known = false;
+      for (auto& x : topics_)
+        known = known || (x.room == room && x.id == id);
+      if (!known)
+        topics_.push_back(t);
+      srv_.events.subscribe(t, self, [self, g, room](std::string snapshot) {
+        net::post(self->ws_.get_executor(), [self, g, room, snapshot] {
+          (room ? g->rooms : g->users).push_back(json::parse(snapshot));
+          if (--g->pending == 0)
+            self->reply({{"op", "subscribed"}, {"users", g->users}, {"rooms", g->rooms}});
+        });
+      });
     };
-    auto& r = srv_.node.router();
     for (auto& u : users)
-      ask<user_view>(srv_.node.system(), r.user(u),
-                     on_strand<user_view>([g, finish](auto v) mutable {
-                       if (v)
-                         g->users.push_back(to_json(*v));
-                       finish();
-                     }),
-                     subscribe_atom::value, socket_actor_);
-    for (auto& room : rooms)
-      ask<room_view>(srv_.node.system(), r.room(room),
-                     on_strand<room_view>([g, finish](auto v) mutable {
-                       if (v)
-                         g->rooms.push_back(to_json(*v));
-                       finish();
-                     }),
-                     subscribe_atom::value, socket_actor_);
+      add(false, u);
+    for (auto& r : rooms)
+      add(true, r);
   }
 
   void unsubscribe(const std::vector<std::string>& users,
                    const std::vector<std::string>& rooms) {
-    auto& r = srv_.node.router();
+    auto drop = [this](bool room, const std::string& id) {
+      srv_.events.unsubscribe({room, id}, this);
+      topics_.erase(std::remove_if(topics_.begin(), topics_.end(),
+                                   [&](const topic_ref& t) {
+                                     return t.room == room && t.id == id;
+                                   }),
+                    topics_.end());
+    };
     for (auto& u : users)
-      caf::anon_send(r.user(u), unsubscribe_atom::value, socket_actor_);
-    for (auto& room : rooms)
-      caf::anon_send(r.room(room), unsubscribe_atom::value, socket_actor_);
+      drop(false, u);
+    for (auto& r : rooms)
+      drop(true, r);
   }
 
   websocket::stream<beast::tcp_stream> ws_;
@@ -491,7 +507,8 @@ private:
   caf::actor socket_actor_;
   caf::actor session_;
   std::string session_id_;
-  std::deque<std::string> queue_;
+  std::deque<std::shared_ptr<const std::string>> queue_;
+  std::vector<topic_ref> topics_; ///< what this socket receives through the fan-out
   bool closing_ = false;
   bool close_after_write_ = false;
   int strikes_ = 0;
@@ -725,6 +742,7 @@ void server::stop() {
   for (auto& t : impl_->threads)
     t.join();
   impl_->threads.clear();
+  impl_->events.stop();
   // Destroying the io_context destroys the handlers still pending (peers that
   // never answered the close), which releases their sessions and socket actors.
   impl_.reset();

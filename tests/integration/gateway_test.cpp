@@ -507,7 +507,15 @@ TEST_F(GatewayTest, Metrics) {
   auto r = http.get("/metrics", "");
   ASSERT_EQ(r.status, 200u);
   EXPECT_NE(r.raw.find("# TYPE presence_sessions gauge"), std::string::npos);
-  EXPECT_NE(r.raw.find("presence_sessions{state=\"active\"} 1"), std::string::npos) << r.raw;
+  // One live session, counted once whatever state it has decayed to by now.
+  double live = 0;
+  for (auto st : {"active", "idle", "away", "stale"}) {
+    auto key = std::string{"presence_sessions{state=\""} + st + "\"} ";
+    auto pos = r.raw.find(key);
+    ASSERT_NE(pos, std::string::npos) << key << " missing in " << r.raw;
+    live += std::stod(r.raw.substr(pos + key.size()));
+  }
+  EXPECT_EQ(live, 1.0) << r.raw;
   EXPECT_NE(r.raw.find("presence_http_requests_total"), std::string::npos);
 }
 
@@ -556,4 +564,31 @@ TEST_F(GatewayTest, HttpSignalRateLimit) {
   EXPECT_EQ(last.body["error"]["code"], "rate_limited");
   EXPECT_EQ(last.headers["Retry-After"], "1");
   EXPECT_EQ(http.get("/v1/sessions/" + sid).status, 200u);
+}
+
+// Verifies two watchers of one user on the node both get every event (one
+// subscription per node, fanned out), and one leaving does not cut the other off.
+TEST_F(GatewayTest, FanOutToSeveralWatchers) {
+  ws_client w1{node.port(), "bob"}, w2{node.port(), "carol"};
+  for (auto* w : {&w1, &w2}) {
+    w->send({{"op", "hello"}});
+    ASSERT_TRUE(w->read_op("welcome"));
+    w->send({{"op", "subscribe"}, {"users", {"alice"}}});
+    ASSERT_TRUE(w->read_op("subscribed"));
+  }
+  auto sid = open_session("alice");
+  for (auto* w : {&w1, &w2}) {
+    auto e = w->read_op("presence");
+    ASSERT_TRUE(e);
+    EXPECT_EQ((*e)["state"], "active");
+    EXPECT_EQ((*e)["seq"], 1);
+  }
+  w1.send({{"op", "unsubscribe"}, {"users", {"alice"}}});
+  http.post("/v1/sessions/" + sid + "/signal", {{"signal", "background"}});
+  auto e = w2.read_op("presence");
+  ASSERT_TRUE(e);
+  EXPECT_EQ((*e)["state"], "away");
+  EXPECT_EQ((*e)["seq"], 2);
+  auto none = w1.read(std::chrono::milliseconds{100});
+  EXPECT_FALSE(none && (*none)["op"] == "presence") << none->dump();
 }

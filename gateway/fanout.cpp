@@ -1,0 +1,145 @@
+#include "gateway/fanout.hpp"
+
+#include "gateway/json_codec.hpp"
+
+#include <caf/event_based_actor.hpp>
+#include <caf/send.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include <functional>
+#include <unordered_map>
+
+namespace presence::gateway {
+
+using namespace presence::actors;
+
+namespace {
+
+struct shard_state {
+  struct topic {
+    caf::actor entity;
+    std::vector<sink_ref> sinks; ///< receiving events
+    bool subscribed = false;     ///< this shard is a subscriber of the entity
+  };
+  node* owner = nullptr;
+  std::unordered_map<std::string, topic> topics; ///< "user:<id>" / "room:<id>"
+  static inline const char* name = "presence.fanout";
+};
+
+void deliver(caf::stateful_actor<shard_state>* self, const std::string& key,
+             const json& j) {
+  auto& st = self->state;
+  auto i = st.topics.find(key);
+  if (i == st.topics.end())
+    return;
+  auto frame = std::make_shared<const std::string>(j.dump());
+  auto& sinks = i->second.sinks;
+  size_t kept = 0;
+  for (auto& s : sinks) {
+    if (auto p = s.sink.lock()) {
+      p->deliver(frame);
+      sinks[kept++] = s;
+    }
+  }
+  sinks.resize(kept);
+  st.owner->metrics().events_sent.fetch_add(kept, std::memory_order_relaxed);
+  if (sinks.empty() && i->second.subscribed) {
+    // Every socket went away: stop the entity's events to this node.
+    self->send(i->second.entity, unsubscribe_atom::value,
+               caf::actor_cast<caf::actor>(self));
+    st.topics.erase(i);
+  }
+}
+
+caf::behavior shard_actor(caf::stateful_actor<shard_state>* self, node* owner) {
+  self->state.owner = owner;
+  auto self_handle = [self] { return caf::actor_cast<caf::actor>(self); };
+  return {
+    [self](const presence_event& e) { deliver(self, "user:" + e.user_id, to_json(e)); },
+    [self](const room_event& e) { deliver(self, "room:" + e.room_id, to_json(e)); },
+    [self, self_handle](subscribe_atom, bool room, const std::string& id, sink_ref s,
+                        std::function<void(std::string)> on_snapshot) {
+      auto& st = self->state;
+      auto key = (room ? "room:" : "user:") + id;
+      auto& t = st.topics[key];
+      if (!t.entity)
+        t.entity = room ? st.owner->router().room(id) : st.owner->router().user(id);
+      // Subscribing again is idempotent at the entity and returns a snapshot;
+      // the reply travels the same path as events, so the sink is added at the
+      // exact point of the stream that the snapshot describes.
+      auto add = [self, key, s, on_snapshot](json snapshot) {
+        auto i = self->state.topics.find(key);
+        if (i == self->state.topics.end())
+          return;
+        i->second.subscribed = true;
+        auto& sinks = i->second.sinks;
+        bool present = false;
+        for (auto& x : sinks)
+          present = present || x.id == s.id;
+        if (!present)
+          sinks.push_back(s);
+        on_snapshot(snapshot.dump());
+      };
+      if (room)
+        self->request(t.entity, caf::infinite, subscribe_atom::value, self_handle())
+          .then([add](const room_view& v) mutable { add(to_json(v)); });
+      else
+        self->request(t.entity, caf::infinite, subscribe_atom::value, self_handle())
+          .then([add](const user_view& v) mutable { add(to_json(v)); });
+    },
+    [self, self_handle](unsubscribe_atom, bool room, const std::string& id,
+                        uintptr_t sink_id) {
+      auto& st = self->state;
+      auto key = (room ? "room:" : "user:") + id;
+      auto i = st.topics.find(key);
+      if (i == st.topics.end())
+        return;
+      auto& sinks = i->second.sinks;
+      sinks.erase(std::remove_if(sinks.begin(), sinks.end(),
+                                 [&](const sink_ref& s) {
+                                   return s.id == sink_id || s.sink.expired();
+                                 }),
+                  sinks.end());
+      if (sinks.empty()) {
+        self->send(i->second.entity, unsubscribe_atom::value, self_handle());
+        st.topics.erase(i);
+      }
+    },
+  };
+}
+
+} // namespace
+
+fanout::fanout(actors::node& n, size_t shards) {
+  for (size_t i = 0; i < shards; ++i)
+    shards_.push_back(n.system().spawn(shard_actor, &n));
+}
+
+fanout::~fanout() {
+  stop();
+}
+
+void fanout::stop() {
+  for (auto& s : shards_)
+    caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
+  shards_.clear();
+}
+
+const caf::actor& fanout::shard_of(const topic_ref& t) const {
+  auto h = std::hash<std::string>{}(t.id) ^ (t.room ? 0x9e3779b97f4a7c15ULL : 0);
+  return shards_[h % shards_.size()];
+}
+
+void fanout::subscribe(const topic_ref& t, const std::shared_ptr<event_sink>& sink,
+                       std::function<void(std::string)> on_snapshot) {
+  caf::anon_send(shard_of(t), subscribe_atom::value, t.room, t.id,
+                 sink_ref{sink, reinterpret_cast<uintptr_t>(sink.get())},
+                 std::move(on_snapshot));
+}
+
+void fanout::unsubscribe(const topic_ref& t, const event_sink* sink) {
+  caf::anon_send(shard_of(t), unsubscribe_atom::value, t.room, t.id,
+                 reinterpret_cast<uintptr_t>(sink));
+}
+
+} // namespace presence::gateway

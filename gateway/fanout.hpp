@@ -1,0 +1,69 @@
+// Per-node fan-out of events to local sockets. A user's or room's actor sends each
+// event once per node (to the fan-out shard that owns its topic), and the shard
+// renders it to JSON once and hands the same text to every local socket
+// subscribed to it. Shards are actors, chosen by a hash of the topic, so one
+// entity's events stay in order; a new subscriber gets its snapshot through the
+// same shard, before any later event.
+#pragma once
+
+#include "actors/node.hpp"
+
+#include <caf/actor.hpp>
+#include <caf/allowed_unsafe_message_type.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace presence::gateway {
+
+/// Something that takes rendered frames: a WebSocket session. Thread-safe.
+class event_sink {
+public:
+  virtual ~event_sink() = default;
+  /// Queues one text frame (shared by all sinks of an event).
+  virtual void deliver(std::shared_ptr<const std::string> frame) = 0;
+};
+
+/// A weak reference to a sink, as carried in messages (local only).
+struct sink_ref {
+  std::weak_ptr<event_sink> sink;
+  uintptr_t id = 0; ///< identity of the sink, valid after it expired
+};
+
+/// A topic: "user:<id>" or "room:<id>".
+struct topic_ref {
+  bool room = false;
+  std::string id;
+};
+
+class fanout {
+public:
+  /// Spawns `shards` fan-out actors for the node.
+  fanout(actors::node& n, size_t shards);
+  ~fanout();
+
+  /// Subscribes `sink` to the topic; `on_snapshot` receives the snapshot JSON
+  /// (a user or room view) on a CAF worker, before any event of the topic is
+  /// delivered to the sink.
+  void subscribe(const topic_ref& t, const std::shared_ptr<event_sink>& sink,
+                 std::function<void(std::string)> on_snapshot);
+
+  /// Stops delivering the topic to `sink`.
+  void unsubscribe(const topic_ref& t, const event_sink* sink);
+
+  /// Stops the shards (shutdown).
+  void stop();
+
+private:
+  const caf::actor& shard_of(const topic_ref& t) const;
+
+  std::vector<caf::actor> shards_;
+};
+
+} // namespace presence::gateway
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(presence::gateway::sink_ref)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::function<void(std::string)>)
