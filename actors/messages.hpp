@@ -39,6 +39,7 @@
 //                                         leave_room) -> reply room_view
 //   (get_atom, room_query)                anyone -> reply room_view
 //   (subscribe_atom, actor)               anyone -> reply room_view; then room_event
+//                                         (or room_delta once the room is big)
 //   (unsubscribe_atom, actor)             anyone -> no reply
 //   (media_atom, bool)                    gateway -> reply room_view
 //   (timeline_atom, since_ms)             anyone -> reply std::vector<timeline_sample>
@@ -192,6 +193,18 @@ struct room_event {
   room_phase phase = room_phase::empty;
 };
 
+/// Room -> subscribers of a big room (more than rooms.announce_max members):
+/// at most one every rooms.delta_interval_ms, instead of one event per change.
+struct room_delta {
+  std::string room_id;
+  state_counts counts{};
+  double readiness = 0;
+  room_phase phase = room_phase::empty;
+  std::vector<member_info> changed; ///< members whose state changed (or joined,
+                                    ///< with their state; left: offline)
+  bool truncated = false; ///< more than rooms.delta_max_members changed: only counts
+};
+
 /// One sample of a room's timeline.
 struct timeline_sample {
   int64_t t = 0;
@@ -302,6 +315,12 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, room_event& x) {
   return f(caf::meta::type_name("room_event"), x.room_id, x.event, x.user_id,
            x.current, x.counts, x.readiness, x.phase);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, room_delta& x) {
+  return f(caf::meta::type_name("room_delta"), x.room_id, x.counts, x.readiness,
+           x.phase, x.changed, x.truncated);
 }
 
 template <class Inspector>

@@ -13,6 +13,10 @@ room_state::~room_state() {
     owner->metrics().rooms.fetch_sub(1, std::memory_order_relaxed);
 }
 
+bool room_state::big() const {
+  return static_cast<int64_t>(members.size()) > owner->rooms().announce_max;
+}
+
 namespace {
 
 void count(room_state& st, const room_state::member& m, int delta) {
@@ -91,8 +95,24 @@ void reevaluate(room_actor_type* self, const char* event = "",
   st.readiness = readiness(st.counts, static_cast<int64_t>(st.intents.size()), cfg);
   auto prev = st.phase;
   st.phase = next_phase(st.phase, anyone_present(st), st.readiness, cfg);
-  if (*event != '\0')
-    emit(self, event, user_id, current);
+  if (*event != '\0') {
+    if (st.big()) {
+      // Gathered into the next room_delta: a join storm costs one message per
+      // subscriber per interval, not one per member.
+      if (!st.delta_truncated) {
+        st.delta[user_id] = std::string_view{event} == "leave" ? state::offline : current;
+        if (static_cast<int64_t>(st.delta.size()) > cfg.delta_max_members) {
+          st.delta.clear();
+          st.delta_truncated = true;
+        }
+      }
+      if (!st.delta_timer.armed())
+        st.delta_timer.arm(caf::actor_cast<caf::actor>(self),
+                           st.owner->now_ms() + cfg.delta_interval_ms);
+    } else {
+      emit(self, event, user_id, current);
+    }
+  }
   if (st.phase != prev) {
     emit(self, "phase", "", state::offline);
     if (st.phase == room_phase::empty)
@@ -138,7 +158,8 @@ caf::behavior room_actor(room_actor_type* self, node* owner, std::string room_id
   auto& st = self->state;
   st.owner = owner;
   st.room_id = std::move(room_id);
-  st.timer.bind(owner->timers());
+  st.timer.bind(owner->timers(), 0);
+  st.delta_timer.bind(owner->timers(), 1);
   owner->metrics().rooms.fetch_add(1, std::memory_order_relaxed);
   self->set_down_handler([self](caf::down_msg& dm) {
     auto& subs = self->state.subscribers;
@@ -180,6 +201,23 @@ caf::behavior room_actor(room_actor_type* self, node* owner, std::string room_id
     },
     [self](wake_atom, uint64_t generation) {
       auto& st = self->state;
+      if (st.delta_timer.is_current(generation)) {
+        room_delta d{st.room_id, st.counts, st.readiness, st.phase, {},
+                     st.delta_truncated};
+        for (auto& [user_id, s] : st.delta) {
+          auto i = st.members.find(user_id);
+          d.changed.push_back(
+            member_info{user_id, s, i == st.members.end() || i->second.visible});
+        }
+        st.delta.clear();
+        st.delta_truncated = false;
+        auto msg = caf::make_message(std::move(d));
+        for (auto& sub : st.subscribers)
+          self->send(sub, msg);
+        st.owner->metrics().events_sent.fetch_add(st.subscribers.size(),
+                                                  std::memory_order_relaxed);
+        return;
+      }
       if (!st.timer.is_current(generation))
         return;
       auto now = st.owner->now_ms();

@@ -45,7 +45,13 @@ struct room_state {
   std::map<std::string, intent_view> intents; ///< open intents into the room
   std::deque<timeline_sample> timeline;
   std::vector<caf::actor> subscribers;
-  timer_slot timer; ///< the next timeline sample
+  timer_slot timer;       ///< the next timeline sample (tag 0)
+  timer_slot delta_timer; ///< the next room_delta of a big room (tag 1)
+  std::map<std::string, state> delta; ///< changes since the last room_delta
+  bool delta_truncated = false;
+
+  /// More members than rooms.announce_max: changes go out as room_delta.
+  bool big() const;
 
   static inline const char* name = "presence.room";
 };

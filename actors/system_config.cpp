@@ -26,6 +26,7 @@ void configure(caf::actor_system_config& cfg, const config::settings& s) {
   cfg.add_message_type<room_query>("presence.room_query");
   cfg.add_message_type<room_view>("presence.room_view");
   cfg.add_message_type<room_event>("presence.room_event");
+  cfg.add_message_type<room_delta>("presence.room_delta");
   cfg.add_message_type<timeline_sample>("presence.timeline_sample");
   cfg.add_message_type<std::vector<timeline_sample>>("presence.timeline");
   cfg.add_message_type<intent_view>("presence.intent_view");

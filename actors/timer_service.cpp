@@ -16,7 +16,7 @@ timer_slot::~timer_slot() {
 }
 
 void timer_slot::arm(caf::actor self, int64_t due_ms) {
-  ++generation_;
+  generation_ = (((generation_ >> 8) + 1) << 8) | tag_;
   due_ms_ = due_ms;
   armed_ = true;
   service_->arm(*this, std::move(self), due_ms, generation_);
@@ -26,7 +26,7 @@ void timer_slot::disarm() {
   if (!armed_)
     return;
   armed_ = false;
-  ++generation_; // a wake already in flight becomes stale
+  generation_ = (((generation_ >> 8) + 1) << 8) | tag_; // a wake in flight is stale
   service_->disarm(*this);
 }
 

@@ -36,7 +36,12 @@ public:
   ~timer_slot();
 
   /// Attaches a default-constructed slot to its service (once, before `arm`).
-  void bind(timer_service& service) { service_ = &service; }
+  /// An entity with several slots gives each its own `tag` (0..255): the tag is
+  /// part of every generation, so a wake is current for one slot only.
+  void bind(timer_service& service, uint8_t tag = 0) {
+    service_ = &service;
+    tag_ = tag;
+  }
   timer_slot(const timer_slot&) = delete;
   timer_slot& operator=(const timer_slot&) = delete;
 
@@ -65,7 +70,8 @@ private:
   };
   timer_service* service_ = nullptr;
   entry entry_;             // guarded by the shard's mutex
-  uint64_t generation_ = 0; // owned by the actor
+  uint64_t generation_ = 0; // owned by the actor; low 8 bits are the tag
+  uint8_t tag_ = 0;
   int64_t due_ms_ = 0;      // owned by the actor
   bool armed_ = false;      // owned by the actor
 };

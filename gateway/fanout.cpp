@@ -57,6 +57,7 @@ caf::behavior shard_actor(caf::stateful_actor<shard_state>* self, node* owner) {
   return {
     [self](const presence_event& e) { deliver(self, "user:" + e.user_id, to_json(e)); },
     [self](const room_event& e) { deliver(self, "room:" + e.room_id, to_json(e)); },
+    [self](const room_delta& d) { deliver(self, "room:" + d.room_id, to_json(d)); },
     [self, self_handle](subscribe_atom, bool room, const std::string& id, sink_ref s,
                         std::function<void(std::string)> on_snapshot) {
       auto& st = self->state;

@@ -160,6 +160,19 @@ json to_json(const room_event& e) {
   return out;
 }
 
+json to_json(const room_delta& d) {
+  json changed = json::array();
+  for (auto& m : d.changed)
+    changed.push_back({{"user_id", m.user_id}, {"state", str(to_string(m.current))}});
+  return {{"op", "room_delta"},
+          {"room_id", d.room_id},
+          {"counts", to_json(d.counts)},
+          {"readiness", d.readiness},
+          {"phase", str(to_string(d.phase))},
+          {"changed", changed},
+          {"truncated", d.truncated}};
+}
+
 json session_created(const opened_session& s) {
   return {{"session_id", s.session_id},
           {"user_id", s.user_id},

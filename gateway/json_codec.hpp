@@ -37,6 +37,7 @@ json to_json(const actors::intent_view& v);
 json to_json(const actors::timeline_sample& v);
 json to_json(const actors::presence_event& e);
 json to_json(const actors::room_event& e);
+json to_json(const actors::room_delta& d);
 json to_json(const actors::state_counts& c);
 json session_created(const actors::opened_session& s);
 json signal_answer(const actors::signal_reply& r);

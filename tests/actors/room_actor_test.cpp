@@ -253,3 +253,67 @@ TEST_F(RoomActorTest, MediaFlag) {
   EXPECT_FALSE(v->media_attached);
   EXPECT_EQ(v->member_count, 1);
 }
+
+namespace {
+
+class BigRoomTest : public ::testing::Test {
+protected:
+  static presence::config::settings settings() {
+    auto s = test_node::default_settings();
+    s.rooms.announce_max = 5;
+    s.rooms.delta_interval_ms = 100;
+    s.rooms.delta_max_members = 3;
+    return s;
+  }
+  test_node n{settings()};
+};
+
+} // namespace
+
+// Verifies a join storm into a big room costs one room_delta per interval per
+// subscriber, not one event per member: the first announce_max joins are
+// announced, the rest arrive as counts only.
+TEST_F(BigRoomTest, JoinStormIsBatched) {
+  recorded log;
+  ASSERT_TRUE(n.ask<room_view>(n.node().router().room("hall"), subscribe_atom::value,
+                               n.recorder(log)));
+  for (int i = 0; i < 1000; ++i) {
+    auto s = n.open("u" + std::to_string(i));
+    ASSERT_TRUE(n.ask<room_view>(s.handle, join_atom::value, std::string{"hall"}, true));
+  }
+  auto joins = std::count_if(log.rooms.begin(), log.rooms.end(),
+                             [](auto& e) { return e.event == "join"; });
+  EXPECT_EQ(joins, 5) << "members beyond announce_max are not announced one by one";
+  EXPECT_TRUE(log.deltas.empty());
+  n.advance(100);
+  ASSERT_EQ(log.deltas.size(), 1u);
+  EXPECT_TRUE(log.deltas[0].truncated);
+  EXPECT_TRUE(log.deltas[0].changed.empty());
+  EXPECT_EQ(log.deltas[0].counts[static_cast<size_t>(state::active)], 1000);
+  EXPECT_LE(log.rooms.size(), 10u) << "only the first joins and phase changes";
+}
+
+// Verifies a few changes in a big room are listed in the delta.
+TEST_F(BigRoomTest, SmallDeltaListsMembers) {
+  std::vector<opened_session> ss;
+  for (int i = 0; i < 10; ++i) {
+    ss.push_back(n.open("u" + std::to_string(i)));
+    ASSERT_TRUE(n.ask<room_view>(ss.back().handle, join_atom::value, std::string{"hall"}, true));
+  }
+  recorded log;
+  ASSERT_TRUE(n.ask<room_view>(n.node().router().room("hall"), subscribe_atom::value,
+                               n.recorder(log)));
+  n.advance(150); // the storm's delta goes out
+  log.deltas.clear();
+  ASSERT_TRUE(n.ask<signal_reply>(ss[0].handle, signal_atom::value, signal_kind::background));
+  ASSERT_FALSE(n.tell(ss[1].handle, leave_atom::value));
+  n.advance(100);
+  ASSERT_EQ(log.deltas.size(), 1u);
+  EXPECT_FALSE(log.deltas[0].truncated);
+  ASSERT_EQ(log.deltas[0].changed.size(), 2u);
+  EXPECT_EQ(log.deltas[0].changed[0].user_id, "u0");
+  EXPECT_EQ(log.deltas[0].changed[0].current, state::away);
+  EXPECT_EQ(log.deltas[0].changed[1].user_id, "u1");
+  EXPECT_EQ(log.deltas[0].changed[1].current, state::offline);
+  EXPECT_EQ(log.deltas[0].counts[static_cast<size_t>(state::away)], 1);
+}

@@ -27,6 +27,7 @@ struct recorded {
   std::vector<actors::presence_event> presence;
   std::vector<actors::room_event> rooms;
   std::vector<actors::intent_event> intents;
+  std::vector<actors::room_delta> deltas;
 };
 
 class test_node {
@@ -140,6 +141,7 @@ public:
         [log](const actors::presence_event& e) { log->presence.push_back(e); },
         [log](const actors::room_event& e) { log->rooms.push_back(e); },
         [log](const actors::intent_event& e) { log->intents.push_back(e); },
+        [log](const actors::room_delta& d) { log->deltas.push_back(d); },
       };
     };
     auto a = sys_->spawn(fn, &out);
