@@ -15,5 +15,5 @@ fi
 cmake -S . -B "$build_dir" -G Ninja "${args[@]}" "$@" >/dev/null
 cmake --build "$build_dir" -j2
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
-export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
+export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp"
 cd "$build_dir" && ctest -j2 --output-on-failure --timeout 600
