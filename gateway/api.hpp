@@ -8,6 +8,7 @@
 #include "actors/node.hpp"
 #include "gateway/auth.hpp"
 #include "gateway/json_codec.hpp"
+#include "gateway/request_target.hpp"
 
 #include <caf/event_based_actor.hpp>
 
@@ -39,10 +40,6 @@ using respond_fn = std::function<void(http_response)>;
 
 /// How long the gateway waits for an actor before answering 503.
 inline constexpr std::chrono::seconds request_timeout{5};
-
-/// Splits "a/b?x=1&y=2" into path and decoded query parameters.
-void split_target(std::string_view target, std::string& path,
-                  std::map<std::string, std::string>& query);
 
 /// Sends (xs...) to `dest` as a request and calls `done` with the reply or the
 /// error. Never blocks; `done` runs on a CAF worker.

@@ -9,7 +9,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev
   libxxhash-dev libssl-dev prometheus-cpp-dev
-  curl python3
+  clang libclang-rt-14-dev curl python3
 )
 
 missing=()

@@ -12,6 +12,11 @@ if [ -n "${PRESENCE_SANITIZE:-}" ]; then
   args+=(-DPRESENCE_SANITIZE="${PRESENCE_SANITIZE}" -DPRESENCE_BUILD_BENCH=OFF
          -DCMAKE_BUILD_TYPE=Debug)
 fi
+if [ -z "${PRESENCE_SANITIZE:-}" ]; then
+  # The decoders of untrusted bytes, fuzzed briefly (before the tests, so that
+  # ctest's summary closes the output).
+  bash scripts/fuzz.sh "${PRESENCE_FUZZ_SECONDS:-15}"
+fi
 cmake -S . -B "$build_dir" -G Ninja "${args[@]}" "$@" >/dev/null
 cmake --build "$build_dir" -j2
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
