@@ -10,7 +10,49 @@
 
 namespace presence::gateway {
 
-std::string render_metrics(actors::node& n, const gateway_metrics& g) {
+http_metrics::http_metrics() : registry_(std::make_shared<prometheus::Registry>()) {
+  requests_ = &prometheus::BuildCounter()
+                 .Name("presence_http_requests_by_route_total")
+                 .Help("HTTP requests by route and status")
+                 .Register(*registry_);
+  latency_ = &prometheus::BuildHistogram()
+                .Name("presence_http_request_seconds")
+                .Help("HTTP request latency by route, from parsed request to response")
+                .Register(*registry_);
+}
+
+void http_metrics::record(const std::string& route, unsigned status, double seconds) {
+  requests_->Add({{"route", route}, {"status", std::to_string(status)}}).Increment();
+  static const prometheus::Histogram::BucketBoundaries buckets = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5};
+  latency_->Add({{"route", route}}, buckets).Observe(seconds);
+}
+
+std::string route_label(std::string_view method, std::string_view path) {
+  // /v1/<collection>/<id>/<action>: every third segment is an id.
+  std::string out{method};
+  out += ' ';
+  size_t seg = 0;
+  size_t i = 0;
+  if (path.substr(0, 4) != "/v1/")
+    return out + (path == "/healthz" || path == "/readyz" || path == "/metrics"
+                    ? std::string{path}
+                    : std::string{"other"});
+  while (i < path.size()) {
+    auto j = path.find('/', i + 1);
+    auto part = path.substr(i, j == std::string_view::npos ? j : j - i);
+    ++seg;
+    bool is_id = seg == 3 && !(path.substr(0, 16) == "/v1/presence/que");
+    out += is_id ? std::string{"/{id}"} : std::string{part};
+    if (j == std::string_view::npos || seg >= 4)
+      break;
+    i = j;
+  }
+  return out;
+}
+
+std::string render_metrics(actors::node& n, const gateway_metrics& g,
+                           http_metrics& http) {
   using namespace prometheus;
   Registry reg;
   auto& m = n.metrics();
@@ -63,7 +105,10 @@ std::string render_metrics(actors::node& n, const gateway_metrics& g) {
           static_cast<double>(g.ws_closed_policy.load()));
   counter("presence_rejected_connections_total", "Connections over limits.max_connections",
           static_cast<double>(g.rejected_connections.load()));
-  return TextSerializer{}.Serialize(reg.Collect());
+  auto families = reg.Collect();
+  auto per_route = http.registry().Collect();
+  families.insert(families.end(), per_route.begin(), per_route.end());
+  return TextSerializer{}.Serialize(families);
 }
 
 } // namespace presence::gateway

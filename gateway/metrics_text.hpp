@@ -2,7 +2,14 @@
 // built with prometheus-cpp at each scrape. Thread-safe (reads atomics only).
 #pragma once
 
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <memory>
 #include <string>
+#include <string_view>
 
 namespace presence::actors {
 class node;
@@ -12,6 +19,28 @@ namespace presence::gateway {
 
 struct gateway_metrics;
 
-std::string render_metrics(actors::node& n, const gateway_metrics& g);
+/// Per-route HTTP metrics, updated by every request (prometheus-cpp's metric
+/// updates are thread-safe).
+class http_metrics {
+public:
+  http_metrics();
+
+  /// Records one request: `route` is its template ("GET /v1/users/{id}/presence").
+  void record(const std::string& route, unsigned status, double seconds);
+
+  prometheus::Registry& registry() { return *registry_; }
+
+private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Counter>* requests_;
+  prometheus::Family<prometheus::Histogram>* latency_;
+};
+
+/// The route template of a request: ids in the path become {id}, so the label
+/// set stays bounded whatever clients send.
+std::string route_label(std::string_view method, std::string_view path);
+
+std::string render_metrics(actors::node& n, const gateway_metrics& g,
+                           http_metrics& http);
 
 } // namespace presence::gateway

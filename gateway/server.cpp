@@ -59,6 +59,7 @@ struct server::impl {
   authenticator auth;
   api api_;
   gateway_metrics& metrics;
+  http_metrics http;
   fanout events;
   net::io_context ioc;
   tcp::acceptor acceptor;
@@ -615,8 +616,13 @@ private:
     hr.body = std::move(req.body());
     auto version = req.version();
     auto keep_alive = req.keep_alive();
-    srv_.api_.handle(hr, [self = shared_from_this(), version,
-                          keep_alive](http_response resp) {
+    auto route = route_label(hr.method, hr.path);
+    auto started = std::chrono::steady_clock::now();
+    srv_.api_.handle(hr, [self = shared_from_this(), version, keep_alive, route,
+                          started](http_response resp) {
+      self->srv_.http.record(
+        route, resp.status,
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
       net::post(self->stream_.get_executor(),
                 [self, resp = std::move(resp), version, keep_alive] {
                   self->write(resp, version, keep_alive);
@@ -679,7 +685,7 @@ void server::impl::do_accept() {
 server::server(actors::node& n, const config::settings& cfg)
   : impl_(std::make_unique<impl>(n, cfg, metrics_)) {
   impl_->api_.metrics_text = [this] {
-    return render_metrics(impl_->node, metrics_);
+    return render_metrics(impl_->node, metrics_, impl_->http);
   };
 }
 

@@ -516,6 +516,17 @@ TEST_F(GatewayTest, Metrics) {
     live += std::stod(r.raw.substr(pos + key.size()));
   }
   EXPECT_EQ(live, 1.0) << r.raw;
+  EXPECT_NE(r.raw.find("presence_http_requests_by_route_total{route=\"POST /v1/sessions\",status=\"201\"} 1"),
+            std::string::npos)
+    << r.raw;
+  EXPECT_NE(r.raw.find("presence_http_request_seconds_bucket{route=\"POST /v1/sessions\""),
+            std::string::npos);
+  http.get("/v1/users/zed/presence");
+  http.get("/v1/users/ann/presence");
+  r = http.get("/metrics", "");
+  EXPECT_NE(r.raw.find("route=\"GET /v1/users/{id}/presence\",status=\"200\"} 2"),
+            std::string::npos)
+    << "ids must not become labels";
   EXPECT_NE(r.raw.find("presence_http_requests_total"), std::string::npos);
 }
 
@@ -591,4 +602,19 @@ TEST_F(GatewayTest, FanOutToSeveralWatchers) {
   EXPECT_EQ((*e)["seq"], 2);
   auto none = w1.read(std::chrono::milliseconds{100});
   EXPECT_FALSE(none && (*none)["op"] == "presence") << none->dump();
+}
+
+// Verifies limits.max_connections: a connection over the limit gets 503 with
+// Retry-After and the ones within it keep working.
+TEST(GatewayLimitsTest, MaxConnections) {
+  node_process node{with(short_thresholds(), {"--limits.max_connections=2"})};
+  http_client a{node.port()};
+  ws_client b{node.port(), "bob"};
+  b.send({{"op", "hello"}});
+  ASSERT_TRUE(b.read_op("welcome"));
+  http_client c{node.port()};
+  auto r = c.get("/healthz", "");
+  EXPECT_EQ(r.status, 503u) << r.raw;
+  EXPECT_EQ(r.headers["Retry-After"], "1");
+  EXPECT_EQ(a.get("/healthz", "").status, 200u);
 }
