@@ -421,13 +421,8 @@ void api::route(const http_request& req, const principal& who, respond_fn& done)
     intent_spec spec;
     spec.from_user = who.user_id;
     if (!f.only({"to_user", "to_room", "kind", "ttl_ms", "note"})
-        || !f.id("to_user", spec.to_user, false) || !f.id("to_room", spec.to_room, false)
-        || !f.string("kind", spec.kind, false) || !f.string("note", spec.note, false)
-        || !f.integer("ttl_ms", spec.ttl_ms, false, 1, max_intent_ttl_ms))
+        || !read_intent_spec(f, spec))
       return bad();
-    if (spec.kind.size() > 64 || spec.note.size() > 1024)
-      return done(error_response({400, "invalid_field",
-                                  "'kind' is at most 64 bytes and 'note' 1024"}));
     auto created = r.create_intent(std::move(spec));
     if (!created)
       return done(error_response(from_actor_error(created.error())));

@@ -308,4 +308,14 @@ bool fields::only(std::initializer_list<const char*> allowed) {
   return true;
 }
 
+bool read_intent_spec(fields& f, intent_spec& spec) {
+  if (!f.id("to_user", spec.to_user, false) || !f.id("to_room", spec.to_room, false)
+      || !f.string("kind", spec.kind, false) || !f.string("note", spec.note, false)
+      || !f.integer("ttl_ms", spec.ttl_ms, false, 1, max_intent_ttl_ms))
+    return false;
+  if (spec.kind.size() > 64 || spec.note.size() > 1024)
+    return f.fail("invalid_field", "'kind' is at most 64 bytes and 'note' 1024");
+  return true;
+}
+
 } // namespace presence::gateway

@@ -62,10 +62,16 @@ public:
   /// Refuses fields other than `allowed`.
   bool only(std::initializer_list<const char*> allowed);
 
-private:
+  /// Fails with an `invalid_field` error (for checks beyond the readers).
   bool fail(std::string code, std::string message);
+
+private:
   const json& obj_;
   api_error* err_;
 };
+
+/// Reads the fields of an intent (to_user, to_room, kind, ttl_ms, note) into
+/// `spec`, with their bounds; shared by `POST /v1/intents` and the `intent` op.
+bool read_intent_spec(fields& f, actors::intent_spec& spec);
 
 } // namespace presence::gateway

@@ -4,6 +4,7 @@
 #include "actors/ids.hpp"
 #include "gateway/fanout.hpp"
 #include "gateway/metrics_text.hpp"
+#include "gateway/token_bucket.hpp"
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -94,7 +95,7 @@ class ws_session : public event_sink, public std::enable_shared_from_this<ws_ses
 public:
   ws_session(tcp::socket&& socket, server::impl& srv, principal who)
     : ws_(std::move(socket)), srv_(srv), who_(std::move(who)),
-      tokens_(static_cast<double>(srv.cfg.limits.signals_per_second)) {
+      signals_(static_cast<double>(srv.cfg.limits.signals_per_second)) {
   }
 
   ~ws_session() override {
@@ -279,17 +280,10 @@ private:
   }
 
   bool take_token() {
-    auto now = std::chrono::steady_clock::now();
-    auto rate = static_cast<double>(srv_.cfg.limits.signals_per_second);
-    auto dt = std::chrono::duration<double>(now - last_refill_).count();
-    last_refill_ = now;
-    tokens_ = std::min(rate, tokens_ + dt * rate);
-    if (tokens_ >= 1.0) {
-      tokens_ -= 1.0;
-      over_limit_ = 0;
-      return true;
-    }
-    return false;
+    if (!signals_.take())
+      return false;
+    over_limit_ = 0;
+    return true;
   }
 
   void on_frame(const std::string& text) {
@@ -363,9 +357,7 @@ private:
       intent_spec spec;
       spec.from_user = who_.user_id;
       if (!f.only({"op", "to_user", "to_room", "kind", "ttl_ms", "note"})
-          || !f.id("to_user", spec.to_user, false) || !f.id("to_room", spec.to_room, false)
-          || !f.string("kind", spec.kind, false) || !f.string("note", spec.note, false)
-          || !f.integer("ttl_ms", spec.ttl_ms, false, 1, max_intent_ttl_ms))
+          || !read_intent_spec(f, spec))
         return strike(err.code, err.message);
       auto created = srv_.node.router().create_intent(std::move(spec));
       if (!created)
@@ -513,9 +505,8 @@ private:
   bool closing_ = false;
   bool close_after_write_ = false;
   int strikes_ = 0;
-  double tokens_;
+  token_bucket signals_;
   int64_t over_limit_ = 0;
-  std::chrono::steady_clock::time_point last_refill_ = std::chrono::steady_clock::now();
 
 public:
   void shutdown() { close(websocket::close_code::going_away); }
@@ -608,7 +599,7 @@ private:
     }
     srv_.metrics.http_requests.fetch_add(1, std::memory_order_relaxed);
     if (hr.method == "POST" && hr.path.size() > 7
-        && hr.path.compare(hr.path.size() - 7, 7, "/signal") == 0 && !take_token())
+        && hr.path.compare(hr.path.size() - 7, 7, "/signal") == 0 && !signals_.take())
       return write(error_response({429, "rate_limited",
                                    "more than limits.signals_per_second signals on "
                                    "this connection"}),
@@ -646,25 +637,11 @@ private:
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
   }
 
-  // A token bucket of limits.signals_per_second for signal requests.
-  bool take_token() {
-    auto now = std::chrono::steady_clock::now();
-    auto rate = static_cast<double>(srv_.cfg.limits.signals_per_second);
-    auto dt = std::chrono::duration<double>(now - last_refill_).count();
-    last_refill_ = now;
-    tokens_ = std::min(rate, tokens_ + dt * rate);
-    if (tokens_ < 1.0)
-      return false;
-    tokens_ -= 1.0;
-    return true;
-  }
-
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   server::impl& srv_;
-  double tokens_ = static_cast<double>(srv_.cfg.limits.signals_per_second);
-  std::chrono::steady_clock::time_point last_refill_ = std::chrono::steady_clock::now();
+  token_bucket signals_{static_cast<double>(srv_.cfg.limits.signals_per_second)};
 };
 
 } // namespace
