@@ -14,6 +14,11 @@
 //   The four gateway operations above also exist with a trailing acting user id
 //   (std::string): the session answers `forbidden` unless it belongs to that
 //   user (or the caller is `admin_caller`).
+//   (signal_atom, signal_kind, quiet_atom) a socket -> no reply; the session sends
+//                                         the sender a signal_reply only when the
+//                                         state or the interval changed (the
+//                                         WebSocket hot path: one message per
+//                                         signal that changes nothing)
 //   (resume_atom, std::string token)      gateway -> reply session_view, or
 //                                         forbidden if the token is wrong
 //   (identify_atom, new_user, acting)     gateway -> reply session_view; moves the
@@ -83,6 +88,7 @@ using decline_atom = caf::atom_constant<caf::atom("decline")>;
 using cancel_atom = caf::atom_constant<caf::atom("cancel")>;
 using list_atom = caf::atom_constant<caf::atom("list")>;
 using resume_atom = caf::atom_constant<caf::atom("resume")>;
+using quiet_atom = caf::atom_constant<caf::atom("quiet")>;
 using identify_atom = caf::atom_constant<caf::atom("identify")>;
 
 /// The acting user of a request that may touch any session (operators).

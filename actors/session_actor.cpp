@@ -175,6 +175,12 @@ caf::behavior session_actor(session_actor_type* self, node* owner,
   rearm(self, now);
   return {
     [self](signal_atom, signal_kind sig) { return on_signal(self, sig); },
+    [self](signal_atom, signal_kind sig, quiet_atom) {
+      auto r = on_signal(self, sig);
+      if (r.changed)
+        if (auto to = caf::actor_cast<caf::actor>(self->current_sender()))
+          self->send(to, r);
+    },
     [self](signal_atom, signal_kind sig,
            const std::string& acting) -> caf::result<signal_reply> {
       if (!allowed(self, acting))

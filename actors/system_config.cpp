@@ -5,10 +5,20 @@
 
 #include <caf/atom.hpp>
 
+#include <algorithm>
+#include <thread>
+
 namespace presence::actors {
 
+size_t worker_threads(const config::settings& s) {
+  if (s.node.worker_threads > 0)
+    return static_cast<size_t>(s.node.worker_threads);
+  auto cores = static_cast<int64_t>(std::thread::hardware_concurrency());
+  return static_cast<size_t>(std::max<int64_t>(1, cores - s.node.io_threads));
+}
+
 void configure(caf::actor_system_config& cfg, const config::settings& s) {
-  cfg.set("scheduler.max-threads", static_cast<size_t>(s.node.worker_threads));
+  cfg.set("scheduler.max-threads", worker_threads(s));
   cfg.set("scheduler.policy", caf::atom("sharing"));
   cfg.add_error_category(caf::atom("presence"),
                          [](uint8_t code, caf::atom_value, const caf::message& ctx) {

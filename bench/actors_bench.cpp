@@ -36,7 +36,7 @@ struct options {
   std::vector<size_t> sessions;
   size_t sessions_per_user = 4;
   size_t signals_per_session = 5;
-  int64_t threads = 2;
+  int64_t threads = 0; // 0: the node's automatic choice
   std::string policy = "sharing";
 };
 
@@ -152,9 +152,9 @@ void bench_sessions(const options& opt, size_t n) {
     node.start();
     auto& m = node.metrics();
     auto users = n / opt.sessions_per_user;
-    std::printf("\n== %zu sessions over %zu users, %lld scheduler threads (%s), "
+    std::printf("\n== %zu sessions over %zu users, %zu scheduler threads (%s), "
                 "timer tick %lld ms ==\n",
-                n, users, static_cast<long long>(opt.threads), opt.policy.c_str(),
+                n, users, actors::worker_threads(s), opt.policy.c_str(),
                 static_cast<long long>(s.node.timer_tick_ms));
 
     // 1. Create: every session arms its timer for active -> idle in 30 s.

@@ -6,6 +6,7 @@
 // latency from a state-changing signal to the watcher's event (p50/p99/p99.9).
 //
 //   ws_load [--sessions N] [--watchers W] [--rate R] [--seconds S]
+//           [--node-flag --<section>.<key>=<value>]...
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -25,6 +26,7 @@
 #include <poll.h>
 #include <sstream>
 #include <string>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <vector>
@@ -184,8 +186,15 @@ public:
   conn(net::io_context& ioc, stats& st, std::string user)
     : ws_(net::make_strand(ioc)), st_(st), user_(std::move(user)) {}
 
-  void start(uint16_t port, std::function<void()> on_ready) {
+  void start(uint16_t port, std::function<void()> on_ready, size_t index = 0) {
     on_ready_ = std::move(on_ready);
+    // Spread connections over source addresses 127.0.0.1-8: one address has
+    // only ~28k ephemeral ports.
+    auto& sock = beast::get_lowest_layer(ws_).socket();
+    beast::error_code bind_ec;
+    sock.open(tcp::v4(), bind_ec);
+    net::ip::address_v4::bytes_type src{127, 0, 0, static_cast<unsigned char>(1 + index % 8)};
+    sock.bind(tcp::endpoint{net::ip::address_v4{src}, 0}, bind_ec);
     beast::get_lowest_layer(ws_).async_connect(
       tcp::endpoint{net::ip::make_address("127.0.0.1"), port},
       [self = shared_from_this()](beast::error_code ec) {
@@ -289,12 +298,12 @@ result run_load(const child& target, size_t sessions, size_t watchers, double ra
     if (!echo)
       c->on_open = [c] { c->send(R"({"op":"hello","device":"load"})"); };
     c->on_frame = [c, &ready, echo](const json& j) {
-      if (echo || j.value("op", "") == "welcome")
+      if (echo || (j.is_object() && j.value("op", "") == "welcome"))
         c->ready();
     };
     if (echo)
       c->on_open = [c] { c->ready(); };
-    c->start(target.port, [&ready] { ++ready; });
+    c->start(target.port, [&ready] { ++ready; }, i);
     conns.push_back(c);
   }
   for (size_t w = 0; w < watchers && !echo; ++w) {
@@ -307,13 +316,17 @@ result run_load(const child& target, size_t sessions, size_t watchers, double ra
       c->send(json{{"op", "subscribe"}, {"users", users}}.dump());
     };
     c->on_frame = [c, &st, &toggled_at, &toggled](const json& j) {
+      if (!j.is_object())
+        return;
       auto op = j.value("op", "");
       if (op == "subscribed")
         c->ready();
       if (op != "presence")
         return;
       auto uid = j.value("user_id", "");
-      auto i = static_cast<size_t>(std::stoul(uid.substr(1)));
+      if (uid.size() < 2 || uid[0] != 'u')
+        return;
+      auto i = static_cast<size_t>(std::strtoul(uid.c_str() + 1, nullptr, 10));
       if (i < toggled.size() && toggled[i]) {
         toggled[i] = false;
         st.latencies_ms.push_back(
@@ -382,10 +395,19 @@ result run_load(const child& target, size_t sessions, size_t watchers, double ra
 } // namespace
 
 int main(int argc, char** argv) {
+  // Room for tens of thousands of sockets on both sides (children inherit it).
+  rlimit lim{};
+  getrlimit(RLIMIT_NOFILE, &lim);
+  rlimit want{std::max<rlim_t>(lim.rlim_cur, 262144), std::max<rlim_t>(lim.rlim_max, 262144)};
+  if (setrlimit(RLIMIT_NOFILE, &want) != 0) {
+    lim.rlim_cur = lim.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &lim);
+  }
   if (argc == 2 && std::strcmp(argv[1], "--serve-echo") == 0)
     return serve_echo();
   size_t sessions = 10000, watchers = 50;
   double rate = 20000, seconds = 10;
+  std::vector<std::string> node_flags;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--sessions"))
       sessions = std::stoul(argv[i + 1]);
@@ -395,6 +417,8 @@ int main(int argc, char** argv) {
       rate = std::stod(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--seconds"))
       seconds = std::stod(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--node-flag"))
+      node_flags.push_back(argv[i + 1]); // e.g. --node.worker_threads=1
     else {
       std::fprintf(stderr, "unknown argument %s\n", argv[i]);
       return 2;
@@ -405,9 +429,12 @@ int main(int argc, char** argv) {
   auto presenced = dir + "/../programs/presenced";
   char data_dir[] = "/tmp/ws-load-XXXXXX";
   mkdtemp(data_dir);
-  auto node = spawn({presenced, "--node.http_port=0", std::string{"--node.data_dir="} + data_dir,
-                     "--limits.max_connections=1000000", "--limits.signals_per_second=1000"},
-                    "http listening on 127.0.0.1");
+  std::vector<std::string> args = {presenced, "--node.http_port=0",
+                                   std::string{"--node.data_dir="} + data_dir,
+                                   "--limits.max_connections=1000000",
+                                   "--limits.signals_per_second=1000"};
+  args.insert(args.end(), node_flags.begin(), node_flags.end());
+  auto node = spawn(args, "http listening on 127.0.0.1");
   auto r = run_load(node, sessions, watchers, rate, seconds, false);
   stop(node);
   auto echo = spawn({self, "--serve-echo"}, "echo listening on 127.0.0.1");

@@ -404,8 +404,8 @@ std::vector<std::string> validate(settings& s) {
   for (auto& seed : s.node.seeds)
     if (!valid_host_port(seed))
       errors.push_back("node.seeds: '" + seed + "' is not host:port");
-  if (s.node.worker_threads < 1 || s.node.worker_threads > 256)
-    errors.push_back("node.worker_threads: must be in 1..256, got "
+  if (s.node.worker_threads < 0 || s.node.worker_threads > 256)
+    errors.push_back("node.worker_threads: must be in 0..256 (0: automatic), got "
                      + std::to_string(s.node.worker_threads));
   if (s.node.io_threads < 1 || s.node.io_threads > 256)
     errors.push_back("node.io_threads: must be in 1..256, got "

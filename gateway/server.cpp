@@ -162,7 +162,7 @@ private:
         [push](const intent_event& e) {
           push({{"op", "intent"}, {"intent", to_json(e.intent)}});
         },
-        [push](const signal_reply& r) {
+        [push](const signal_reply& r) { // only changes arrive (quiet signals)
           if (r.changed)
             push({{"op", "ack"},
                   {"state", std::string{to_string(r.current)}},
@@ -318,7 +318,7 @@ private:
       strikes_ = 0;
       // The hot path: the session answers the socket actor, which acks only
       // a change. No requester actor and no timer per signal.
-      caf::send_as(socket_actor_, session_, signal_atom::value, sig);
+      caf::send_as(socket_actor_, session_, signal_atom::value, sig, quiet_atom::value);
       return;
     }
     strikes_ = 0;

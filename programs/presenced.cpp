@@ -15,12 +15,26 @@
 #include <csignal>
 #include <iostream>
 #include <pthread.h>
+#include <sys/resource.h>
 
 namespace {
 
 constexpr const char* version = "0.1.0";
 
+// Every socket is a file descriptor: raise the soft limit to the hard one.
+void raise_fd_limit() {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &lim);
+  }
+  if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < 65536)
+    spdlog::warn("open file limit is {}: raise it (ulimit -n) for many sockets",
+                 lim.rlim_cur);
+}
+
 int run(const presence::config::settings& s, sigset_t& stop_signals) {
+  raise_fd_limit();
   caf::actor_system_config cfg;
   presence::actors::configure(cfg, s);
   caf::actor_system sys{cfg};
@@ -39,7 +53,7 @@ int run(const presence::config::settings& s, sigset_t& stop_signals) {
     }
     spdlog::info("presenced {} node '{}' started: {} scheduler threads (sharing), "
                  "{} I/O threads, timer tick {} ms",
-                 version, s.node.id, s.node.worker_threads, s.node.io_threads,
+                 version, s.node.id, presence::actors::worker_threads(s), s.node.io_threads,
                  s.node.timer_tick_ms);
     if (s.auth.mode == "dev")
       spdlog::warn("auth.mode = \"dev\": requests are trusted by their X-User header. "

@@ -216,3 +216,25 @@ TEST_F(SessionActorTest, IdentifyMovesTheSession) {
   for (auto& e : room_log.rooms)
     EXPECT_NE(e.phase, room_phase::empty) << e.event;
 }
+
+// Verifies a quiet signal answers the sender only when something changed.
+TEST_F(SessionActorTest, QuietSignalsAnswerOnlyChanges) {
+  recorded log;
+  auto s = n.open("u1");
+  std::vector<signal_reply> replies;
+  auto fn = [](caf::event_based_actor*, std::vector<signal_reply>* out) -> caf::behavior {
+    return {[out](const signal_reply& r) { out->push_back(r); }};
+  };
+  auto socket = n.sys().spawn(fn, &replies);
+  for (int i = 0; i < 10; ++i)
+    caf::send_as(socket, s.handle, signal_atom::value, signal_kind::active,
+                 quiet_atom::value);
+  caf::send_as(socket, s.handle, signal_atom::value, signal_kind::background,
+               quiet_atom::value);
+  n.run();
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(replies[0].current, state::away);
+  EXPECT_TRUE(replies[0].changed);
+  caf::anon_send_exit(socket, caf::exit_reason::user_shutdown);
+  n.run();
+}
