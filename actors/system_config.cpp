@@ -13,8 +13,7 @@ namespace presence::actors {
 size_t worker_threads(const config::settings& s) {
   if (s.node.worker_threads > 0)
     return static_cast<size_t>(s.node.worker_threads);
-  auto cores = static_cast<int64_t>(std::thread::hardware_concurrency());
-  return static_cast<size_t>(std::max<int64_t>(1, cores - s.node.io_threads));
+  return std::max<size_t>(1, std::thread::hardware_concurrency());
 }
 
 void configure(caf::actor_system_config& cfg, const config::settings& s) {

@@ -28,7 +28,7 @@ struct node_section {
   int64_t cluster_port = 7400;     ///< 0 picks a free port (tests)
   std::string data_dir = "./data"; ///< RocksDB directory
   std::vector<std::string> seeds;  ///< "host:port" of other nodes' cluster ports
-  int64_t worker_threads = 0;      ///< CAF scheduler threads; 0: cores - io_threads (min 1)
+  int64_t worker_threads = 0;      ///< CAF scheduler threads; 0: one per core
   int64_t io_threads = 1;          ///< Asio threads of the gateway
   int64_t timer_tick_ms = 10;      ///< resolution of the decay timer wheel
 };
