@@ -446,8 +446,11 @@ void api::route(const http_request& req, const principal& who, respond_fn& done)
                               [done, who](caf::expected<intent_view> v) {
                                 if (!v)
                                   return done(error_response(from_actor_error(v.error())));
-                                if (who.role != role::admin && v->from_user != who.user_id
-                                    && v->to_user != who.user_id && !v->to_room.size())
+                                // Intents into rooms are visible to any
+                                // user; others to their two users.
+                                if (who.role != role::admin && v->to_room.empty()
+                                    && v->from_user != who.user_id
+                                    && v->to_user != who.user_id)
                                   return done(error_response(
                                     {403, "forbidden", "not your intent"}));
                                 done(json_response(200, to_json(*v)));

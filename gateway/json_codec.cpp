@@ -297,6 +297,11 @@ bool fields::id_list(const char* name, std::vector<std::string>& out, size_t max
   return true;
 }
 
+bool fields::has(const char* name) const {
+  auto i = obj_.find(name);
+  return i != obj_.end() && !i->is_null();
+}
+
 bool fields::only(std::initializer_list<const char*> allowed) {
   for (auto& [key, value] : obj_.items()) {
     bool ok = false;

@@ -59,6 +59,9 @@ public:
   bool signal(const char* name, actors::signal_kind& out, bool required);
   bool id_list(const char* name, std::vector<std::string>& out, size_t max);
 
+  /// True if the field is present and not null.
+  bool has(const char* name) const;
+
   /// Refuses fields other than `allowed`.
   bool only(std::initializer_list<const char*> allowed);
 

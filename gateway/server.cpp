@@ -403,7 +403,8 @@ private:
         || !f.id("session_id", sid, false) || !f.string("resume_token", token, false)
         || !f.string("device", device, false) || !f.signal("signal", sig, false))
       return strike(err.code, err.message);
-    has_signal = true;
+    // Resuming without a signal claims nothing: the session keeps its state.
+    has_signal = f.has("signal");
     if (sid.empty()) {
       auto opened = srv_.node.router().open_session({who_.user_id, device, sig, {}, {}});
       return bind(opened.handle, opened.session_id, opened.resume_token,

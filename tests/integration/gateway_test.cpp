@@ -387,12 +387,14 @@ TEST_F(GatewayTest, DroppedSocketDecaysAndResumes) {
   auto e = again.read_op("error");
   ASSERT_TRUE(e);
   EXPECT_EQ((*e)["code"], "forbidden");
-  again.send({{"op", "hello"}, {"session_id", sid}, {"resume_token", token},
-              {"signal", "active"}});
+  again.send({{"op", "hello"}, {"session_id", sid}, {"resume_token", token}});
   auto r = again.read_op("welcome");
   ASSERT_TRUE(r);
   EXPECT_EQ((*r)["resumed"], true);
   EXPECT_EQ((*r)["session_id"], sid);
+  EXPECT_EQ(http.get("/v1/sessions/" + sid).body["state"], "stale")
+    << "resuming without a signal claims no activity";
+  again.send({{"op", "signal"}, {"signal", "active"}});
   deadline = std::chrono::steady_clock::now() + std::chrono::seconds{2};
   while (std::chrono::steady_clock::now() < deadline && st != "active")
     st = http.get("/v1/sessions/" + sid).body.value("state", "");
