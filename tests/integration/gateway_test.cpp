@@ -517,7 +517,7 @@ TEST_F(GatewayTest, SigtermClosesSockets) {
 }
 
 // Verifies /metrics speaks Prometheus text with the node's gauges.
-TEST_F(GatewayTest, Metrics) {
+TEST_F(SteadyGatewayTest, Metrics) {
   open_session("alice");
   auto r = http.get("/metrics", "");
   ASSERT_EQ(r.status, 200u);
