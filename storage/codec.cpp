@@ -1,0 +1,32 @@
+#include "storage/codec.hpp"
+
+namespace presence::storage {
+
+std::string encode(const nlohmann::json& record) {
+  std::string out;
+  out.push_back(static_cast<char>(record_version));
+  auto body = nlohmann::json::to_msgpack(record);
+  out.append(body.begin(), body.end());
+  return out;
+}
+
+std::optional<nlohmann::json> decode(std::string_view bytes, std::string* why) {
+  auto fail = [&](std::string msg) -> std::optional<nlohmann::json> {
+    if (why != nullptr)
+      *why = std::move(msg);
+    return std::nullopt;
+  };
+  if (bytes.empty())
+    return fail("empty record");
+  auto version = static_cast<uint8_t>(bytes[0]);
+  if (version != record_version)
+    return fail("unknown record version " + std::to_string(version));
+  auto j = nlohmann::json::from_msgpack(bytes.substr(1), true, false);
+  if (j.is_discarded())
+    return fail("corrupt record: its bytes do not decode");
+  if (!j.is_object())
+    return fail("corrupt record: not an object");
+  return j;
+}
+
+} // namespace presence::storage
