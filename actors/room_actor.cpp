@@ -19,6 +19,11 @@ bool room_state::big() const {
 
 namespace {
 
+// Replies to join, leave, media and subscribe carry the first members only (with
+// next_after to page through GET): a join storm must not rebuild the whole list
+// for every member.
+const room_query reply_query{reply_members, "", false};
+
 void count(room_state& st, const room_state::member& m, int delta) {
   if (m.visible)
     st.counts[static_cast<size_t>(m.current)] += delta;
@@ -173,7 +178,7 @@ caf::behavior room_actor(room_actor_type* self, node* owner, std::string room_id
     [self](member_atom, const member_update& u) { apply_member(self, u); },
     [self](join_atom, const member_update& u) {
       apply_member(self, u);
-      return make_view(self, room_query{});
+      return make_view(self, reply_query);
     },
     [self](caf::get_atom, const room_query& q) { return make_view(self, q); },
     [self](subscribe_atom, const caf::actor& who) {
@@ -182,7 +187,7 @@ caf::behavior room_actor(room_actor_type* self, node* owner, std::string room_id
         subs.push_back(who);
         self->monitor(who);
       }
-      return make_view(self, room_query{});
+      return make_view(self, reply_query);
     },
     [self](unsubscribe_atom, const caf::actor& who) {
       auto& subs = self->state.subscribers;
@@ -190,7 +195,7 @@ caf::behavior room_actor(room_actor_type* self, node* owner, std::string room_id
     },
     [self](media_atom, bool attached) {
       self->state.media_attached = attached;
-      return make_view(self, room_query{});
+      return make_view(self, reply_query);
     },
     [self](timeline_atom, int64_t since) {
       std::vector<timeline_sample> out;

@@ -56,6 +56,10 @@ struct room_state {
   static inline const char* name = "presence.room";
 };
 
+/// Members listed in the room view that answers a join, leave, media change or
+/// subscription (the rest are paged with GET /v1/rooms/{id}?after=).
+inline constexpr int64_t reply_members = 100;
+
 using room_actor_type = caf::stateful_actor<room_state>;
 
 caf::behavior room_actor(room_actor_type* self, node* owner, std::string room_id);

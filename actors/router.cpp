@@ -79,9 +79,12 @@ opened_session router::open_session(const session_spec& spec) {
   auto clk = actors::open_session(spec.initial, out.server_time, node_.presence());
   out.current = derive_state(clk, out.server_time, node_.presence());
   out.heartbeat_ms = heartbeat_interval_ms(out.current, node_.presence());
+  // Counted before the answer leaves, so that the gauges agree with it.
+  node_.metrics().sessions_by_state[static_cast<size_t>(out.current)].fetch_add(
+    1, std::memory_order_relaxed);
   out.handle = node_.system().spawn(session_actor, &node_, out.session_id,
                                     spec.user_id, spec.device,
-                                    hash_token(out.resume_token), clk);
+                                    hash_token(out.resume_token), clk, out.current);
   insert("session:" + out.session_id, out.handle, nullptr);
   return out;
 }

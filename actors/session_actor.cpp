@@ -156,23 +156,25 @@ void on_identify(session_actor_type* self, const std::string& new_user) {
 caf::behavior session_actor(session_actor_type* self, node* owner,
                             std::string session_id, std::string user_id,
                             std::string device, token_hash resume_hash,
-                            session_clock clk) {
+                            session_clock clk, state initial) {
   auto& st = self->state;
-  st.owner = owner;
+  st.owner = owner; // from here on, the destructor uncounts `current`
   st.session_id = std::move(session_id);
   st.user_id = std::move(user_id);
   st.device = std::move(device);
   st.resume_hash = resume_hash;
   st.clk = clk;
   st.timer.bind(owner->timers());
+  // The router counted the session in `initial` and told the client so.
+  st.current = initial;
+  st.heartbeat_ms = heartbeat_interval_ms(initial, owner->presence());
   auto now = owner->now_ms();
-  st.current = derive_state(st.clk, now, owner->presence());
-  st.heartbeat_ms = heartbeat_interval_ms(st.current, owner->presence());
-  owner->metrics().sessions_by_state[static_cast<size_t>(st.current)].fetch_add(
-    1, std::memory_order_relaxed);
   st.user = owner->router().user(st.user_id);
   self->send(st.user, session_atom::value, make_update(self, now));
-  rearm(self, now);
+  if (update_state(self, now, now)) // a boundary passed since the router opened it
+    finish(self);
+  else
+    rearm(self, now);
   return {
     [self](signal_atom, signal_kind sig) { return on_signal(self, sig); },
     [self](signal_atom, signal_kind sig, quiet_atom) {

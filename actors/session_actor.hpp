@@ -45,10 +45,11 @@ struct session_state {
 
 using session_actor_type = caf::stateful_actor<session_state>;
 
-/// The actor's behavior; `clk` is the opening signal's clock.
+/// The actor's behavior; `clk` is the opening signal's clock and `initial` the
+/// state the router derived, counted in the metrics and told to the client.
 caf::behavior session_actor(session_actor_type* self, node* owner,
                             std::string session_id, std::string user_id,
                             std::string device, token_hash resume_hash,
-                            session_clock clk);
+                            session_clock clk, state initial);
 
 } // namespace presence::actors

@@ -1,6 +1,7 @@
 // Verifies the room actor: membership through sessions, counts and observers,
 // the phase walk empty -> gathering -> ready -> cooling -> empty with hysteresis,
 // timeline sampling, paging and momentum.
+#include "actors/room_actor.hpp"
 #include "support/test_node.hpp"
 
 #include <algorithm>
@@ -316,4 +317,22 @@ TEST_F(BigRoomTest, SmallDeltaListsMembers) {
   EXPECT_EQ(log.deltas[0].changed[1].user_id, "u1");
   EXPECT_EQ(log.deltas[0].changed[1].current, state::offline);
   EXPECT_EQ(log.deltas[0].counts[static_cast<size_t>(state::away)], 1);
+}
+
+// Verifies replies to joins list the first members only and point to the rest.
+TEST_F(BigRoomTest, JoinRepliesArePaged) {
+  room_view last;
+  for (int i = 0; i < 150; ++i) {
+    auto s = n.open("u" + std::to_string(1000 + i));
+    auto v = n.ask<room_view>(s.handle, join_atom::value, std::string{"hall"}, true);
+    ASSERT_TRUE(v);
+    last = *v;
+  }
+  EXPECT_EQ(last.member_count, 150);
+  EXPECT_EQ(last.members.size(), static_cast<size_t>(reply_members));
+  EXPECT_EQ(last.next_after, last.members.back().user_id);
+  auto all = n.ask<room_view>(n.node().router().room("hall"), caf::get_atom::value,
+                              room_query{1000, "", false});
+  ASSERT_TRUE(all);
+  EXPECT_EQ(all->members.size(), 150u);
 }

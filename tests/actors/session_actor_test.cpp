@@ -238,3 +238,17 @@ TEST_F(SessionActorTest, QuietSignalsAnswerOnlyChanges) {
   caf::anon_send_exit(socket, caf::exit_reason::user_shutdown);
   n.run();
 }
+
+// Verifies a session is counted in the gauges as soon as it is opened, before
+// its actor has run, in the state the client was told.
+TEST_F(SessionActorTest, CountedWhenOpened) {
+  auto& gauge = n.node().metrics().sessions_by_state;
+  auto s = n.node().router().open_session({"u1", "web", signal_kind::idle, {}, {}});
+  EXPECT_EQ(s.current, state::idle);
+  EXPECT_EQ(gauge[static_cast<size_t>(state::idle)].load(), 1) << "before any run";
+  n.run();
+  EXPECT_EQ(gauge[static_cast<size_t>(state::idle)].load(), 1);
+  n.advance(1000); // idle -> away after idle_after - active_window
+  EXPECT_EQ(gauge[static_cast<size_t>(state::idle)].load(), 0);
+  EXPECT_EQ(gauge[static_cast<size_t>(state::away)].load(), 1);
+}
