@@ -384,12 +384,20 @@ private:
                               who_.user_id);
     }
     if (op == "leave") {
+      // Closed once the session confirms: a client that sees the close knows
+      // the session is gone.
       caf::anon_send(socket_actor_, unwatch_atom::value, session_);
-      caf::anon_send(session_, leave_atom::value);
+      auto self = shared_from_this();
+      ask_unit(srv_.node.system(), session_,
+               [self](caf::error) {
+                 net::post(self->ws_.get_executor(), [self] {
+                   self->close_after_write_ = true;
+                   if (self->queue_.empty())
+                     self->close_now(websocket::close_code::normal);
+                 });
+               },
+               leave_atom::value);
       session_ = nullptr;
-      close_after_write_ = true;
-      if (queue_.empty())
-        close_now(websocket::close_code::normal);
       return;
     }
     strike("unknown_op", "unknown op '" + op + "'");
