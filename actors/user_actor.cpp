@@ -194,7 +194,7 @@ caf::behavior user_actor(user_actor_type* self, node* owner, std::string user_id
       // Fetch fresh views: heartbeats that changed nothing never reached us.
       auto rp = self->make_response_promise<user_view>();
       auto pending = std::make_shared<size_t>(st.sessions.size());
-      auto done = [self, view, pending, rp]() mutable {
+      auto done = [view, pending, rp]() mutable {
         if (--*pending > 0)
           return;
         for (auto& s : view->sessions) {
@@ -202,7 +202,6 @@ caf::behavior user_actor(user_actor_type* self, node* owner, std::string user_id
           view->confidence = std::max(view->confidence, s.confidence);
         }
         rp.deliver(*view);
-        (void) self;
       };
       for (auto& sv : view->sessions) {
         auto ref = caf::actor_cast<caf::actor>(st.sessions[sv.session_id].ref);

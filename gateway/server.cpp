@@ -406,13 +406,12 @@ private:
   void on_hello(fields& f, api_error& err) {
     std::string sid, token, device;
     auto sig = signal_kind::active;
-    bool has_signal = false;
     if (!f.only({"op", "session_id", "resume_token", "device", "signal"})
         || !f.id("session_id", sid, false) || !f.string("resume_token", token, false)
         || !f.string("device", device, false) || !f.signal("signal", sig, false))
       return strike(err.code, err.message);
     // Resuming without a signal claims nothing: the session keeps its state.
-    has_signal = f.has("signal");
+    const bool has_signal = f.has("signal");
     if (sid.empty()) {
       auto opened = srv_.node.router().open_session({who_.user_id, device, sig, {}, {}});
       return bind(opened.handle, opened.session_id, opened.resume_token,
