@@ -80,6 +80,8 @@ const std::vector<key_spec>& key_table() {
     PRESENCE_KEY(cluster, vnodes),
     PRESENCE_KEY(cluster, replication_factor),
     PRESENCE_KEY(cluster, failure_timeout_ms),
+    PRESENCE_KEY(storage, enabled),
+    PRESENCE_KEY(storage, flush_interval_ms),
     PRESENCE_KEY(limits, max_body_bytes),
     PRESENCE_KEY(limits, signals_per_second),
     PRESENCE_KEY(limits, max_connections),
@@ -492,6 +494,10 @@ std::vector<std::string> validate(settings& s) {
     errors.push_back("cluster.replication_factor: must be in 1..5, got "
                      + std::to_string(s.cluster.replication_factor));
   positive("cluster.failure_timeout_ms", s.cluster.failure_timeout_ms);
+  // [storage]
+  if (s.storage.flush_interval_ms < 1 || s.storage.flush_interval_ms > 60000)
+    errors.push_back("storage.flush_interval_ms: must be in 1..60000, got "
+                     + std::to_string(s.storage.flush_interval_ms));
   // [limits]
   positive("limits.max_body_bytes", s.limits.max_body_bytes);
   positive("limits.signals_per_second", s.limits.signals_per_second);

@@ -76,6 +76,12 @@ struct cluster_section {
   int64_t failure_timeout_ms = 3000;
 };
 
+/// `[storage]`: write-behind snapshots to RocksDB under `node.data_dir`.
+struct storage_section {
+  bool enabled = true;             ///< false: nothing is written or recovered
+  int64_t flush_interval_ms = 100; ///< at most this long between batches
+};
+
 /// `[limits]`: protection of the gateway.
 struct limits_section {
   int64_t max_body_bytes = 65536;
@@ -90,6 +96,7 @@ struct settings {
   rooms_section rooms;
   auth_section auth;
   cluster_section cluster;
+  storage_section storage;
   limits_section limits;
 };
 

@@ -1,6 +1,8 @@
 #include "storage/store.hpp"
 
 #include <array>
+#include <atomic>
+#include <iterator>
 #include <map>
 #include <mutex>
 
@@ -16,6 +18,8 @@ std::string_view to_string(kind k) {
       return "rooms";
     case kind::intents:
       return "intents";
+    case kind::timeline:
+      return "timeline";
   }
   return "unknown";
 }
@@ -24,7 +28,13 @@ namespace {
 
 class memory_store : public store {
 public:
+  explicit memory_store(std::shared_ptr<std::atomic<bool>> fail_writes)
+    : fail_writes_(std::move(fail_writes)) {}
+
   status write(const std::vector<mutation>& batch) override {
+    if (fail_writes_ && fail_writes_->load())
+      return "write of " + std::to_string(batch.size())
+             + " records failed: injected fault";
     std::lock_guard<std::mutex> guard{mtx_};
     for (auto& m : batch) {
       auto& space = data_[static_cast<size_t>(m.k)];
@@ -53,17 +63,26 @@ public:
     return i->second;
   }
 
-  uint64_t size_bytes() override { return 0; }
+  uint64_t size_bytes() override {
+    std::lock_guard<std::mutex> guard{mtx_};
+    uint64_t n = 0;
+    for (auto& space : data_)
+      for (auto& [key, value] : space)
+        n += key.size() + value.size();
+    return n;
+  }
 
 private:
+  std::shared_ptr<std::atomic<bool>> fail_writes_;
   std::mutex mtx_;
-  std::array<std::map<std::string, std::string>, 4> data_; // guarded by mtx_
+  std::array<std::map<std::string, std::string>, std::size(all_kinds)>
+    data_; // guarded by mtx_
 };
 
 } // namespace
 
-std::unique_ptr<store> make_memory_store() {
-  return std::make_unique<memory_store>();
+std::unique_ptr<store> make_memory_store(std::shared_ptr<std::atomic<bool>> fail_writes) {
+  return std::make_unique<memory_store>(std::move(fail_writes));
 }
 
 } // namespace presence::storage

@@ -66,8 +66,17 @@ public:
       uint64_t v = 0;
       if (db_->GetIntProperty(h, rocksdb::DB::Properties::kLiveSstFilesSize, &v))
         total += v;
+      if (db_->GetIntProperty(h, rocksdb::DB::Properties::kCurSizeAllMemTables, &v))
+        total += v;
     }
     return total;
+  }
+
+  void compact() override {
+    rocksdb::CompactRangeOptions opts;
+    opts.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+    for (auto* h : handles_)
+      db_->CompactRange(opts, h, nullptr, nullptr);
   }
 
 private:

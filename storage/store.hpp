@@ -5,6 +5,7 @@
 // `write` and `scan`; a store is opened once at start and closed at stop.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -16,10 +17,10 @@
 namespace presence::storage {
 
 /// Entity kinds, one keyspace (RocksDB column family) each.
-enum class kind : uint8_t { sessions = 0, users, rooms, intents };
+enum class kind : uint8_t { sessions = 0, users, rooms, intents, timeline };
 
 inline constexpr kind all_kinds[] = {kind::sessions, kind::users, kind::rooms,
-                                     kind::intents};
+                                     kind::intents, kind::timeline};
 
 std::string_view to_string(kind k);
 
@@ -49,8 +50,12 @@ public:
   /// Reads one record.
   virtual std::optional<std::string> get(kind k, std::string_view key) = 0;
 
-  /// Approximate bytes on disk (0 for memory).
+  /// Approximate bytes on disk: live SST files plus memtables (for memory: the
+  /// bytes of keys and values held).
   virtual uint64_t size_bytes() = 0;
+
+  /// Compacts every keyspace, dropping deleted records (benchmarks, operators).
+  virtual void compact() {}
 };
 
 /// Opens (creating if needed) the RocksDB database in `dir`. Fails with a message
@@ -58,7 +63,9 @@ public:
 /// locked by another running node.
 std::unique_ptr<store> open_rocksdb(const std::string& dir, status* why);
 
-/// An in-memory store for tests.
-std::unique_ptr<store> make_memory_store();
+/// An in-memory store for tests. While `*fail_writes` is true every write fails
+/// (fault injection, as a full or broken disk would).
+std::unique_ptr<store>
+make_memory_store(std::shared_ptr<std::atomic<bool>> fail_writes = nullptr);
 
 } // namespace presence::storage

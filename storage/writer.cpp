@@ -1,0 +1,145 @@
+#include "storage/writer.hpp"
+
+#include <chrono>
+#include <functional>
+
+namespace presence::storage {
+
+snapshot_writer::snapshot_writer(store& s, int64_t flush_interval_ms, error_fn on_error)
+  : store_(s), interval_ms_(flush_interval_ms), on_error_(std::move(on_error)) {
+}
+
+snapshot_writer::~snapshot_writer() {
+  stop();
+}
+
+void snapshot_writer::start() {
+  if (thread_.joinable())
+    return;
+  {
+    std::lock_guard<std::mutex> guard{run_mtx_};
+    stopping_ = false;
+  }
+  thread_ = std::thread{[this] { run(); }};
+}
+
+void snapshot_writer::stop() {
+  if (thread_.joinable()) {
+    {
+      std::lock_guard<std::mutex> guard{run_mtx_};
+      stopping_ = true;
+    }
+    run_cv_.notify_all();
+    thread_.join();
+  }
+  flush();
+}
+
+void snapshot_writer::run() {
+  std::unique_lock<std::mutex> lock{run_mtx_};
+  while (!stopping_) {
+    run_cv_.wait_for(lock, std::chrono::milliseconds{interval_ms_},
+                     [this] { return stopping_; });
+    if (stopping_)
+      break;
+    lock.unlock();
+    flush();
+    lock.lock();
+  }
+}
+
+void snapshot_writer::submit(std::string full_key, change c) {
+  stats_.changes.fetch_add(1, std::memory_order_relaxed);
+  auto& sh = shards_[std::hash<std::string>{}(full_key) % shard_count];
+  std::lock_guard<std::mutex> guard{sh.mtx};
+  sh.changes.insert_or_assign(std::move(full_key), std::move(c));
+}
+
+void snapshot_writer::put(record r) {
+  std::string full_key;
+  full_key.push_back(static_cast<char>(kind_of(r)));
+  full_key += key_of(r);
+  submit(std::move(full_key), std::move(r));
+}
+
+void snapshot_writer::erase(kind k, std::string key) {
+  std::string full_key;
+  full_key.reserve(key.size() + 1);
+  full_key.push_back(static_cast<char>(k));
+  full_key += key;
+  submit(std::move(full_key), std::nullopt);
+}
+
+size_t snapshot_writer::pending() const {
+  size_t n = 0;
+  for (auto& sh : shards_) {
+    std::lock_guard<std::mutex> guard{sh.mtx};
+    n += sh.changes.size();
+  }
+  return n;
+}
+
+size_t snapshot_writer::flush() {
+  std::lock_guard<std::mutex> one_at_a_time{flush_mtx_};
+  auto started = std::chrono::steady_clock::now();
+  std::vector<std::pair<std::string, change>> taken;
+  for (auto& sh : shards_) {
+    change_map m;
+    {
+      std::lock_guard<std::mutex> guard{sh.mtx};
+      m.swap(sh.changes);
+    }
+    taken.reserve(taken.size() + m.size());
+    for (auto& kv : m)
+      taken.emplace_back(kv.first, std::move(kv.second));
+  }
+  if (taken.empty())
+    return 0;
+  size_t written = 0; // entries of `taken` written, a prefix
+  bool failed = false;
+  std::vector<mutation> batch;
+  batch.reserve(std::min(taken.size(), max_batch_records));
+  uint64_t bytes = 0;
+  for (size_t i = 0; i < taken.size() && !failed;) {
+    auto end = std::min(taken.size(), i + max_batch_records);
+    for (size_t j = i; j < end; ++j) {
+      auto& [full_key, c] = taken[j];
+      mutation m{static_cast<kind>(full_key[0]), full_key.substr(1), std::nullopt};
+      if (c) {
+        m.value = encode_record(*c);
+        bytes += m.value->size();
+      }
+      batch.push_back(std::move(m));
+    }
+    if (auto err = store_.write(batch)) {
+      failed = true;
+      stats_.write_errors.fetch_add(1, std::memory_order_relaxed);
+      if (on_error_)
+        on_error_(*err);
+    } else {
+      written = end;
+      stats_.records_written.fetch_add(batch.size(), std::memory_order_relaxed);
+      stats_.bytes_written.fetch_add(bytes, std::memory_order_relaxed);
+      stats_.batches.fetch_add(1, std::memory_order_relaxed);
+    }
+    batch.clear();
+    bytes = 0;
+    i = end;
+  }
+  if (failed) {
+    // Keep what was not written; a change handed in meanwhile is newer and wins.
+    for (size_t j = written; j < taken.size(); ++j) {
+      auto& sh = shards_[std::hash<std::string>{}(taken[j].first) % shard_count];
+      std::lock_guard<std::mutex> guard{sh.mtx};
+      sh.changes.try_emplace(std::move(taken[j].first), std::move(taken[j].second));
+    }
+  }
+  stats_.last_flush_us.store(
+    static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                            std::chrono::steady_clock::now() - started)
+                            .count()),
+    std::memory_order_relaxed);
+  return written;
+}
+
+} // namespace presence::storage
