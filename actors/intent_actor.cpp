@@ -12,10 +12,30 @@ intent_state::~intent_state() {
     owner->metrics().intents.fetch_sub(1, std::memory_order_relaxed);
 }
 
+storage::intent_record to_record(const intent_state& st) {
+  auto& v = st.view;
+  return storage::intent_record{v.intent_id,  v.from_user,   v.to_user,
+                                v.to_room,    v.kind,        v.note,
+                                static_cast<uint8_t>(v.status), v.created_at,
+                                v.expires_at, v.delivered_at, v.ready_at,
+                                st.retain_until};
+}
+
+intent_view to_view(const storage::intent_record& r) {
+  return intent_view{r.intent_id,  r.from_user,  r.to_user,
+                     r.to_room,    r.kind,       r.note,
+                     static_cast<intent_status>(r.status), r.created_at,
+                     r.expires_at, r.delivered_at, r.ready_at};
+}
+
 namespace {
 
+// Tells both sides (and the room) of the intent's view, and snapshots it: every
+// change of an intent passes here.
 void announce(intent_actor_type* self) {
   auto& st = self->state;
+  if (auto* w = st.owner->writer())
+    w->put(to_record(st));
   self->send(st.sender, intent_atom::value, st.view);
   if (!st.view.to_user.empty() && st.view.to_user != st.view.from_user)
     self->send(st.target, intent_atom::value, st.view);
@@ -46,9 +66,9 @@ void finish(intent_actor_type* self, intent_status final_status) {
   if (st.view.status == intent_status::pending)
     stop_watching(self);
   st.view.status = final_status;
+  st.retain_until = st.owner->now_ms() + finished_intent_retention_ms;
   announce(self);
-  st.timer.arm(caf::actor_cast<caf::actor>(self),
-               st.owner->now_ms() + finished_intent_retention_ms);
+  st.timer.arm(caf::actor_cast<caf::actor>(self), st.retain_until);
 }
 
 caf::result<intent_view> reply(intent_actor_type* self, const std::string& acting,
@@ -73,10 +93,12 @@ caf::result<intent_view> reply(intent_actor_type* self, const std::string& actin
 
 } // namespace
 
-caf::behavior intent_actor(intent_actor_type* self, node* owner, intent_view view) {
+caf::behavior intent_actor(intent_actor_type* self, node* owner, intent_view view,
+                           int64_t retain_until) {
   auto& st = self->state;
   st.owner = owner;
   st.view = std::move(view);
+  st.retain_until = retain_until;
   st.timer.bind(owner->timers());
   owner->metrics().intents.fetch_add(1, std::memory_order_relaxed);
   auto& r = owner->router();
@@ -84,9 +106,15 @@ caf::behavior intent_actor(intent_actor_type* self, node* owner, intent_view vie
   st.target = st.view.to_user.empty() ? r.room(st.view.to_room)
                                       : r.user(st.view.to_user);
   announce(self);
-  st.timer.arm(caf::actor_cast<caf::actor>(self), st.view.expires_at);
-  // Watch the target; its snapshot may already be ready.
-  if (!st.view.to_user.empty()) {
+  if (is_final(st.view.status)) {
+    // Restored after it finished: readable until its retention ends.
+    st.timer.arm(caf::actor_cast<caf::actor>(self), st.retain_until);
+  } else {
+    st.timer.arm(caf::actor_cast<caf::actor>(self), st.view.expires_at);
+  }
+  if (is_final(st.view.status) || st.view.status == intent_status::delivered) {
+    // Nothing to watch for.
+  } else if (!st.view.to_user.empty()) {
     self->request(st.target, caf::infinite, subscribe_atom::value,
                   caf::actor_cast<caf::actor>(self))
       .then([self](const user_view& v) {
@@ -129,6 +157,8 @@ caf::behavior intent_actor(intent_actor_type* self, node* owner, intent_view vie
         return;
       }
       // Retention is over.
+      if (auto* w = st.owner->writer())
+        w->erase(storage::kind::intents, st.view.intent_id);
       st.owner->router().forget("intent:" + st.view.intent_id, self->address());
       self->quit();
     },

@@ -9,6 +9,7 @@
 
 #include "actors/messages.hpp"
 #include "actors/timer_service.hpp"
+#include "storage/records.hpp"
 
 #include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
@@ -28,12 +29,23 @@ struct intent_state {
   caf::actor sender; ///< the from_user's actor
   caf::actor target; ///< the to_user's or to_room's actor
   timer_slot timer;  ///< expiry while open, then the end of retention
+  int64_t retain_until = 0; ///< when a finished intent is forgotten
 
   static inline const char* name = "presence.intent";
 };
 
 using intent_actor_type = caf::stateful_actor<intent_state>;
 
-caf::behavior intent_actor(intent_actor_type* self, node* owner, intent_view view);
+/// `retain_until` is 0 for a new intent; a restored finished intent passes the
+/// end of its retention (a restored open one passes 0 and expires on time, at
+/// once if `expires_at` passed while the node was down).
+caf::behavior intent_actor(intent_actor_type* self, node* owner, intent_view view,
+                           int64_t retain_until);
+
+/// The durable record of an intent.
+storage::intent_record to_record(const intent_state& st);
+
+/// The view of a stored intent.
+intent_view to_view(const storage::intent_record& r);
 
 } // namespace presence::actors

@@ -157,6 +157,7 @@ struct member_update {
   bool visible = true;
   bool member = true; ///< false: the user leaves the room
   int64_t last_active_at = 0;
+  bool restored = false; ///< a membership restored at start: not a join
 };
 
 /// One member in a room view.
@@ -297,7 +298,7 @@ typename Inspector::result_type inspect(Inspector& f, user_view& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, member_update& x) {
   return f(caf::meta::type_name("member_update"), x.user_id, x.current,
-           x.visible, x.member, x.last_active_at);
+           x.visible, x.member, x.last_active_at, x.restored);
 }
 
 template <class Inspector>

@@ -40,6 +40,9 @@ struct runtime_metrics {
   std::atomic<uint64_t> events_sent{0};
   std::atomic<uint64_t> timer_fires{0};
   lateness_histogram timer_lateness;
+  std::atomic<uint64_t> records_skipped{0};   ///< unreadable records at recovery
+  std::atomic<uint64_t> records_recovered{0}; ///< entities restored at start
+  std::atomic<int64_t> recovery_ms{0};        ///< duration of the last recovery
 
   /// Moves one session (or user) from one state gauge to another.
   static void move(std::array<std::atomic<int64_t>, state_count>& gauge,

@@ -10,6 +10,9 @@
 #include "actors/router.hpp"
 #include "actors/timer_service.hpp"
 #include "config/settings.hpp"
+#include "storage/writer.hpp"
+
+#include <atomic>
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
@@ -42,6 +45,15 @@ public:
   runtime_metrics& metrics() { return metrics_; }
   actors::router& router() { return router_; }
 
+  /// The snapshot writer, or nullptr when storage is off. Set before `start()`
+  /// and before any entity exists; it must outlive every entity actor.
+  storage::snapshot_writer* writer() const { return writer_; }
+  void set_writer(storage::snapshot_writer* w) { writer_ = w; }
+
+  /// False while the node recovers (the gateway answers 503); true otherwise.
+  bool ready() const { return ready_.load(std::memory_order_acquire); }
+  void set_ready(bool x) { ready_.store(x, std::memory_order_release); }
+
 private:
   caf::actor_system& sys_;
   config::settings cfg_;
@@ -50,6 +62,8 @@ private:
   runtime_metrics metrics_;
   actors::router router_;
   caf::actor ticker_;
+  storage::snapshot_writer* writer_ = nullptr;
+  std::atomic<bool> ready_{true};
 };
 
 } // namespace presence::actors

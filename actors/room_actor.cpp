@@ -17,7 +17,18 @@ bool room_state::big() const {
   return static_cast<int64_t>(members.size()) > owner->rooms().announce_max;
 }
 
+storage::room_record to_record(const room_state& st) {
+  return storage::room_record{st.room_id, st.media_attached,
+                              static_cast<uint8_t>(st.phase), st.joins.rate_per_min,
+                              st.joins.at};
+}
+
 namespace {
+
+void save(room_actor_type* self) {
+  if (auto* w = self->state.owner->writer())
+    w->put(to_record(self->state));
+}
 
 // Replies to join, leave, media and subscribe carry the first members only (with
 // next_after to page through GET): a join storm must not rebuild the whole list
@@ -74,10 +85,20 @@ bool anyone_present(const room_state& st) {
 
 void sample(room_actor_type* self, int64_t now) {
   auto& st = self->state;
+  auto* w = st.owner->writer();
+  if (!st.timeline.empty() && st.timeline.back().t == now)
+    st.timeline.pop_back(); // same millisecond, same stored key: the later wins
   st.timeline.push_back(timeline_sample{now, st.counts, st.readiness, st.phase});
+  if (w != nullptr)
+    w->put(storage::timeline_record{st.room_id, now, st.counts, st.readiness,
+                                    static_cast<uint8_t>(st.phase)});
   auto max = static_cast<size_t>(st.owner->rooms().timeline_max_samples);
-  while (st.timeline.size() > max)
+  while (st.timeline.size() > max) {
+    if (w != nullptr)
+      w->erase(storage::kind::timeline,
+               storage::timeline_key(st.room_id, st.timeline.front().t));
     st.timeline.pop_front();
+  }
 }
 
 // Samples now and keeps sampling while anyone is present.
@@ -122,6 +143,7 @@ void reevaluate(room_actor_type* self, const char* event = "",
     emit(self, "phase", "", state::offline);
     if (st.phase == room_phase::empty)
       sample(self, st.owner->now_ms()); // the moment it emptied
+    save(self);
   }
 }
 
@@ -138,12 +160,22 @@ void apply_member(room_actor_type* self, const member_update& u) {
     st.members.erase(i);
     st.joins.add(now, -1, window);
     reevaluate(self, "leave", u.user_id, u.current);
+    save(self);
   } else if (i == st.members.end()) {
     room_state::member m{u.current, u.visible, u.last_active_at};
     count(st, m, +1);
     st.members.emplace(u.user_id, m);
-    st.joins.add(now, +1, window);
-    reevaluate(self, "join", u.user_id, u.current);
+    if (u.restored) {
+      // Back after a restart: not a join (momentum and subscribers unchanged).
+      // The phase is re-derived once every restored member is back.
+      if (st.awaiting_restored > 0 && --st.awaiting_restored > 0)
+        return;
+      reevaluate(self);
+    } else {
+      st.joins.add(now, +1, window);
+      reevaluate(self, "join", u.user_id, u.current);
+      save(self);
+    }
   } else if (i->second.current != u.current || i->second.visible != u.visible) {
     count(st, i->second, -1);
     i->second.current = u.current;
@@ -157,6 +189,8 @@ void apply_member(room_actor_type* self, const member_update& u) {
   ensure_sampling(self, now);
 }
 
+caf::behavior room_behavior(room_actor_type* self);
+
 } // namespace
 
 caf::behavior room_actor(room_actor_type* self, node* owner, std::string room_id) {
@@ -166,6 +200,36 @@ caf::behavior room_actor(room_actor_type* self, node* owner, std::string room_id
   st.timer.bind(owner->timers(), 0);
   st.delta_timer.bind(owner->timers(), 1);
   owner->metrics().rooms.fetch_add(1, std::memory_order_relaxed);
+  return room_behavior(self);
+}
+
+caf::behavior room_actor_restored(room_actor_type* self, node* owner,
+                                  room_restore restore) {
+  auto& st = self->state;
+  auto& rec = restore.rec;
+  st.owner = owner;
+  st.room_id = std::move(rec.room_id);
+  st.timer.bind(owner->timers(), 0);
+  st.delta_timer.bind(owner->timers(), 1);
+  owner->metrics().rooms.fetch_add(1, std::memory_order_relaxed);
+  st.media_attached = rec.media_attached;
+  st.phase = static_cast<room_phase>(rec.phase);
+  st.joins.rate_per_min = rec.momentum_rate;
+  st.joins.at = rec.momentum_at;
+  for (auto& t : restore.timeline)
+    st.timeline.push_back(
+      timeline_sample{t.t, t.counts, t.readiness, static_cast<room_phase>(t.phase)});
+  // Members come back as their restored users tell; the phase is re-derived
+  // when the last of them is back (at once for a room nobody returns to).
+  st.awaiting_restored = restore.members;
+  if (st.awaiting_restored == 0)
+    reevaluate(self);
+  return room_behavior(self);
+}
+
+namespace {
+
+caf::behavior room_behavior(room_actor_type* self) {
   self->set_down_handler([self](caf::down_msg& dm) {
     auto& subs = self->state.subscribers;
     subs.erase(std::remove_if(subs.begin(), subs.end(),
@@ -195,6 +259,7 @@ caf::behavior room_actor(room_actor_type* self, node* owner, std::string room_id
     },
     [self](media_atom, bool attached) {
       self->state.media_attached = attached;
+      save(self);
       return make_view(self, reply_query);
     },
     [self](timeline_atom, int64_t since) {
@@ -248,5 +313,7 @@ caf::behavior room_actor(room_actor_type* self, node* owner, std::string room_id
     },
   };
 }
+
+} // namespace
 
 } // namespace presence::actors

@@ -8,6 +8,7 @@
 
 #include "actors/messages.hpp"
 #include "actors/timer_service.hpp"
+#include "storage/records.hpp"
 
 #include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
@@ -49,6 +50,7 @@ struct room_state {
   timer_slot delta_timer; ///< the next room_delta of a big room (tag 1)
   std::map<std::string, state> delta; ///< changes since the last room_delta
   bool delta_truncated = false;
+  int64_t awaiting_restored = 0; ///< restored members not yet back
 
   /// More members than rooms.announce_max: changes go out as room_delta.
   bool big() const;
@@ -63,5 +65,19 @@ inline constexpr int64_t reply_members = 100;
 using room_actor_type = caf::stateful_actor<room_state>;
 
 caf::behavior room_actor(room_actor_type* self, node* owner, std::string room_id);
+
+/// A room restored at start: its record and its timeline (oldest first). Its
+/// members come back as their restored users tell it (member_update.restored).
+struct room_restore {
+  storage::room_record rec;
+  std::vector<storage::timeline_record> timeline;
+  int64_t members = 0; ///< restored members that will tell the room
+};
+
+caf::behavior room_actor_restored(room_actor_type* self, node* owner,
+                                  room_restore restore);
+
+/// The durable record of a room's own attributes.
+storage::room_record to_record(const room_state& st);
 
 } // namespace presence::actors

@@ -43,15 +43,53 @@ caf::actor router::insert(const std::string& key, caf::actor fresh,
   return i->second;
 }
 
+caf::actor router::adopt(const std::string& key, caf::actor a) {
+  return insert(key, std::move(a), nullptr);
+}
+
+void router::keep_dormant(storage::user_record rec) {
+  auto key = "user:" + rec.user_id;
+  auto& sh = shard_of(key);
+  std::lock_guard<std::mutex> guard{sh.mtx};
+  sh.dormant.insert_or_assign(std::move(key), std::move(rec));
+}
+
+size_t router::dormant() const {
+  size_t n = 0;
+  for (auto& sh : shards_) {
+    std::lock_guard<std::mutex> guard{sh.mtx};
+    n += sh.dormant.size();
+  }
+  return n;
+}
+
 caf::actor router::user(const std::string& id) {
   auto key = "user:" + id;
-  if (auto found = find(key))
-    return found;
+  std::optional<storage::user_record> dormant;
+  {
+    auto& sh = shard_of(key);
+    std::lock_guard<std::mutex> guard{sh.mtx};
+    if (auto i = sh.actors.find(key); i != sh.actors.end())
+      return i->second;
+    if (auto i = sh.dormant.find(key); i != sh.dormant.end())
+      dormant = i->second; // stays until an actor is registered: a racing
+                           // spawn also starts from it
+  }
   // Spawned outside the lock; a racing spawn of the same key loses and exits
-  // before it received anything.
-  auto fresh = node_.system().spawn(user_actor, &node_, id);
+  // before it received anything. A dormant user wakes with its record.
+  auto fresh = dormant ? node_.system().spawn(user_actor_restored, &node_,
+                                              user_restore{std::move(*dormant), {}})
+                       : node_.system().spawn(user_actor, &node_, id);
   bool inserted = false;
-  auto winner = insert(key, fresh, &inserted);
+  caf::actor winner;
+  {
+    auto& sh = shard_of(key);
+    std::lock_guard<std::mutex> guard{sh.mtx};
+    auto [i, added] = sh.actors.try_emplace(key, fresh);
+    inserted = added;
+    winner = i->second;
+    sh.dormant.erase(key);
+  }
   if (!inserted)
     caf::anon_send_exit(fresh, caf::exit_reason::user_shutdown);
   return winner;
@@ -82,9 +120,14 @@ opened_session router::open_session(const session_spec& spec) {
   // Counted before the answer leaves, so that the gauges agree with it.
   node_.metrics().sessions_by_state[static_cast<size_t>(out.current)].fetch_add(
     1, std::memory_order_relaxed);
-  out.handle = node_.system().spawn(session_actor, &node_, out.session_id,
-                                    spec.user_id, spec.device,
-                                    hash_token(out.resume_token), clk, out.current);
+  session_init init;
+  init.session_id = out.session_id;
+  init.user_id = spec.user_id;
+  init.device = spec.device;
+  init.resume_hash = hash_token(out.resume_token);
+  init.clk = clk;
+  init.initial = out.current;
+  out.handle = node_.system().spawn(session_actor, &node_, std::move(init));
   insert("session:" + out.session_id, out.handle, nullptr);
   return out;
 }
@@ -115,7 +158,7 @@ router::create_intent(intent_spec spec) {
   v.status = intent_status::pending;
   v.created_at = node_.now_ms();
   v.expires_at = v.created_at + spec.ttl_ms;
-  auto handle = node_.system().spawn(intent_actor, &node_, v);
+  auto handle = node_.system().spawn(intent_actor, &node_, v, int64_t{0});
   insert("intent:" + v.intent_id, handle, nullptr);
   return std::make_pair(std::move(v), std::move(handle));
 }
@@ -156,6 +199,7 @@ void router::clear() {
     {
       std::lock_guard<std::mutex> guard{sh.mtx};
       released.swap(sh.actors);
+      sh.dormant.clear();
     }
   }
 }

@@ -7,6 +7,7 @@
 #pragma once
 
 #include "actors/messages.hpp"
+#include "storage/records.hpp"
 
 #include <caf/actor.hpp>
 
@@ -79,6 +80,18 @@ public:
   /// (`invalid_argument`) for a bad spec.
   caf::expected<std::pair<intent_view, caf::actor>> create_intent(intent_spec spec);
 
+  /// Registers an actor spawned elsewhere (recovery) under `key`, unless one is
+  /// there already; returns the registered one.
+  caf::actor adopt(const std::string& key, caf::actor a);
+
+  /// Keeps a restored user that has no live session as a record only: its actor
+  /// is spawned from it on first use (so a node restarted with many offline
+  /// users does not hold an actor for each).
+  void keep_dormant(storage::user_record rec);
+
+  /// Dormant users (tests, diagnostics).
+  size_t dormant() const;
+
   /// Removes `key` if it still maps to `who` (an entity that terminates).
   void forget(const std::string& key, const caf::actor_addr& who);
 
@@ -96,6 +109,7 @@ private:
   struct shard {
     mutable std::mutex mtx;
     std::unordered_map<std::string, caf::actor> actors; // guarded by mtx
+    std::unordered_map<std::string, storage::user_record> dormant; // guarded by mtx
   };
 
   shard& shard_of(const std::string& key);

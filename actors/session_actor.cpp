@@ -11,9 +11,34 @@ namespace presence::actors {
 
 session_state::~session_state() {
   // Every way out (offline, exit at shutdown) leaves the gauge right.
-  if (owner != nullptr)
-    owner->metrics().sessions_by_state[static_cast<size_t>(current)].fetch_sub(
-      1, std::memory_order_relaxed);
+  if (owner == nullptr)
+    return;
+  owner->metrics().sessions_by_state[static_cast<size_t>(current)].fetch_sub(
+    1, std::memory_order_relaxed);
+  // Stopped with the node: the last signals reach the disk too.
+  if (dirty && !ended)
+    if (auto* w = owner->writer())
+      w->put(to_record(*this));
+}
+
+storage::session_record to_record(const session_state& st) {
+  storage::session_record r;
+  r.session_id = st.session_id;
+  r.user_id = st.user_id;
+  r.device = st.device;
+  r.resume_hash.assign(reinterpret_cast<const char*>(st.resume_hash.data()),
+                       st.resume_hash.size());
+  r.last_signal_at = st.clk.last_signal_at;
+  r.last_active_at = st.clk.last_active_at;
+  r.declared = static_cast<uint8_t>(st.clk.declared);
+  r.ever_active = st.clk.ever_active;
+  r.heartbeat_ms = st.heartbeat_ms;
+  r.rooms.reserve(st.rooms.size());
+  for (auto& room_id : st.rooms) {
+    auto i = st.visible.find(room_id);
+    r.rooms.emplace_back(room_id, i == st.visible.end() || i->second);
+  }
+  return r;
 }
 
 namespace {
@@ -57,10 +82,40 @@ void rearm(session_actor_type* self, int64_t now) {
     st.timer.arm(caf::actor_cast<caf::actor>(self), *next);
 }
 
+// Hands the session's snapshot to the writer.
+void save(session_actor_type* self, int64_t now) {
+  auto& st = self->state;
+  auto* w = st.owner->writer();
+  if (w == nullptr)
+    return;
+  w->put(to_record(st));
+  st.saved_at = now;
+  st.saved_declared = st.clk.declared;
+  st.dirty = false;
+}
+
+// After a signal: a snapshot when something a client sees changed or one flush
+// interval passed since the last one. Signals in between only move the clocks by
+// less than that interval, which is all a crash may lose anyway.
+void save_after_signal(session_actor_type* self, int64_t now, bool changed) {
+  auto& st = self->state;
+  auto* w = st.owner->writer();
+  if (w == nullptr)
+    return;
+  if (changed || st.clk.declared != st.saved_declared
+      || now - st.saved_at >= w->flush_interval_ms())
+    save(self, now);
+  else
+    st.dirty = true;
+}
+
 // The session is offline: tell the user, unregister, stop.
 void finish(session_actor_type* self) {
   auto& st = self->state;
   st.timer.disarm();
+  st.ended = true;
+  if (auto* w = st.owner->writer())
+    w->erase(storage::kind::sessions, st.session_id);
   st.owner->router().forget("session:" + st.session_id, self->address());
   self->quit();
 }
@@ -102,8 +157,10 @@ signal_reply on_signal(session_actor_type* self, signal_kind sig) {
     derive_state(st.clk, now, st.owner->presence()), st.owner->presence());
   update_state(self, now, now);
   rearm(self, now);
-  return {st.current, st.heartbeat_ms, now,
-          st.current != before_state || st.heartbeat_ms != before_hb};
+  bool changed = st.current != before_state || st.heartbeat_ms != before_hb;
+  if (st.current != state::offline)
+    save_after_signal(self, now, changed);
+  return {st.current, st.heartbeat_ms, now, changed};
 }
 
 void on_leave(session_actor_type* self) {
@@ -120,6 +177,7 @@ caf::delegated<caf::message> on_join(session_actor_type* self,
   if (std::find(st.rooms.begin(), st.rooms.end(), room_id) == st.rooms.end())
     st.rooms.push_back(room_id);
   st.visible[room_id] = visible;
+  save(self, st.owner->now_ms());
   return self->delegate(st.user, join_atom::value, room_id, st.session_id, visible);
 }
 
@@ -129,6 +187,7 @@ caf::delegated<caf::message> on_leave_room(session_actor_type* self,
   st.rooms.erase(std::remove(st.rooms.begin(), st.rooms.end(), room_id),
                  st.rooms.end());
   st.visible.erase(room_id);
+  save(self, st.owner->now_ms());
   return self->delegate(st.user, leave_room_atom::value, room_id, st.session_id);
 }
 
@@ -149,29 +208,38 @@ void on_identify(session_actor_type* self, const std::string& new_user) {
   auto gone = make_update(self, now);
   gone.current = state::offline;
   self->send(old_user, session_atom::value, gone);
+  save(self, now);
 }
 
 } // namespace
 
-caf::behavior session_actor(session_actor_type* self, node* owner,
-                            std::string session_id, std::string user_id,
-                            std::string device, token_hash resume_hash,
-                            session_clock clk, state initial) {
+caf::behavior session_actor(session_actor_type* self, node* owner, session_init init) {
   auto& st = self->state;
   st.owner = owner; // from here on, the destructor uncounts `current`
-  st.session_id = std::move(session_id);
-  st.user_id = std::move(user_id);
-  st.device = std::move(device);
-  st.resume_hash = resume_hash;
-  st.clk = clk;
+  st.session_id = std::move(init.session_id);
+  st.user_id = std::move(init.user_id);
+  st.device = std::move(init.device);
+  st.resume_hash = init.resume_hash;
+  st.clk = init.clk;
   st.timer.bind(owner->timers());
-  // The router counted the session in `initial` and told the client so.
-  st.current = initial;
-  st.heartbeat_ms = heartbeat_interval_ms(initial, owner->presence());
+  // The caller counted the session in `initial` (and told the client so).
+  st.current = init.initial;
+  st.heartbeat_ms = init.heartbeat_ms > 0
+                      ? init.heartbeat_ms
+                      : heartbeat_interval_ms(init.initial, owner->presence());
+  for (auto& [room_id, visible] : init.rooms) {
+    st.rooms.push_back(room_id);
+    st.visible[room_id] = visible;
+  }
   auto now = owner->now_ms();
   st.user = owner->router().user(st.user_id);
   self->send(st.user, session_atom::value, make_update(self, now));
-  if (update_state(self, now, now)) // a boundary passed since the router opened it
+  // A restored session's record is on disk already (saved_at stays 0, so its
+  // next signal saves).
+  st.saved_declared = st.clk.declared;
+  if (!init.restored)
+    save(self, now);
+  if (update_state(self, now, now)) // a boundary passed since the caller derived it
     finish(self);
   else
     rearm(self, now);

@@ -8,6 +8,7 @@
 #include "actors/ids.hpp"
 #include "actors/messages.hpp"
 #include "actors/timer_service.hpp"
+#include "storage/records.hpp"
 
 #include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
@@ -39,17 +40,35 @@ struct session_state {
   std::vector<std::string> rooms;
   std::map<std::string, bool> visible; ///< per joined room
   timer_slot timer;
+  int64_t saved_at = 0;       ///< when the latest snapshot was handed in
+  signal_kind saved_declared = signal_kind::active;
+  bool dirty = false;         ///< a signal since then was not handed in
+  bool ended = false;         ///< went offline: its record is deleted
 
   static inline const char* name = "presence.session";
 };
 
+/// What a session actor starts from: a fresh session (from the router) or one
+/// restored from its snapshot at start.
+struct session_init {
+  std::string session_id;
+  std::string user_id;
+  std::string device;
+  token_hash resume_hash{}; ///< SHA-256 of the resume token
+  session_clock clk;        ///< the opening signal's clock, or the restored one
+  state initial = state::offline; ///< derived by the caller, already counted
+  int64_t heartbeat_ms = 0; ///< restored interval; 0: the one for `initial`
+  std::vector<std::pair<std::string, bool>> rooms; ///< restored memberships
+  bool restored = false;    ///< its user already knows it (and its rooms)
+};
+
+/// The durable record of a session's state.
+storage::session_record to_record(const session_state& st);
+
 using session_actor_type = caf::stateful_actor<session_state>;
 
-/// The actor's behavior; `clk` is the opening signal's clock and `initial` the
-/// state the router derived, counted in the metrics and told to the client.
-caf::behavior session_actor(session_actor_type* self, node* owner,
-                            std::string session_id, std::string user_id,
-                            std::string device, token_hash resume_hash,
-                            session_clock clk, state initial);
+/// The actor's behavior. `init.initial` is the state the caller derived,
+/// counted in the metrics and told to the client.
+caf::behavior session_actor(session_actor_type* self, node* owner, session_init init);
 
 } // namespace presence::actors

@@ -17,7 +17,17 @@ user_state::~user_state() {
       1, std::memory_order_relaxed);
 }
 
+storage::user_record to_record(const user_state& st) {
+  return storage::user_record{st.user_id, static_cast<uint8_t>(st.published), st.seq,
+                              st.since, st.last_active_at, st.last_seen_at};
+}
+
 namespace {
+
+void save(user_actor_type* self) {
+  if (auto* w = self->state.owner->writer())
+    w->put(to_record(self->state));
+}
 
 // How long the user waits for its sessions' fresh views when asked for its own.
 constexpr auto session_view_timeout = std::chrono::seconds{2};
@@ -147,6 +157,8 @@ void add_actor(user_actor_type* self, std::vector<caf::actor>& xs,
   }
 }
 
+caf::behavior user_behavior(user_actor_type* self);
+
 } // namespace
 
 caf::behavior user_actor(user_actor_type* self, node* owner, std::string user_id) {
@@ -156,6 +168,60 @@ caf::behavior user_actor(user_actor_type* self, node* owner, std::string user_id
   st.linger.bind(owner->timers());
   owner->metrics().users_by_state[static_cast<size_t>(state::offline)].fetch_add(
     1, std::memory_order_relaxed);
+  return user_behavior(self);
+}
+
+caf::behavior user_actor_restored(user_actor_type* self, node* owner,
+                                  user_restore restore) {
+  auto& st = self->state;
+  auto& rec = restore.rec;
+  st.owner = owner;
+  st.user_id = std::move(rec.user_id);
+  st.linger.bind(owner->timers());
+  st.published = static_cast<state>(rec.published);
+  owner->metrics().users_by_state[static_cast<size_t>(st.published)].fetch_add(
+    1, std::memory_order_relaxed);
+  st.seq = rec.seq;
+  st.since = rec.since;
+  st.last_active_at = rec.last_active_at;
+  st.last_seen_at = rec.last_seen_at;
+  auto now = owner->now_ms();
+  auto& cfg = owner->presence();
+  std::map<std::string, user_state::membership> rooms;
+  for (auto& s : restore.sessions) {
+    session_clock clk{s.last_signal_at, s.last_active_at,
+                      static_cast<signal_kind>(s.declared), false, s.ever_active};
+    auto& e = st.sessions[s.session_id];
+    e.device = s.device;
+    e.current = derive_state(clk, now, cfg);
+    e.last_signal_at = s.last_signal_at;
+    e.last_active_at = clk.reported_last_active_at();
+    e.heartbeat_ms = s.heartbeat_ms;
+    st.last_active_at = std::max(st.last_active_at, e.last_active_at);
+    st.last_seen_at = std::max(st.last_seen_at, e.last_signal_at);
+    for (auto& [room_id, visible] : s.rooms) {
+      auto& mem = rooms[room_id];
+      mem.sessions.insert(s.session_id);
+      mem.visible = visible;
+    }
+  }
+  // Time spent down counts: the stored state is replaced by the derived one
+  // (before the rooms are attached: they learn the result as a restored member).
+  publish(self, aggregate(st), now);
+  st.rooms = std::move(rooms);
+  for (auto& [room_id, mem] : st.rooms) {
+    mem.room = owner->router().room(room_id);
+    auto u = make_member_update(st, mem.visible, true);
+    u.restored = true;
+    self->send(mem.room, member_atom::value, u);
+  }
+  save(self);
+  return user_behavior(self);
+}
+
+namespace {
+
+caf::behavior user_behavior(user_actor_type* self) {
   self->set_down_handler([self](caf::down_msg& dm) {
     remove_actor(self->state.subscribers, dm.source);
     remove_actor(self->state.inbox, dm.source);
@@ -178,13 +244,16 @@ caf::behavior user_actor(user_actor_type* self, node* owner, std::string user_id
         e.ref = u.ref;
       }
       reaggregate(self, u.changed_at);
+      save(self);
     },
     [self](wake_atom, uint64_t generation) {
       auto& st = self->state;
       if (!st.linger.is_current(generation))
         return;
-      if (aggregate(st) == state::offline)
+      if (aggregate(st) == state::offline) {
         publish(self, state::offline, st.linger.due_ms());
+        save(self);
+      }
     },
     [self](caf::get_atom) -> caf::result<user_view> {
       auto& st = self->state;
@@ -281,5 +350,7 @@ caf::behavior user_actor(user_actor_type* self, node* owner, std::string user_id
     },
   };
 }
+
+} // namespace
 
 } // namespace presence::actors

@@ -9,6 +9,7 @@
 
 #include "actors/messages.hpp"
 #include "actors/timer_service.hpp"
+#include "storage/records.hpp"
 
 #include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
@@ -65,5 +66,21 @@ inline constexpr size_t max_finished_intents_per_user = 100;
 using user_actor_type = caf::stateful_actor<user_state>;
 
 caf::behavior user_actor(user_actor_type* self, node* owner, std::string user_id);
+
+/// A user restored at start: its record and its sessions that are still inside
+/// their window (each with its rooms).
+struct user_restore {
+  storage::user_record rec;
+  std::vector<storage::session_record> sessions;
+};
+
+/// A restored user: the aggregate of the restored sessions is derived at the
+/// node's clock (a change from the stored state counts as one, seq + 1), and
+/// each membership is told to its room as a restored one.
+caf::behavior user_actor_restored(user_actor_type* self, node* owner,
+                                  user_restore restore);
+
+/// The durable record of a user's state.
+storage::user_record to_record(const user_state& st);
 
 } // namespace presence::actors

@@ -52,6 +52,8 @@ TEST(SettingsTest, EmbeddedDefaults) {
   EXPECT_EQ(s.cluster.failure_timeout_ms, 3000);
   EXPECT_EQ(s.limits.max_body_bytes, 65536);
   EXPECT_EQ(s.limits.signals_per_second, 20);
+  EXPECT_TRUE(s.storage.enabled);
+  EXPECT_EQ(s.storage.flush_interval_ms, 100);
 }
 
 // Verifies values from a TOML file, and flags winning over the file.
@@ -154,6 +156,10 @@ TEST(SettingsTest, ErrorsNameTheKey) {
      {"node.http_port", "0..65535"}},
     {"negative port", "", {{"node.cluster_port", "-1"}}, {"node.cluster_port"}},
     {"bad seed", "", {{"node.seeds", "localhost"}}, {"node.seeds", "host:port"}},
+    {"flush interval zero", "", {{"storage.flush_interval_ms", "0"}},
+     {"storage.flush_interval_ms", "1..60000"}},
+    {"storage switch not a boolean", "", {{"storage.enabled", "1"}},
+     {"storage.enabled", "true or false"}},
     {"threshold above one", "", {{"rooms.ready_threshold", "1.5"}},
      {"rooms.ready_threshold"}},
     {"hysteresis too big", "", {{"rooms.ready_hysteresis", "0.7"}},
@@ -201,5 +207,5 @@ TEST(SettingsTest, RendersAsToml) {
   auto text = to_toml(s);
   EXPECT_NE(text.find("grace_ms = 1234"), std::string::npos) << text;
   EXPECT_EQ(text.find("topsecretvalue1234"), std::string::npos) << text;
-  EXPECT_EQ(key_names().size(), 39u);
+  EXPECT_EQ(key_names().size(), 41u);
 }
