@@ -6,6 +6,8 @@
 #include "actors/errors.hpp"
 #include "actors/messages.hpp"
 #include "actors/node.hpp"
+#include "actors/recovery.hpp"
+#include "storage/writer.hpp"
 #include "actors/system_config.hpp"
 #include "config/settings.hpp"
 
@@ -34,12 +36,20 @@ class test_node {
 public:
   static constexpr int64_t t0 = 1'700'000'000'000;
 
-  explicit test_node(config::settings s = default_settings()) {
+  /// With `store`, the node snapshots into it through a writer that writes only
+  /// when the test calls `flush()` (and at the end, as a stopping node does).
+  /// `start_ms` is the epoch time the node starts at.
+  explicit test_node(config::settings s = default_settings(),
+                     storage::store* store = nullptr, int64_t start_ms = t0) {
     actors::configure(cfg_, s);
     cfg_.set("scheduler.policy", caf::atom("testing"));
     sys_ = std::make_unique<caf::actor_system>(cfg_);
     sched_ = &dynamic_cast<caf::scheduler::test_coordinator&>(sys_->scheduler());
-    node_ = std::make_unique<actors::node>(*sys_, s, t0);
+    node_ = std::make_unique<actors::node>(*sys_, s, start_ms);
+    if (store != nullptr) {
+      writer_ = std::make_unique<storage::snapshot_writer>(*store, s.storage.flush_interval_ms);
+      node_->set_writer(writer_.get());
+    }
     node_->start();
     self_ = std::make_unique<caf::scoped_actor>(*sys_, true);
     run();
@@ -55,6 +65,24 @@ public:
     sched_->clock().cancel_all();
     run();
     node_.reset();
+    if (writer_)
+      writer_->stop(); // what a stopping node writes
+  }
+
+  /// Writes what the actors handed to the writer (a flush interval passing).
+  size_t flush() { return writer_ ? writer_->flush() : 0; }
+
+  storage::snapshot_writer* writer() { return writer_.get(); }
+
+  /// Restores the node from `store` (as at start) and runs the actors.
+  actors::recovery_report recover(storage::store& store,
+                                  std::vector<std::string>* lines = nullptr) {
+    auto report = actors::recover(*node_, store, [lines](const std::string& line) {
+      if (lines != nullptr)
+        lines->push_back(line);
+    });
+    run();
+    return report;
   }
 
   /// Thresholds small enough to read: 1 s active, 2 s idle, 5 s stale, 8 s
@@ -100,6 +128,7 @@ public:
     advance_to(at_ms);
   }
 
+  /// Milliseconds since `t0` (so a node started later reads later times).
   int64_t now() const { return node_->now_ms() - t0; }
 
   actors::node& node() { return *node_; }
@@ -165,6 +194,7 @@ private:
   std::unique_ptr<actors::node> node_;
   std::unique_ptr<caf::scoped_actor> self_;
   std::vector<caf::actor> recorders_;
+  std::unique_ptr<storage::snapshot_writer> writer_;
 };
 
 } // namespace presence::testing

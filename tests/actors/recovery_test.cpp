@@ -1,0 +1,321 @@
+// Verifies snapshots and recovery under controlled time: a node writes its
+// entities through the writer, stops, and a second node started later on the same
+// store gets them back with states derived from its own clock: everything after a
+// short stop (and the session resumes with its token), stale after a downtime
+// past stale_after_ms, gone after offline_after_ms (users keep last_active_at and
+// seq moves by one), intents pending, expired or forgotten as their times say,
+// timelines bounded, unreadable records skipped and counted, and signals
+// snapshotted at most once per flush interval but never lost at a clean stop.
+#include "support/test_node.hpp"
+
+#include "storage/records.hpp"
+#include "storage/store.hpp"
+
+using namespace presence::actors;
+using presence::testing::recorded;
+using presence::testing::test_node;
+namespace storage = presence::storage;
+
+namespace {
+
+class RecoveryTest : public ::testing::Test {
+protected:
+  std::unique_ptr<storage::store> store = storage::make_memory_store();
+  presence::config::settings cfg = test_node::default_settings();
+
+  // A node on the shared store, starting `at` ms after t0.
+  std::unique_ptr<test_node> start(int64_t at) {
+    return std::make_unique<test_node>(cfg, store.get(), test_node::t0 + at);
+  }
+
+  static user_view user(test_node& n, const std::string& id) {
+    auto v = n.ask<user_view>(n.node().router().user(id), caf::get_atom::value);
+    EXPECT_TRUE(v);
+    return v ? *v : user_view{};
+  }
+
+  static room_view room(test_node& n, const std::string& id) {
+    auto v = n.ask<room_view>(n.node().router().room(id), caf::get_atom::value,
+                              room_query{});
+    EXPECT_TRUE(v);
+    return v ? *v : room_view{};
+  }
+
+  static intent_view intent(test_node& n, const std::string& id) {
+    auto h = n.node().router().intent(id);
+    EXPECT_TRUE(h) << id << " is not restored";
+    if (!h)
+      return {};
+    auto v = n.ask<intent_view>(h, caf::get_atom::value);
+    return v ? *v : intent_view{};
+  }
+
+  size_t records(storage::kind k) {
+    size_t count = 0;
+    store->scan(k, [&](std::string_view, std::string_view) { ++count; });
+    return count;
+  }
+
+  // What the first node leaves behind: alice (two tabs, one in the lobby,
+  // visible) and bob (in the lobby), media on, an intent alice -> carol (offline,
+  // so pending), 500 ms of life.
+  struct scene {
+    opened_session alice_tab;
+    opened_session alice_phone;
+    opened_session bob;
+    std::string intent_id;
+    user_view alice_before;
+    room_view lobby_before;
+    int64_t stopped_at = 0;
+  };
+
+  scene play_first_node() {
+    scene sc;
+    auto a = start(0);
+    sc.alice_tab = a->open("alice");
+    sc.alice_phone = a->open("alice", signal_kind::background, "phone");
+    sc.bob = a->open("bob");
+    auto& r = a->node().router();
+    EXPECT_TRUE(a->ask<room_view>(r.session(sc.alice_tab.session_id), join_atom::value,
+                                  std::string{"lobby"}, true));
+    EXPECT_TRUE(a->ask<room_view>(r.session(sc.bob.session_id), join_atom::value,
+                                  std::string{"lobby"}, true));
+    EXPECT_TRUE(a->ask<room_view>(r.room("lobby"), media_atom::value, true));
+    auto created = r.create_intent({"alice", "carol", "", "call", "hi", 60000});
+    EXPECT_TRUE(created);
+    sc.intent_id = created->first.intent_id;
+    a->advance(500);
+    sc.alice_before = user(*a, "alice");
+    sc.lobby_before = room(*a, "lobby");
+    sc.stopped_at = a->node().now_ms();
+    a->flush();
+    return sc; // the node stops here, as with SIGTERM
+  }
+};
+
+} // namespace
+
+// Verifies that a restart shortly after a stop brings back every entity as it
+// was: sessions (same state, clocks and rooms; resumable with their token), the
+// user's seq and state unchanged, the room's members and media flag, the pending
+// intent, which is delivered once its target becomes active.
+TEST_F(RecoveryTest, RestartBringsEverythingBack) {
+  auto sc = play_first_node();
+  EXPECT_EQ(records(storage::kind::sessions), 3u);
+  auto b = start(600);
+  auto report = b->recover(*store);
+  EXPECT_EQ(report.sessions, 3u);
+  EXPECT_EQ(report.users, 2u);
+  EXPECT_EQ(report.users_dormant, 0u); // carol never had a session: no record
+  EXPECT_EQ(report.rooms, 1u);
+  EXPECT_EQ(report.intents, 1u);
+  EXPECT_EQ(report.skipped, 0u);
+  auto& r = b->node().router();
+  auto tab = r.session(sc.alice_tab.session_id);
+  ASSERT_TRUE(tab);
+  auto v = b->ask<session_view>(tab, resume_atom::value, sc.alice_tab.resume_token);
+  ASSERT_TRUE(v) << render(v.error());
+  EXPECT_EQ(v->current, state::active);
+  EXPECT_EQ(v->last_signal_at, test_node::t0);
+  EXPECT_EQ(v->rooms, (std::vector<std::string>{"lobby"}));
+  EXPECT_FALSE(b->ask<session_view>(tab, resume_atom::value, std::string{"wrong"}));
+  auto alice = user(*b, "alice");
+  EXPECT_EQ(alice.current, state::active);
+  EXPECT_EQ(alice.seq, sc.alice_before.seq);
+  EXPECT_EQ(alice.since, sc.alice_before.since);
+  EXPECT_EQ(alice.sessions.size(), 2u);
+  auto lobby = room(*b, "lobby");
+  EXPECT_TRUE(lobby.media_attached);
+  ASSERT_EQ(lobby.members.size(), 2u);
+  EXPECT_EQ(lobby.members[0].user_id, "alice");
+  EXPECT_EQ(lobby.members[1].user_id, "bob");
+  EXPECT_EQ(lobby.counts[static_cast<size_t>(state::active)], 2);
+  EXPECT_EQ(lobby.phase, room_phase::ready);
+  // Restored members are not joins: momentum only decayed meanwhile.
+  EXPECT_GT(sc.lobby_before.momentum, 0.5);
+  EXPECT_LE(lobby.momentum, sc.lobby_before.momentum);
+  EXPECT_EQ(intent(*b, sc.intent_id).status, intent_status::pending);
+  // The restored intent still waits for carol, and reaches her when she comes.
+  b->open("carol");
+  EXPECT_EQ(intent(*b, sc.intent_id).status, intent_status::delivered);
+  // The restored session keeps decaying on the new node's timer.
+  b->walk_to(1000 + 50);
+  EXPECT_EQ(b->ask<session_view>(tab, caf::get_atom::value)->current, state::idle);
+}
+
+// Verifies that time spent down counts: after a downtime past stale_after_ms the
+// sessions come back stale (never active), the user is stale with seq + 1, and
+// the room counts them stale; a signal brings a session back to active.
+TEST_F(RecoveryTest, LongDowntimeRestoresStale) {
+  auto sc = play_first_node();
+  auto b = start(6000); // stale at 5000, offline at 8000
+  auto report = b->recover(*store);
+  EXPECT_EQ(report.sessions, 3u);
+  auto& r = b->node().router();
+  auto tab = r.session(sc.alice_tab.session_id);
+  ASSERT_TRUE(tab);
+  EXPECT_EQ(b->ask<session_view>(tab, caf::get_atom::value)->current, state::stale);
+  auto alice = user(*b, "alice");
+  EXPECT_EQ(alice.current, state::stale);
+  EXPECT_EQ(alice.seq, sc.alice_before.seq + 1);
+  auto lobby = room(*b, "lobby");
+  EXPECT_EQ(lobby.counts[static_cast<size_t>(state::stale)], 2);
+  EXPECT_EQ(lobby.counts[static_cast<size_t>(state::active)], 0);
+  auto reply = b->ask<signal_reply>(tab, signal_atom::value, signal_kind::active);
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(reply->current, state::active);
+  EXPECT_EQ(user(*b, "alice").current, state::active);
+  // Still a stale session's timer: offline at 8000 unless it signals.
+  b->walk_to(8000 + 50);
+  EXPECT_FALSE(r.session(sc.bob.session_id));
+}
+
+// Verifies that after a downtime past offline_after_ms the sessions are gone
+// (their records deleted), the users are offline with their last_active_at kept
+// and seq + 1, and the room is empty; a new session of the user starts from the
+// kept record.
+TEST_F(RecoveryTest, DowntimePastOfflineDropsSessions) {
+  auto sc = play_first_node();
+  auto b = start(9000);
+  auto report = b->recover(*store);
+  EXPECT_EQ(report.sessions, 0u);
+  EXPECT_EQ(report.sessions_dropped, 3u);
+  EXPECT_EQ(report.users_dormant, 2u);
+  b->flush();
+  EXPECT_EQ(records(storage::kind::sessions), 0u);
+  auto& r = b->node().router();
+  EXPECT_FALSE(r.session(sc.alice_tab.session_id));
+  auto alice = user(*b, "alice");
+  EXPECT_EQ(alice.current, state::offline);
+  EXPECT_EQ(alice.last_active_at, test_node::t0);
+  EXPECT_EQ(alice.seq, sc.alice_before.seq + 1);
+  EXPECT_EQ(alice.since, test_node::t0 + 8000); // when the last session expired
+  auto lobby = room(*b, "lobby");
+  EXPECT_TRUE(lobby.members.empty());
+  EXPECT_EQ(lobby.phase, room_phase::empty);
+  EXPECT_TRUE(lobby.media_attached);
+  // The pending intent outlived them (ttl 60 s) and still waits.
+  EXPECT_EQ(intent(*b, sc.intent_id).status, intent_status::pending);
+  b->open("alice");
+  auto back = user(*b, "alice");
+  EXPECT_EQ(back.current, state::active);
+  EXPECT_EQ(back.seq, sc.alice_before.seq + 2);
+}
+
+// Verifies intents across a restart: one whose ttl passed while down expires at
+// once; a finished one is readable until its retention ends and then deleted;
+// one past its retention is not restored.
+TEST_F(RecoveryTest, IntentsExpireAndAreForgottenOnTime) {
+  std::string short_id, finished_id;
+  {
+    auto a = start(0);
+    auto& r = a->node().router();
+    short_id = r.create_intent({"alice", "bob", "", "call", "", 1000})->first.intent_id;
+    auto finished = r.create_intent({"alice", "carol", "", "call", "", 60000});
+    finished_id = finished->first.intent_id;
+    a->run();
+    ASSERT_TRUE(a->ask<intent_view>(finished->second, cancel_atom::value,
+                                    std::string{"alice"}));
+    a->flush();
+  }
+  {
+    auto b = start(2000);
+    b->recover(*store);
+    b->advance(5);
+    EXPECT_EQ(intent(*b, short_id).status, intent_status::expired);
+    EXPECT_EQ(intent(*b, finished_id).status, intent_status::cancelled);
+    b->flush();
+  }
+  {
+    // Past the 5-minute retention of both.
+    auto c = start(2000 + finished_intent_retention_ms + 1000);
+    auto report = c->recover(*store);
+    EXPECT_EQ(report.intents, 0u);
+    EXPECT_EQ(report.intents_dropped, 2u);
+    c->flush();
+    EXPECT_EQ(records(storage::kind::intents), 0u);
+  }
+}
+
+// Verifies that an unreadable record (corrupt bytes, an unknown version) is
+// skipped, counted in the metrics and logged with its key, and that the others
+// still come back.
+TEST_F(RecoveryTest, UnreadableRecordsAreSkipped) {
+  auto sc = play_first_node();
+  ASSERT_FALSE(store->write({{storage::kind::sessions, "s_junk", std::string{"\x01\xc1"}},
+                             {storage::kind::users, "future", std::string{"\x63\x80"}}}));
+  auto b = start(600);
+  std::vector<std::string> lines;
+  auto report = b->recover(*store, &lines);
+  EXPECT_EQ(report.skipped, 2u);
+  EXPECT_EQ(report.sessions, 3u);
+  EXPECT_EQ(b->node().metrics().records_skipped.load(), 2u);
+  std::string all;
+  for (auto& l : lines)
+    all += l + "\n";
+  EXPECT_NE(all.find("s_junk"), std::string::npos) << all;
+  EXPECT_NE(all.find("unknown record version 99"), std::string::npos) << all;
+}
+
+// Verifies that signals are snapshotted at most once per flush interval (a burst
+// costs one record write), that a change of the declared signal is written at
+// once, and that a clean stop writes the clocks of the last signals.
+TEST_F(RecoveryTest, SignalsAreSnapshottedOncePerIntervalAndAtStop) {
+  cfg.storage.flush_interval_ms = 100;
+  std::string sid;
+  {
+    auto a = start(0);
+    auto s = a->open("alice");
+    sid = s.session_id;
+    auto h = a->node().router().session(sid);
+    auto before = a->writer()->stats().changes.load();
+    for (int i = 0; i < 5; ++i) {
+      a->advance(10);
+      ASSERT_TRUE(a->ask<signal_reply>(h, signal_atom::value, signal_kind::active));
+    }
+    // Within one interval of the snapshot at open: nothing handed in.
+    EXPECT_EQ(a->writer()->stats().changes.load(), before);
+    ASSERT_TRUE(a->ask<signal_reply>(h, signal_atom::value, signal_kind::background));
+    EXPECT_EQ(a->writer()->stats().changes.load(), before + 2); // session, user
+    a->advance(10);
+    ASSERT_TRUE(a->ask<signal_reply>(h, signal_atom::value, signal_kind::background));
+  } // stops: the last signal (at +60) is written
+  auto bytes = store->get(storage::kind::sessions, sid);
+  ASSERT_TRUE(bytes);
+  auto rec = storage::decode_record(storage::kind::sessions, *bytes, nullptr);
+  ASSERT_TRUE(rec);
+  auto& sr = std::get<storage::session_record>(*rec);
+  EXPECT_EQ(sr.last_signal_at, test_node::t0 + 60);
+  EXPECT_EQ(sr.declared, static_cast<uint8_t>(signal_kind::background));
+}
+
+// Verifies that an explicit leave deletes the session's record, that timeline
+// samples beyond rooms.timeline_max_samples are deleted as they roll off, and that
+// recovery trims a longer stored timeline to the limit.
+TEST_F(RecoveryTest, NothingGrowsWithoutBound) {
+  cfg.rooms.timeline_max_samples = 3;
+  {
+    auto a = start(0);
+    auto s = a->open("alice");
+    auto& r = a->node().router();
+    ASSERT_TRUE(a->ask<room_view>(r.session(s.session_id), join_atom::value,
+                                  std::string{"lobby"}, true));
+    a->walk_to(5500, 100); // samples at 0, 1000, ..., 5000: 6 taken, 3 kept
+    a->flush();
+    EXPECT_EQ(records(storage::kind::timeline), 3u);
+    EXPECT_FALSE(a->tell(r.session(s.session_id), leave_atom::value));
+    a->flush();
+    EXPECT_EQ(records(storage::kind::sessions), 0u);
+  }
+  cfg.rooms.timeline_max_samples = 2;
+  auto b = start(6000);
+  auto report = b->recover(*store);
+  EXPECT_EQ(report.timeline_samples, 2u);
+  EXPECT_EQ(report.timeline_dropped, 1u); // 3 stored (the last when it emptied)
+  b->flush();
+  EXPECT_EQ(records(storage::kind::timeline), 2u);
+  auto tl = b->ask<std::vector<timeline_sample>>(b->node().router().room("lobby"),
+                                                 timeline_atom::value, int64_t{0});
+  ASSERT_TRUE(tl);
+  EXPECT_EQ(tl->size(), 2u);
+}
