@@ -50,6 +50,10 @@ public:
   storage::snapshot_writer* writer() const { return writer_; }
   void set_writer(storage::snapshot_writer* w) { writer_ = w; }
 
+  /// The node's store (for its size in /metrics), or nullptr.
+  storage::store* store() const { return store_; }
+  void set_store(storage::store* s) { store_ = s; }
+
   /// False while the node recovers (the gateway answers 503); true otherwise.
   bool ready() const { return ready_.load(std::memory_order_acquire); }
   void set_ready(bool x) { ready_.store(x, std::memory_order_release); }
@@ -63,6 +67,7 @@ private:
   actors::router router_;
   caf::actor ticker_;
   storage::snapshot_writer* writer_ = nullptr;
+  storage::store* store_ = nullptr;
   std::atomic<bool> ready_{true};
 };
 

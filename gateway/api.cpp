@@ -97,9 +97,16 @@ void api::handle(const http_request& req, respond_fn done) {
       r.body = metrics_text ? metrics_text() : std::string{};
       return done(std::move(r));
     }
+    if (req.path == "/readyz" && !node_.ready()) {
+      auto r = json_response(503, {{"status", "recovering"}, {"node", node_.cfg().node.id}});
+      r.retry_after_s = 1;
+      return done(std::move(r));
+    }
     return done(json_response(200, {{"status", req.path == "/healthz" ? "ok" : "ready"},
                                      {"node", node_.cfg().node.id}}));
   }
+  if (!node_.ready())
+    return done(error_response({503, "unavailable", "the node is recovering its state; retry"}));
   if (req.path == "/v1/guests") {
     if (req.method != "POST")
       return done(error_response({405, "method_not_allowed", "use POST"}));

@@ -105,6 +105,33 @@ std::string render_metrics(actors::node& n, const gateway_metrics& g,
           static_cast<double>(g.ws_closed_policy.load()));
   counter("presence_rejected_connections_total", "Connections over limits.max_connections",
           static_cast<double>(g.rejected_connections.load()));
+  counter("presence_storage_records_skipped_total",
+          "Unreadable records skipped at recovery (corrupt or of an unknown version)",
+          static_cast<double>(m.records_skipped.load()));
+  gauge("presence_recovery_entities", "Entities restored at the last start",
+        static_cast<double>(m.records_recovered.load()));
+  gauge("presence_recovery_seconds", "Duration of the last recovery",
+        static_cast<double>(m.recovery_ms.load()) / 1000.0);
+  if (auto* w = n.writer()) {
+    auto& ws = w->stats();
+    counter("presence_storage_changes_total", "Snapshot changes handed to the writer",
+            static_cast<double>(ws.changes.load()));
+    counter("presence_storage_records_written_total", "Records written (puts and deletes)",
+            static_cast<double>(ws.records_written.load()));
+    counter("presence_storage_bytes_written_total", "Value bytes written",
+            static_cast<double>(ws.bytes_written.load()));
+    counter("presence_storage_batches_total", "Write batches",
+            static_cast<double>(ws.batches.load()));
+    counter("presence_storage_write_errors_total", "Failed batches (kept and retried)",
+            static_cast<double>(ws.write_errors.load()));
+    gauge("presence_storage_pending", "Changes waiting for the next flush",
+          static_cast<double>(w->pending()));
+    gauge("presence_storage_last_flush_seconds", "Duration of the latest flush",
+          static_cast<double>(ws.last_flush_us.load()) / 1e6);
+  }
+  if (auto* st = n.store())
+    gauge("presence_storage_db_bytes", "Database size (live SST files and memtables)",
+          static_cast<double>(st->size_bytes()));
   auto families = reg.Collect();
   auto per_route = http.registry().Collect();
   families.insert(families.end(), per_route.begin(), per_route.end());

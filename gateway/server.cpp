@@ -594,6 +594,10 @@ private:
       if (hr.path != "/v1/ws")
         return write(error_response({404, "not_found", "WebSocket lives at /v1/ws"}),
                      req.version(), false);
+      if (!srv_.node.ready())
+        return write(error_response({503, "unavailable",
+                                     "the node is recovering its state; retry"}),
+                     req.version(), false);
       std::string why;
       auto token = hr.query.count("token") ? hr.query["token"] : std::string{};
       auto who = srv_.auth.authenticate(hr.authorization, hr.x_user, hr.x_role, token,

@@ -3,15 +3,20 @@
 // the presence model, and runs until SIGTERM or SIGINT, then shuts down cleanly.
 #include "actors/clock.hpp"
 #include "actors/node.hpp"
+#include "actors/recovery.hpp"
 #include "actors/system_config.hpp"
 #include "config/settings.hpp"
 #include "gateway/server.hpp"
+#include "storage/store.hpp"
+#include "storage/writer.hpp"
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 
 #include <spdlog/spdlog.h>
 
+#include <atomic>
+#include <chrono>
 #include <csignal>
 #include <iostream>
 #include <pthread.h>
@@ -33,13 +38,42 @@ void raise_fd_limit() {
                  lim.rlim_cur);
 }
 
+// Logs a failed batch at most once per second (a broken disk fails every flush).
+void log_write_error(const std::string& why) {
+  using namespace std::chrono;
+  static std::atomic<int64_t> last{0};
+  auto now = duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
+  auto prev = last.load();
+  if (now - prev >= 1000 && last.compare_exchange_strong(prev, now))
+    spdlog::error("storage: {} (kept, retried at the next flush)", why);
+}
+
 int run(const presence::config::settings& s, sigset_t& stop_signals) {
   raise_fd_limit();
+  // The data directory first: a locked or unusable one stops the start at once.
+  std::unique_ptr<presence::storage::store> store;
+  if (s.storage.enabled) {
+    presence::storage::status why;
+    store = presence::storage::open_rocksdb(s.node.data_dir, &why);
+    if (!store) {
+      spdlog::error("{}", *why);
+      return 1;
+    }
+  } else {
+    spdlog::warn("storage.enabled = false: nothing survives a restart");
+  }
+  std::unique_ptr<presence::storage::snapshot_writer> writer;
+  if (store)
+    writer = std::make_unique<presence::storage::snapshot_writer>(
+      *store, s.storage.flush_interval_ms, log_write_error);
   caf::actor_system_config cfg;
   presence::actors::configure(cfg, s);
   caf::actor_system sys{cfg};
   {
     presence::actors::node node{sys, s, presence::actors::clock::system_now_ms()};
+    node.set_writer(writer.get());
+    node.set_store(store.get());
+    node.set_ready(false);
     node.start();
     presence::gateway::server gateway{node, s};
     uint16_t port = 0;
@@ -60,6 +94,21 @@ int run(const presence::config::settings& s, sigset_t& stop_signals) {
                    "For local trials only; never expose this node.");
     // Tests and launchers read this line for the port.
     spdlog::info("http listening on {}:{}", s.node.bind, port);
+    if (store) {
+      spdlog::info("recovering from {}", s.node.data_dir);
+      writer->start();
+      auto r = presence::actors::recover(node, *store, [](const std::string& line) {
+        spdlog::info("{}", line);
+      });
+      spdlog::info("recovered in {} ms: {} sessions ({} expired while down), {} users "
+                   "({} without a live session), {} rooms, {} timeline samples, {} "
+                   "intents ({} past retention), {} unreadable records skipped",
+                   r.elapsed_ms, r.sessions, r.sessions_dropped, r.users + r.users_dormant,
+                   r.users_dormant, r.rooms, r.timeline_samples, r.intents,
+                   r.intents_dropped, r.skipped);
+    }
+    node.set_ready(true);
+    spdlog::info("ready");
     int sig = 0;
     sigwait(&stop_signals, &sig);
     spdlog::info("received {}, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -67,6 +116,13 @@ int run(const presence::config::settings& s, sigset_t& stop_signals) {
     node.shutdown();
     sys.await_all_actors_done();
   }
+  if (writer) {
+    writer->stop(); // everything the actors handed in, their last signals too
+    spdlog::info("storage flushed: {} records written in {} batches",
+                 writer->stats().records_written.load(), writer->stats().batches.load());
+  }
+  writer.reset();
+  store.reset();
   spdlog::info("stopped");
   return 0;
 }
