@@ -124,8 +124,8 @@ std::string render_metrics(actors::node& n, const gateway_metrics& g,
             static_cast<double>(ws.batches.load()));
     counter("presence_storage_write_errors_total", "Failed batches (kept and retried)",
             static_cast<double>(ws.write_errors.load()));
-    gauge("presence_storage_pending", "Changes waiting for the next flush",
-          static_cast<double>(w->pending()));
+    gauge("presence_storage_pending", "Changes not yet on disk",
+          static_cast<double>(w->unwritten()));
     gauge("presence_storage_last_flush_seconds", "Duration of the latest flush",
           static_cast<double>(ws.last_flush_us.load()) / 1e6);
   }

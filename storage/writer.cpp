@@ -79,6 +79,13 @@ size_t snapshot_writer::pending() const {
   return n;
 }
 
+size_t snapshot_writer::unwritten() const {
+  // Pending first: a shard's changes are counted in flight (under its lock)
+  // before they leave it, so a change being moved is counted at least once.
+  auto waiting = pending();
+  return waiting + in_flight_.load(std::memory_order_acquire);
+}
+
 size_t snapshot_writer::flush() {
   std::lock_guard<std::mutex> one_at_a_time{flush_mtx_};
   auto started = std::chrono::steady_clock::now();
@@ -88,6 +95,7 @@ size_t snapshot_writer::flush() {
     {
       std::lock_guard<std::mutex> guard{sh.mtx};
       m.swap(sh.changes);
+      in_flight_.fetch_add(m.size(), std::memory_order_acq_rel);
     }
     taken.reserve(taken.size() + m.size());
     for (auto& kv : m)
@@ -134,6 +142,7 @@ size_t snapshot_writer::flush() {
       sh.changes.try_emplace(std::move(taken[j].first), std::move(taken[j].second));
     }
   }
+  in_flight_.store(0, std::memory_order_release);
   stats_.last_flush_us.store(
     static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
                             std::chrono::steady_clock::now() - started)

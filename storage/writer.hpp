@@ -70,8 +70,11 @@ public:
   /// (0 when nothing was pending or the write failed).
   size_t flush();
 
-  /// Changes handed in and not yet written.
+  /// Changes handed in and not yet taken by a flush.
   size_t pending() const;
+
+  /// Changes not yet on disk: pending plus those a running flush is writing.
+  size_t unwritten() const;
 
   const writer_stats& stats() const { return stats_; }
   int64_t flush_interval_ms() const { return interval_ms_; }
@@ -97,6 +100,7 @@ private:
   std::mutex run_mtx_;
   std::condition_variable run_cv_;
   bool stopping_ = false; // guarded by run_mtx_
+  std::atomic<size_t> in_flight_{0};
   std::thread thread_;
 };
 

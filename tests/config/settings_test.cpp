@@ -158,7 +158,7 @@ TEST(SettingsTest, ErrorsNameTheKey) {
     {"bad seed", "", {{"node.seeds", "localhost"}}, {"node.seeds", "host:port"}},
     {"flush interval zero", "", {{"storage.flush_interval_ms", "0"}},
      {"storage.flush_interval_ms", "1..60000"}},
-    {"storage switch not a boolean", "", {{"storage.enabled", "1"}},
+    {"storage switch not a boolean", "", {{"storage.enabled", "yes"}},
      {"storage.enabled", "true or false"}},
     {"threshold above one", "", {{"rooms.ready_threshold", "1.5"}},
      {"rooms.ready_threshold"}},

@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <vector>
@@ -17,46 +18,47 @@ namespace presence::testing {
 
 class node_process {
 public:
-  /// Starts presenced with `args` (plus --node.http_port=0 and a data dir) and
-  /// waits up to 20 s for its "http listening on" line.
-  explicit node_process(std::vector<std::string> args) {
+  /// Starts presenced with `args` (plus --node.http_port=0 and a fresh data dir)
+  /// and waits up to 20 s until it is ready (recovered).
+  explicit node_process(std::vector<std::string> args) : args_(std::move(args)) {
     char dir_template[] = "/tmp/presenced-test-XXXXXX";
     data_dir_ = mkdtemp(dir_template);
-    args.insert(args.begin(), {PRESENCED_BINARY, "--node.http_port=0",
-                               "--node.data_dir=" + data_dir_, "--node.id=test"});
-    int fds[2];
-    if (pipe(fds) != 0)
-      throw std::runtime_error("pipe failed");
-    pid_ = fork();
-    if (pid_ == 0) {
-      dup2(fds[1], STDOUT_FILENO);
-      dup2(fds[1], STDERR_FILENO);
-      close(fds[0]);
-      close(fds[1]);
-      std::vector<char*> argv;
-      for (auto& a : args)
-        argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    close(fds[1]);
-    out_ = fds[0];
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{20};
-    while (port_ == 0) {
-      if (std::chrono::steady_clock::now() > deadline)
-        throw std::runtime_error("presenced did not start: " + log_);
-      if (!read_some(100) && exited())
-        throw std::runtime_error("presenced exited: " + log_);
-      auto pos = log_.find("http listening on ");
-      if (pos != std::string::npos) {
-        auto colon = log_.find(':', pos + 18);
-        auto end = log_.find('\n', colon);
-        if (colon != std::string::npos && end != std::string::npos)
-          port_ = static_cast<uint16_t>(std::stoi(log_.substr(colon + 1, end - colon - 1)));
+    launch();
+  }
+
+  /// Starts presenced again on the same data directory (after `stop()` or
+  /// `kill()`), with the same arguments plus `extra`; waits until it is ready.
+  void restart(std::vector<std::string> extra = {}) {
+    if (out_ >= 0)
+      close(out_);
+    out_ = -1;
+    port_ = 0;
+    log_.clear();
+    launch(std::move(extra));
+  }
+
+  /// Starts presenced and returns when it exits or `timeout_ms` passed, with
+  /// its output (for start-up errors). `args` are complete but for the binary.
+  static std::pair<int, std::string> run_to_exit(std::vector<std::string> args,
+                                                 int timeout_ms = 20000) {
+    node_process p;
+    p.args_ = std::move(args);
+    p.spawn({}, false);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds{timeout_ms};
+    while (std::chrono::steady_clock::now() < deadline) {
+      p.read_some(20);
+      int status = 0;
+      if (waitpid(p.pid_, &status, WNOHANG) == p.pid_) {
+        p.pid_ = -1;
+        while (p.read_some(0)) {
+        }
+        return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, p.log_};
       }
     }
+    return {-1, p.log_};
   }
+
+  const std::string& data_dir() const { return data_dir_; }
 
   ~node_process() {
     if (pid_ > 0 && !exited()) {
@@ -65,9 +67,20 @@ public:
     }
     if (out_ >= 0)
       close(out_);
-    std::string cmd = "rm -rf '" + data_dir_ + "'";
-    if (std::system(cmd.c_str()) != 0)
-      std::perror("rm");
+    if (!data_dir_.empty()) {
+      std::string cmd = "rm -rf '" + data_dir_ + "'";
+      if (std::system(cmd.c_str()) != 0)
+        std::perror("rm");
+    }
+  }
+
+  /// SIGKILL: the process dies without flushing anything.
+  void kill() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+      pid_ = -1;
+    }
   }
 
   uint16_t port() const { return port_; }
@@ -95,6 +108,55 @@ public:
   }
 
 private:
+  node_process() = default;
+
+  void spawn(std::vector<std::string> extra, bool with_defaults) {
+    std::vector<std::string> args;
+    args.push_back(PRESENCED_BINARY);
+    if (with_defaults)
+      args.insert(args.end(), {"--node.http_port=0", "--node.data_dir=" + data_dir_,
+                               "--node.id=test"});
+    args.insert(args.end(), args_.begin(), args_.end());
+    args.insert(args.end(), extra.begin(), extra.end());
+    int fds[2];
+    if (pipe(fds) != 0)
+      throw std::runtime_error("pipe failed");
+    pid_ = fork();
+    if (pid_ == 0) {
+      dup2(fds[1], STDOUT_FILENO);
+      dup2(fds[1], STDERR_FILENO);
+      close(fds[0]);
+      close(fds[1]);
+      std::vector<char*> argv;
+      for (auto& a : args)
+        argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    close(fds[1]);
+    out_ = fds[0];
+  }
+
+  // Spawns and waits for the port line, then for "ready" (recovery done).
+  void launch(std::vector<std::string> extra = {}) {
+    spawn(std::move(extra), true);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{20};
+    while (port_ == 0 || log_.find("] ready") == std::string::npos) {
+      if (std::chrono::steady_clock::now() > deadline)
+        throw std::runtime_error("presenced did not start: " + log_);
+      if (!read_some(100) && exited())
+        throw std::runtime_error("presenced exited: " + log_);
+      auto pos = log_.find("http listening on ");
+      if (port_ == 0 && pos != std::string::npos) {
+        auto colon = log_.find(':', pos + 18);
+        auto end = log_.find('\n', colon);
+        if (colon != std::string::npos && end != std::string::npos)
+          port_ = static_cast<uint16_t>(std::stoi(log_.substr(colon + 1, end - colon - 1)));
+      }
+    }
+  }
+
   bool read_some(int timeout_ms) {
     pollfd p{out_, POLLIN, 0};
     if (poll(&p, 1, timeout_ms) <= 0)
@@ -123,6 +185,7 @@ private:
   uint16_t port_ = 0;
   std::string log_;
   std::string data_dir_;
+  std::vector<std::string> args_;
 };
 
 } // namespace presence::testing
