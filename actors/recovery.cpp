@@ -164,10 +164,17 @@ recovery_report recover(node& n, storage::store& s, const recovery_log& log) {
     intents.push_back(std::move(ir));
   });
 
+  report.read_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::steady_clock::now() - started)
+                     .count();
   // Spawn in dependency order: rooms, users (who tell their rooms), sessions
   // (who find their users), intents (who find both).
   auto& sys = n.system();
   auto& r = n.router();
+  size_t live_sessions = 0;
+  for (auto& [user_id, sessions] : live)
+    live_sessions += sessions.size();
+  r.reserve(rooms.size() + live.size() + live_sessions + intents.size());
   for (auto& [id, room] : rooms) {
     r.adopt("room:" + id, sys.spawn(room_actor_restored, &n, std::move(room)));
     ++report.rooms;

@@ -36,7 +36,8 @@ struct recovery_report {
   size_t intents = 0;
   size_t intents_dropped = 0;   ///< finished and past retention
   size_t skipped = 0;           ///< unreadable records
-  int64_t elapsed_ms = 0;
+  int64_t read_ms = 0;          ///< reading and decoding the store
+  int64_t elapsed_ms = 0;       ///< reading, decoding and spawning
 };
 
 /// Logs one line of recovery (progress, a skipped record).

@@ -54,6 +54,13 @@ void router::keep_dormant(storage::user_record rec) {
   sh.dormant.insert_or_assign(std::move(key), std::move(rec));
 }
 
+void router::reserve(size_t n) {
+  for (auto& sh : shards_) {
+    std::lock_guard<std::mutex> guard{sh.mtx};
+    sh.actors.reserve(sh.actors.size() + n / shard_count + 1);
+  }
+}
+
 size_t router::dormant() const {
   size_t n = 0;
   for (auto& sh : shards_) {

@@ -89,6 +89,9 @@ public:
   /// users does not hold an actor for each).
   void keep_dormant(storage::user_record rec);
 
+  /// Makes room for `n` more entities (recovery: no rehashing while it spawns).
+  void reserve(size_t n);
+
   /// Dormant users (tests, diagnostics).
   size_t dormant() const;
 

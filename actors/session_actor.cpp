@@ -233,7 +233,9 @@ caf::behavior session_actor(session_actor_type* self, node* owner, session_init 
   }
   auto now = owner->now_ms();
   st.user = owner->router().user(st.user_id);
-  self->send(st.user, session_atom::value, make_update(self, now));
+  // A restored user already holds this session, derived at the same clock.
+  if (!init.restored)
+    self->send(st.user, session_atom::value, make_update(self, now));
   // A restored session's record is on disk already (saved_at stays 0, so its
   // next signal saves).
   st.saved_declared = st.clk.declared;

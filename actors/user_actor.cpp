@@ -273,7 +273,13 @@ caf::behavior user_behavior(user_actor_type* self) {
         rp.deliver(*view);
       };
       for (auto& sv : view->sessions) {
-        auto ref = caf::actor_cast<caf::actor>(st.sessions[sv.session_id].ref);
+        auto& entry = st.sessions[sv.session_id];
+        auto ref = caf::actor_cast<caf::actor>(entry.ref);
+        if (!ref) {
+          // A restored session does not announce itself: find it once.
+          ref = st.owner->router().session(sv.session_id);
+          entry.ref = ref.address();
+        }
         if (!ref) {
           done();
           continue;

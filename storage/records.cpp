@@ -1,194 +1,342 @@
 #include "storage/records.hpp"
 
 #include "storage/codec.hpp"
-
-#include <nlohmann/json.hpp>
+#include "storage/msgpack.hpp"
 
 namespace presence::storage {
 
 namespace {
 
-using nlohmann::json;
+using msgpack::reader;
+using msgpack::writer;
 
-// Reads field `name` of `j` into `out`, or records why it cannot.
-class reader {
+// Decodes one map-shaped record: `field(key, r)` reads the value of a known key
+// (returning false with `why` set when its type is wrong) or skips it; every
+// name in `required` must appear.
+class record_reader {
 public:
-  explicit reader(const json& j) : j_(j) {}
+  record_reader(std::string_view body, std::string* why) : r_(body), why_(why) {}
 
-  template <class T>
-  void operator()(const char* name, T& out) {
-    if (!why_.empty())
-      return;
-    auto i = j_.find(name);
-    if (i == j_.end()) {
-      why_ = std::string{"corrupt record: field '"} + name + "' is missing";
-      return;
+  template <class F>
+  bool fields(std::initializer_list<const char*> required, F&& field) {
+    uint32_t n = 0;
+    if (!r_.map(n))
+      return fail(r_.truncated() ? "corrupt record: truncated" : "corrupt record: not an object");
+    uint64_t seen = 0;
+    for (uint32_t i = 0; i < n; ++i) {
+      std::string_view key;
+      if (!r_.str(key))
+        return fail("corrupt record: a key is not a string");
+      int index = 0;
+      bool known = false;
+      for (auto* name : required) {
+        if (key == name) {
+          known = true;
+          break;
+        }
+        ++index;
+      }
+      if (!known) {
+        if (!r_.skip())
+          return fail("corrupt record: an unknown field does not decode");
+        continue;
+      }
+      if (!field(key, r_)) {
+        if (why_ != nullptr && why_->empty())
+          *why_ = r_.truncated() ? "corrupt record: truncated"
+                                 : "corrupt record: field '" + std::string{key}
+                                     + "' has the wrong type";
+        return false;
+      }
+      seen |= uint64_t{1} << index;
     }
-    if (!fits<T>(*i)) {
-      why_ = std::string{"corrupt record: field '"} + name + "' has the wrong type";
-      return;
+    if (!r_.at_end())
+      return fail("corrupt record: bytes after its end");
+    int index = 0;
+    for (auto* name : required) {
+      if ((seen & (uint64_t{1} << index)) == 0)
+        return fail(std::string{"corrupt record: field '"} + name + "' is missing");
+      ++index;
     }
-    out = i->template get<T>();
+    return true;
   }
 
-  const std::string& why() const { return why_; }
+  bool fail(std::string msg) {
+    if (why_ != nullptr)
+      *why_ = std::move(msg);
+    return false;
+  }
 
 private:
-  template <class T>
-  static bool fits(const json& v) {
-    if constexpr (std::is_same_v<T, bool>)
-      return v.is_boolean();
-    else if constexpr (std::is_same_v<T, std::string>)
-      return v.is_string();
-    else if constexpr (std::is_same_v<T, double>)
-      return v.is_number();
-    else if constexpr (std::is_unsigned_v<T>)
-      return v.is_number_unsigned()
-             && v.get<uint64_t>() <= std::numeric_limits<T>::max();
-    else if constexpr (std::is_integral_v<T>)
-      return v.is_number_integer();
-    else
-      return true; // containers: checked by their own readers
-  }
-
-  const json& j_;
-  std::string why_;
+  reader r_;
+  std::string* why_;
 };
 
-json to_json(const session_record& r) {
-  json rooms = json::array();
-  for (auto& [id, visible] : r.rooms)
-    rooms.push_back(json::array({id, visible}));
-  return {{"sid", r.session_id}, {"uid", r.user_id},     {"dev", r.device},
-          {"tok", json::binary(std::vector<uint8_t>(r.resume_hash.begin(),
-                                                    r.resume_hash.end()))},
-          {"ls", r.last_signal_at}, {"la", r.last_active_at}, {"dec", r.declared},
-          {"ea", r.ever_active},    {"hb", r.heartbeat_ms},   {"rooms", rooms}};
+bool read_string(reader& r, std::string& out) {
+  std::string_view s;
+  if (!r.str(s))
+    return false;
+  out.assign(s);
+  return true;
 }
 
-json to_json(const user_record& r) {
-  return {{"uid", r.user_id}, {"st", r.published}, {"seq", r.seq},
-          {"since", r.since}, {"la", r.last_active_at}, {"lseen", r.last_seen_at}};
+template <class T>
+bool read_small(reader& r, T& out, uint64_t max) {
+  uint64_t v = 0;
+  if (!r.uinteger(v) || v > max)
+    return false;
+  out = static_cast<T>(v);
+  return true;
 }
 
-json to_json(const room_record& r) {
-  return {{"rid", r.room_id}, {"media", r.media_attached}, {"ph", r.phase},
-          {"mr", r.momentum_rate}, {"mat", r.momentum_at}};
-}
-
-json to_json(const timeline_record& r) {
-  return {{"rid", r.room_id},        {"t", r.t},       {"c", r.counts},
-          {"rd", r.readiness}, {"ph", r.phase}};
-}
-
-json to_json(const intent_record& r) {
-  return {{"iid", r.intent_id},   {"from", r.from_user},  {"tu", r.to_user},
-          {"tr", r.to_room},      {"kind", r.kind},       {"note", r.note},
-          {"st", r.status},       {"ca", r.created_at},   {"ea", r.expires_at},
-          {"da", r.delivered_at}, {"ra", r.ready_at},     {"ru", r.retain_until}};
-}
-
-std::optional<record> from_json(kind k, const json& j, std::string* why) {
-  reader f{j};
-  auto done = [&](record r) -> std::optional<record> {
-    if (!f.why().empty()) {
-      if (why != nullptr)
-        *why = f.why();
-      return std::nullopt;
+void encode_body(writer& w, const session_record& r) {
+  w.map(10);
+  w.field("sid", [&](writer& x) { x.str(r.session_id); });
+  w.field("uid", [&](writer& x) { x.str(r.user_id); });
+  w.field("dev", [&](writer& x) { x.str(r.device); });
+  w.field("tok", [&](writer& x) { x.bin(r.resume_hash); });
+  w.field("ls", [&](writer& x) { x.integer(r.last_signal_at); });
+  w.field("la", [&](writer& x) { x.integer(r.last_active_at); });
+  w.field("dec", [&](writer& x) { x.uinteger(r.declared); });
+  w.field("ea", [&](writer& x) { x.boolean(r.ever_active); });
+  w.field("hb", [&](writer& x) { x.integer(r.heartbeat_ms); });
+  w.field("rooms", [&](writer& x) {
+    x.array(static_cast<uint32_t>(r.rooms.size()));
+    for (auto& [id, visible] : r.rooms) {
+      x.array(2);
+      x.str(id);
+      x.boolean(visible);
     }
-    return r;
-  };
-  auto fail = [&](std::string msg) -> std::optional<record> {
-    if (why != nullptr)
-      *why = std::move(msg);
-    return std::nullopt;
-  };
+  });
+}
+
+void encode_body(writer& w, const user_record& r) {
+  w.map(6);
+  w.field("uid", [&](writer& x) { x.str(r.user_id); });
+  w.field("st", [&](writer& x) { x.uinteger(r.published); });
+  w.field("seq", [&](writer& x) { x.uinteger(r.seq); });
+  w.field("since", [&](writer& x) { x.integer(r.since); });
+  w.field("la", [&](writer& x) { x.integer(r.last_active_at); });
+  w.field("lseen", [&](writer& x) { x.integer(r.last_seen_at); });
+}
+
+void encode_body(writer& w, const room_record& r) {
+  w.map(5);
+  w.field("rid", [&](writer& x) { x.str(r.room_id); });
+  w.field("media", [&](writer& x) { x.boolean(r.media_attached); });
+  w.field("ph", [&](writer& x) { x.uinteger(r.phase); });
+  w.field("mr", [&](writer& x) { x.real(r.momentum_rate); });
+  w.field("mat", [&](writer& x) { x.integer(r.momentum_at); });
+}
+
+void encode_body(writer& w, const timeline_record& r) {
+  w.map(5);
+  w.field("rid", [&](writer& x) { x.str(r.room_id); });
+  w.field("t", [&](writer& x) { x.integer(r.t); });
+  w.field("c", [&](writer& x) {
+    x.array(static_cast<uint32_t>(r.counts.size()));
+    for (auto c : r.counts)
+      x.integer(c);
+  });
+  w.field("rd", [&](writer& x) { x.real(r.readiness); });
+  w.field("ph", [&](writer& x) { x.uinteger(r.phase); });
+}
+
+void encode_body(writer& w, const intent_record& r) {
+  w.map(12);
+  w.field("iid", [&](writer& x) { x.str(r.intent_id); });
+  w.field("from", [&](writer& x) { x.str(r.from_user); });
+  w.field("tu", [&](writer& x) { x.str(r.to_user); });
+  w.field("tr", [&](writer& x) { x.str(r.to_room); });
+  w.field("kind", [&](writer& x) { x.str(r.kind); });
+  w.field("note", [&](writer& x) { x.str(r.note); });
+  w.field("st", [&](writer& x) { x.uinteger(r.status); });
+  w.field("ca", [&](writer& x) { x.integer(r.created_at); });
+  w.field("ea", [&](writer& x) { x.integer(r.expires_at); });
+  w.field("da", [&](writer& x) { x.integer(r.delivered_at); });
+  w.field("ra", [&](writer& x) { x.integer(r.ready_at); });
+  w.field("ru", [&](writer& x) { x.integer(r.retain_until); });
+}
+
+std::optional<record> decode_body(kind k, std::string_view body, std::string* why) {
+  record_reader rr{body, why};
+  auto is = [](std::string_view key, const char* name) { return key == name; };
   switch (k) {
     case kind::sessions: {
       session_record r;
-      f("sid", r.session_id);
-      f("uid", r.user_id);
-      f("dev", r.device);
-      f("ls", r.last_signal_at);
-      f("la", r.last_active_at);
-      f("dec", r.declared);
-      f("ea", r.ever_active);
-      f("hb", r.heartbeat_ms);
-      auto tok = j.find("tok");
-      if (tok == j.end() || !tok->is_binary() || tok->get_binary().size() != 32)
-        return fail("corrupt record: field 'tok' is not a 32-byte hash");
-      r.resume_hash.assign(tok->get_binary().begin(), tok->get_binary().end());
-      auto rooms = j.find("rooms");
-      if (rooms == j.end() || !rooms->is_array())
-        return fail("corrupt record: field 'rooms' is not a list");
-      for (auto& x : *rooms) {
-        if (!x.is_array() || x.size() != 2 || !x[0].is_string() || !x[1].is_boolean())
-          return fail("corrupt record: an entry of 'rooms' is not [id, visible]");
-        r.rooms.emplace_back(x[0].get<std::string>(), x[1].get<bool>());
-      }
-      if (r.declared > 2)
-        return fail("corrupt record: field 'dec' is not a signal");
-      return done(std::move(r));
+      std::string problem;
+      bool ok = rr.fields(
+        {"sid", "uid", "dev", "tok", "ls", "la", "dec", "ea", "hb", "rooms"},
+        [&](std::string_view key, reader& in) {
+          if (is(key, "sid"))
+            return read_string(in, r.session_id);
+          if (is(key, "uid"))
+            return read_string(in, r.user_id);
+          if (is(key, "dev"))
+            return read_string(in, r.device);
+          if (is(key, "ls"))
+            return in.integer(r.last_signal_at);
+          if (is(key, "la"))
+            return in.integer(r.last_active_at);
+          if (is(key, "ea"))
+            return in.boolean(r.ever_active);
+          if (is(key, "hb"))
+            return in.integer(r.heartbeat_ms);
+          if (is(key, "dec")) {
+            if (!read_small(in, r.declared, 255))
+              return false;
+            if (r.declared > 2 && why != nullptr)
+              *why = "corrupt record: field 'dec' is not a signal";
+            return r.declared <= 2;
+          }
+          if (is(key, "tok")) {
+            std::string_view b;
+            if (!in.bin(b) || b.size() != 32) {
+              if (why != nullptr)
+                *why = "corrupt record: field 'tok' is not a 32-byte hash";
+              return false;
+            }
+            r.resume_hash.assign(b);
+            return true;
+          }
+          // rooms
+          uint32_t n = 0;
+          if (!in.array(n)) {
+            if (why != nullptr)
+              *why = "corrupt record: field 'rooms' is not a list";
+            return false;
+          }
+          r.rooms.reserve(n);
+          for (uint32_t i = 0; i < n; ++i) {
+            uint32_t two = 0;
+            std::string_view id;
+            bool visible = false;
+            if (!in.array(two) || two != 2 || !in.str(id) || !in.boolean(visible)) {
+              if (why != nullptr)
+                *why = "corrupt record: an entry of 'rooms' is not [id, visible]";
+              return false;
+            }
+            r.rooms.emplace_back(std::string{id}, visible);
+          }
+          return true;
+        });
+      if (!ok)
+        return std::nullopt;
+      return record{std::move(r)};
     }
     case kind::users: {
       user_record r;
-      f("uid", r.user_id);
-      f("st", r.published);
-      f("seq", r.seq);
-      f("since", r.since);
-      f("la", r.last_active_at);
-      f("lseen", r.last_seen_at);
-      if (f.why().empty() && r.published > 4)
-        return fail("corrupt record: field 'st' is not a state");
-      return done(std::move(r));
+      bool ok = rr.fields({"uid", "st", "seq", "since", "la", "lseen"},
+                          [&](std::string_view key, reader& in) {
+                            if (is(key, "uid"))
+                              return read_string(in, r.user_id);
+                            if (is(key, "st")) {
+                              if (!read_small(in, r.published, 255))
+                                return false;
+                              if (r.published > 4 && why != nullptr)
+                                *why = "corrupt record: field 'st' is not a state";
+                              return r.published <= 4;
+                            }
+                            if (is(key, "seq"))
+                              return in.uinteger(r.seq);
+                            if (is(key, "since"))
+                              return in.integer(r.since);
+                            if (is(key, "la"))
+                              return in.integer(r.last_active_at);
+                            return in.integer(r.last_seen_at);
+                          });
+      if (!ok)
+        return std::nullopt;
+      return record{std::move(r)};
     }
     case kind::rooms: {
       room_record r;
-      f("rid", r.room_id);
-      f("media", r.media_attached);
-      f("ph", r.phase);
-      f("mr", r.momentum_rate);
-      f("mat", r.momentum_at);
-      if (f.why().empty() && r.phase > 3)
-        return fail("corrupt record: field 'ph' is not a phase");
-      return done(std::move(r));
+      bool ok = rr.fields({"rid", "media", "ph", "mr", "mat"},
+                          [&](std::string_view key, reader& in) {
+                            if (is(key, "rid"))
+                              return read_string(in, r.room_id);
+                            if (is(key, "media"))
+                              return in.boolean(r.media_attached);
+                            if (is(key, "ph")) {
+                              if (!read_small(in, r.phase, 255))
+                                return false;
+                              if (r.phase > 3 && why != nullptr)
+                                *why = "corrupt record: field 'ph' is not a phase";
+                              return r.phase <= 3;
+                            }
+                            if (is(key, "mr"))
+                              return in.real(r.momentum_rate);
+                            return in.integer(r.momentum_at);
+                          });
+      if (!ok)
+        return std::nullopt;
+      return record{std::move(r)};
     }
     case kind::timeline: {
       timeline_record r;
-      f("rid", r.room_id);
-      f("t", r.t);
-      f("rd", r.readiness);
-      f("ph", r.phase);
-      auto c = j.find("c");
-      if (c == j.end() || !c->is_array() || c->size() != r.counts.size())
-        return fail("corrupt record: field 'c' is not five counts");
-      for (size_t i = 0; i < r.counts.size(); ++i) {
-        if (!(*c)[i].is_number_integer())
-          return fail("corrupt record: field 'c' is not five counts");
-        r.counts[i] = (*c)[i].get<int64_t>();
-      }
-      return done(std::move(r));
+      bool ok = rr.fields({"rid", "t", "c", "rd", "ph"},
+                          [&](std::string_view key, reader& in) {
+                            if (is(key, "rid"))
+                              return read_string(in, r.room_id);
+                            if (is(key, "t"))
+                              return in.integer(r.t);
+                            if (is(key, "rd"))
+                              return in.real(r.readiness);
+                            if (is(key, "ph"))
+                              return read_small(in, r.phase, 3);
+                            uint32_t n = 0;
+                            bool good = in.array(n) && n == r.counts.size();
+                            for (uint32_t i = 0; good && i < n; ++i)
+                              good = in.integer(r.counts[i]);
+                            if (!good && why != nullptr)
+                              *why = "corrupt record: field 'c' is not five counts";
+                            return good;
+                          });
+      if (!ok)
+        return std::nullopt;
+      return record{std::move(r)};
     }
     case kind::intents: {
       intent_record r;
-      f("iid", r.intent_id);
-      f("from", r.from_user);
-      f("tu", r.to_user);
-      f("tr", r.to_room);
-      f("kind", r.kind);
-      f("note", r.note);
-      f("st", r.status);
-      f("ca", r.created_at);
-      f("ea", r.expires_at);
-      f("da", r.delivered_at);
-      f("ra", r.ready_at);
-      f("ru", r.retain_until);
-      if (f.why().empty() && r.status > 5)
-        return fail("corrupt record: field 'st' is not an intent status");
-      return done(std::move(r));
+      bool ok = rr.fields(
+        {"iid", "from", "tu", "tr", "kind", "note", "st", "ca", "ea", "da", "ra", "ru"},
+        [&](std::string_view key, reader& in) {
+          if (is(key, "iid"))
+            return read_string(in, r.intent_id);
+          if (is(key, "from"))
+            return read_string(in, r.from_user);
+          if (is(key, "tu"))
+            return read_string(in, r.to_user);
+          if (is(key, "tr"))
+            return read_string(in, r.to_room);
+          if (is(key, "kind"))
+            return read_string(in, r.kind);
+          if (is(key, "note"))
+            return read_string(in, r.note);
+          if (is(key, "st")) {
+            if (!read_small(in, r.status, 255))
+              return false;
+            if (r.status > 5 && why != nullptr)
+              *why = "corrupt record: field 'st' is not an intent status";
+            return r.status <= 5;
+          }
+          if (is(key, "ca"))
+            return in.integer(r.created_at);
+          if (is(key, "ea"))
+            return in.integer(r.expires_at);
+          if (is(key, "da"))
+            return in.integer(r.delivered_at);
+          if (is(key, "ra"))
+            return in.integer(r.ready_at);
+          return in.integer(r.retain_until);
+        });
+      if (!ok)
+        return std::nullopt;
+      return record{std::move(r)};
     }
   }
-  return fail("unknown kind");
+  rr.fail("unknown kind");
+  return std::nullopt;
 }
 
 } // namespace
@@ -227,14 +375,28 @@ std::string timeline_key(std::string_view room_id, int64_t t) {
 }
 
 std::string encode_record(const record& r) {
-  return std::visit([](const auto& x) { return encode(to_json(x)); }, r);
+  std::string out;
+  out.reserve(128);
+  out.push_back(static_cast<char>(record_version));
+  writer w{out};
+  std::visit([&](const auto& x) { encode_body(w, x); }, r);
+  return out;
 }
 
 std::optional<record> decode_record(kind k, std::string_view bytes, std::string* why) {
-  auto j = decode(bytes, why);
-  if (!j)
+  auto fail = [&](std::string msg) -> std::optional<record> {
+    if (why != nullptr)
+      *why = std::move(msg);
     return std::nullopt;
-  return from_json(k, *j, why);
+  };
+  if (bytes.empty())
+    return fail("empty record");
+  auto version = static_cast<uint8_t>(bytes[0]);
+  if (version != record_version)
+    return fail("unknown record version " + std::to_string(version));
+  std::string scratch;
+  auto out = decode_body(k, bytes.substr(1), why != nullptr ? why : &scratch);
+  return out;
 }
 
 } // namespace presence::storage

@@ -160,3 +160,24 @@ TEST(RecordsTest, RefusesBadRecordsWithAReason) {
   std::string why;
   EXPECT_TRUE(decode_record(kind::sessions, encode(session_json()), &why)) << why;
 }
+
+// Verifies that the records are genuine MessagePack (another reader decodes
+// them) and that a field added by a newer writer is skipped, not refused.
+TEST(RecordsTest, IsMessagePackAndSkipsUnknownFields) {
+  std::string why;
+  auto j = decode(encode_record(record{sample_session()}), &why);
+  ASSERT_TRUE(j) << why;
+  EXPECT_EQ((*j)["sid"], "s_abc");
+  EXPECT_EQ((*j)["rooms"][1][0], "ops");
+  EXPECT_EQ((*j)["ls"], 1'700'000'000'123);
+  auto newer = *j;
+  newer["future"] = json::array({1, {{"a", -70000}}, "x", 2.5, nullptr, false});
+  newer["tok"] = json::binary(std::vector<uint8_t>(32, 9));
+  auto r = decode_record(kind::sessions, encode(newer), &why);
+  ASSERT_TRUE(r) << why;
+  EXPECT_EQ(std::get<session_record>(*r).rooms.size(), 2u);
+  // Bytes after the record's end are corruption, not a newer field.
+  auto padded = encode_record(record{sample_session()}) + "\x01";
+  EXPECT_FALSE(decode_record(kind::sessions, padded, &why));
+  EXPECT_NE(why.find("after its end"), std::string::npos) << why;
+}
