@@ -319,3 +319,29 @@ TEST_F(RecoveryTest, NothingGrowsWithoutBound) {
   ASSERT_TRUE(tl);
   EXPECT_EQ(tl->size(), 2u);
 }
+
+// Verifies that a churn of short sessions leaves no session records behind:
+// only one record per user (its last_active_at and seq), however many sessions
+// came and went, whether they left or expired.
+TEST_F(RecoveryTest, ChurnLeavesOneRecordPerUser) {
+  auto a = start(0);
+  auto& r = a->node().router();
+  for (int wave = 0; wave < 10; ++wave) {
+    std::vector<opened_session> opened;
+    for (int i = 0; i < 50; ++i)
+      opened.push_back(a->open("user-" + std::to_string(i % 20)));
+    for (auto& s : opened)
+      ASSERT_TRUE(a->ask<signal_reply>(r.session(s.session_id), signal_atom::value,
+                                       signal_kind::background));
+    if (wave % 2 == 0) {
+      for (auto& s : opened)
+        EXPECT_FALSE(a->tell(r.session(s.session_id), leave_atom::value));
+    } else {
+      a->walk_to(a->now() + 8000 + 100, 500); // expire instead
+    }
+    a->flush();
+    EXPECT_EQ(records(storage::kind::sessions), 0u) << "wave " << wave;
+  }
+  EXPECT_EQ(records(storage::kind::users), 20u);
+  EXPECT_EQ(records(storage::kind::intents), 0u);
+}

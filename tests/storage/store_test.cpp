@@ -121,3 +121,30 @@ TEST(StoreTest, UnusableDirectoryNamesThePath) {
   EXPECT_FALSE(open_rocksdb(file + "/sub", &why));
   EXPECT_NE(why->find(file + "/sub"), std::string::npos) << *why;
 }
+
+// Verifies that deleted records do not stay on disk: after a churn of puts and
+// deletes and a compaction, the RocksDB store is back to (nearly) nothing.
+TEST(StoreTest, RocksDbChurnCompactsAway) {
+  dir_guard dir;
+  status why;
+  auto s = open_rocksdb(dir.path, &why);
+  ASSERT_TRUE(s) << *why;
+  std::string value(100, 'v');
+  for (int wave = 0; wave < 5; ++wave) {
+    std::vector<mutation> puts, deletes;
+    for (int i = 0; i < 10000; ++i) {
+      auto key = "s_" + std::to_string(wave * 10000 + i);
+      puts.push_back({kind::sessions, key, value});
+      deletes.push_back({kind::sessions, key, std::nullopt});
+    }
+    ASSERT_FALSE(s->write(puts));
+    ASSERT_FALSE(s->write(deletes));
+  }
+  auto before = s->size_bytes();
+  s->compact();
+  EXPECT_GT(before, 1'000'000u); // 50k records of 100 bytes were written
+  EXPECT_LT(s->size_bytes(), 64u * 1024) << "before compaction: " << before;
+  size_t left = 0;
+  s->scan(kind::sessions, [&](std::string_view, std::string_view) { ++left; });
+  EXPECT_EQ(left, 0u);
+}
