@@ -48,7 +48,10 @@ struct child {
   uint16_t port = 0;
 };
 
-child spawn(std::vector<std::string> args, const std::string& ready_marker) {
+// Starts `args`, reads the port after `ready_marker`, then (if set) waits for
+// `then` in its output too (presenced: "] ready", once it recovered).
+child spawn(std::vector<std::string> args, const std::string& ready_marker,
+            const char* then = nullptr) {
   int fds[2];
   if (pipe(fds) != 0)
     std::exit(1);
@@ -69,7 +72,10 @@ child spawn(std::vector<std::string> args, const std::string& ready_marker) {
   c.out = fds[0];
   std::string log;
   auto deadline = clk::now() + std::chrono::seconds{20};
-  while (c.port == 0 && clk::now() < deadline) {
+  auto done = [&] {
+    return c.port != 0 && (then == nullptr || log.find(then) != std::string::npos);
+  };
+  while (!done() && clk::now() < deadline) {
     pollfd p{c.out, POLLIN, 0};
     if (poll(&p, 1, 100) <= 0)
       continue;
@@ -79,14 +85,14 @@ child spawn(std::vector<std::string> args, const std::string& ready_marker) {
       break;
     log.append(buf, static_cast<size_t>(n));
     auto pos = log.find(ready_marker);
-    if (pos != std::string::npos) {
+    if (c.port == 0 && pos != std::string::npos) {
       auto colon = log.find(':', pos + ready_marker.size());
       auto end = log.find('\n', colon);
       if (end != std::string::npos)
         c.port = static_cast<uint16_t>(std::stoi(log.substr(colon + 1, end - colon - 1)));
     }
   }
-  if (c.port == 0) {
+  if (!done()) {
     std::fprintf(stderr, "could not start %s: %s\n", args[0].c_str(), log.c_str());
     std::exit(1);
   }
@@ -434,7 +440,7 @@ int main(int argc, char** argv) {
                                    "--limits.max_connections=1000000",
                                    "--limits.signals_per_second=1000"};
   args.insert(args.end(), node_flags.begin(), node_flags.end());
-  auto node = spawn(args, "http listening on 127.0.0.1");
+  auto node = spawn(args, "http listening on 127.0.0.1", "] ready");
   auto r = run_load(node, sessions, watchers, rate, seconds, false);
   stop(node);
   auto echo = spawn({self, "--serve-echo"}, "echo listening on 127.0.0.1");
