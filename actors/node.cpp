@@ -30,6 +30,7 @@ void node::shutdown() {
     caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   router_.clear();
   timers_.clear();
+  cluster_ = nullptr;
 }
 
 } // namespace presence::actors

@@ -54,6 +54,11 @@ public:
   storage::store* store() const { return store_; }
   void set_store(storage::store* s) { store_ = s; }
 
+  /// The cluster's membership actor (GET /v1/cluster), or invalid before the
+  /// cluster part started. Set once, before the gateway serves requests.
+  const caf::actor& cluster() const { return cluster_; }
+  void set_cluster(caf::actor a) { cluster_ = std::move(a); }
+
   /// False while the node recovers (the gateway answers 503); true otherwise.
   bool ready() const { return ready_.load(std::memory_order_acquire); }
   void set_ready(bool x) { ready_.store(x, std::memory_order_release); }
@@ -68,6 +73,7 @@ private:
   caf::actor ticker_;
   storage::snapshot_writer* writer_ = nullptr;
   storage::store* store_ = nullptr;
+  caf::actor cluster_;
   std::atomic<bool> ready_{true};
 };
 

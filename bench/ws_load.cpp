@@ -437,6 +437,7 @@ int main(int argc, char** argv) {
   mkdtemp(data_dir);
   std::vector<std::string> args = {presenced, "--node.http_port=0",
                                    std::string{"--node.data_dir="} + data_dir,
+                                   "--node.cluster_port=0",
                                    "--limits.max_connections=1000000",
                                    "--limits.signals_per_second=1000"};
   args.insert(args.end(), node_flags.begin(), node_flags.end());

@@ -1,5 +1,7 @@
 #include "gateway/api.hpp"
 
+#include "cluster/membership.hpp"
+
 #include "actors/errors.hpp"
 #include "actors/ids.hpp"
 
@@ -163,6 +165,40 @@ void api::route(const http_request& req, const principal& who, respond_fn& done)
 
   if (n < 2 || seg[0] != "v1")
     return done(error_response({404, "not_found", "no such route: " + req.path}));
+
+  // --- cluster ----------------------------------------------------------------
+  if (seg[1] == "cluster") {
+    if (who.role != role::admin)
+      return done(error_response({403, "forbidden", "the cluster API needs the admin role"}));
+    if (is({"v1", "cluster"})) {
+      if (!method("GET"))
+        return wrong_method("GET");
+      if (!node_.cluster())
+        return done(error_response({503, "unavailable", "the cluster part is not running"}));
+      return ask<cluster::cluster_status>(
+        sys, node_.cluster(),
+        reply_with<cluster::cluster_status>(done, [](const cluster::cluster_status& s) {
+          json nodes = json::array();
+          for (auto& x : s.nodes)
+            nodes.push_back({{"id", x.id},
+                             {"address", x.address},
+                             {"cluster_address", x.cluster_address},
+                             {"status", x.status},
+                             {"share", x.share},
+                             {"actors", x.actors}});
+          return json{{"epoch", s.epoch}, {"leader", s.leader}, {"nodes", nodes}};
+        }),
+        caf::get_atom::value, cluster::status_atom::value);
+    }
+    if (is({"v1", "cluster", "rebalance"}) || is({"v1", "cluster", "nodes", "*", "drain"})) {
+      if (!method("POST"))
+        return wrong_method("POST");
+      return done(error_response(
+        {501, "not_implemented",
+         "moving entities between nodes (drain, rebalance) is not built yet"}));
+    }
+    return done(error_response({404, "not_found", "no such route: " + req.path}));
+  }
 
   // --- sessions ---------------------------------------------------------------
   if (is({"v1", "sessions"})) {

@@ -5,6 +5,7 @@
 #include "actors/node.hpp"
 #include "actors/recovery.hpp"
 #include "actors/system_config.hpp"
+#include "cluster/membership.hpp"
 #include "config/settings.hpp"
 #include "gateway/server.hpp"
 #include "storage/store.hpp"
@@ -68,6 +69,7 @@ int run(const presence::config::settings& s, sigset_t& stop_signals) {
       *store, s.storage.flush_interval_ms, log_write_error);
   caf::actor_system_config cfg;
   presence::actors::configure(cfg, s);
+  presence::cluster::configure(cfg, s);
   caf::actor_system sys{cfg};
   {
     presence::actors::node node{sys, s, presence::actors::clock::system_now_ms()};
@@ -94,6 +96,21 @@ int run(const presence::config::settings& s, sigset_t& stop_signals) {
                    "For local trials only; never expose this node.");
     // Tests and launchers read this line for the port.
     spdlog::info("http listening on {}:{}", s.node.bind, port);
+    presence::cluster::cluster_node cluster{sys, node, s, [](const std::string& line) {
+                                              spdlog::info("{}", line);
+                                            }};
+    try {
+      auto cport = cluster.start(port);
+      node.set_cluster(cluster.actor());
+      spdlog::info("cluster listening on {}:{}{}", s.node.bind, cport,
+                   s.node.seeds.empty() ? " (no seeds: a cluster of its own)" : "");
+    } catch (const std::exception& e) {
+      spdlog::error("{}", e.what());
+      gateway.stop();
+      node.shutdown();
+      sys.await_all_actors_done();
+      return 1;
+    }
     if (store) {
       spdlog::info("recovering from {}", s.node.data_dir);
       writer->start();
@@ -107,12 +124,30 @@ int run(const presence::config::settings& s, sigset_t& stop_signals) {
                    r.users_dormant, r.rooms, r.timeline_samples, r.intents,
                    r.intents_dropped, r.skipped);
     }
-    node.set_ready(true);
-    spdlog::info("ready");
+    // Ready once recovered and a member of a view (a node with seeds waits for
+    // one of them), unless it is told to stop first.
     int sig = 0;
-    sigwait(&stop_signals, &sig);
+    timespec poll_interval{0, 50 * 1000 * 1000};
+    auto waiting_since = std::chrono::steady_clock::now();
+    auto last_note = waiting_since;
+    while (!cluster.joined()) {
+      sig = sigtimedwait(&stop_signals, nullptr, &poll_interval);
+      if (sig > 0)
+        break;
+      auto now = std::chrono::steady_clock::now();
+      if (now - last_note > std::chrono::seconds{5}) {
+        last_note = now;
+        spdlog::warn("not ready: still joining the cluster through node.seeds");
+      }
+    }
+    if (sig <= 0) {
+      node.set_ready(true);
+      spdlog::info("ready");
+      sigwait(&stop_signals, &sig);
+    }
     spdlog::info("received {}, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     gateway.stop();
+    cluster.stop();
     node.shutdown();
     sys.await_all_actors_done();
   }

@@ -100,6 +100,16 @@ public:
     return -1;
   }
 
+  /// The port of its cluster (CAF) endpoint, from its log.
+  uint16_t cluster_port() {
+    auto& text = log();
+    auto pos = text.find("cluster listening on ");
+    if (pos == std::string::npos)
+      return 0;
+    auto colon = text.find(':', pos + 21);
+    return static_cast<uint16_t>(std::stoi(text.substr(colon + 1)));
+  }
+
   /// Everything the process printed so far.
   const std::string& log() {
     while (read_some(0)) {
@@ -113,9 +123,15 @@ private:
   void spawn(std::vector<std::string> extra, bool with_defaults) {
     std::vector<std::string> args;
     args.push_back(PRESENCED_BINARY);
-    if (with_defaults)
-      args.insert(args.end(), {"--node.http_port=0", "--node.data_dir=" + data_dir_,
-                               "--node.id=test"});
+    if (with_defaults) {
+      args.insert(args.end(), {"--node.http_port=0", "--node.cluster_port=0",
+                               "--node.data_dir=" + data_dir_});
+      bool has_id = false;
+      for (auto& a : args_)
+        has_id = has_id || a.rfind("--node.id=", 0) == 0;
+      if (!has_id)
+        args.push_back("--node.id=test");
+    }
     args.insert(args.end(), args_.begin(), args_.end());
     args.insert(args.end(), extra.begin(), extra.end());
     int fds[2];

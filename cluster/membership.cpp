@@ -1,0 +1,314 @@
+#include "cluster/membership.hpp"
+
+#include "actors/messages.hpp"
+#include "actors/node.hpp"
+#include "cluster/ring.hpp"
+
+#include <caf/event_based_actor.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/send.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <set>
+#include <stdexcept>
+
+namespace presence::cluster {
+
+namespace {
+
+using actors::join_atom;
+
+/// How long a request to another node may take before it counts as unanswered.
+constexpr auto remote_timeout = std::chrono::seconds{2};
+/// Pause between two attempts to join through a seed.
+constexpr auto rejoin_pause = std::chrono::milliseconds{500};
+
+struct membership_state {
+  actors::node* node = nullptr;
+  member_info me;
+  view current;
+  std::set<caf::actor_addr> monitored;
+  std::set<std::string> dead; ///< members seen down, not yet out of the view
+  std::shared_ptr<std::atomic<bool>> joined;
+  cluster_node::log_fn log;
+  size_t vnodes = ring::default_vnodes;
+
+  static inline const char* name = "presence.membership";
+};
+
+using membership_actor_type = caf::stateful_actor<membership_state>;
+
+bool is_leader(const membership_state& st, const view& v) {
+  auto* l = v.leader();
+  return l != nullptr && l->id == st.me.id;
+}
+
+// Makes `v` the current view; if this node issued it, sends it to the others.
+void adopt(membership_actor_type* self, view v, bool issued) {
+  auto& st = self->state;
+  st.current = std::move(v);
+  for (auto& m : st.current.members) {
+    if (m.id == st.me.id || !m.handle)
+      continue;
+    if (st.monitored.insert(m.handle.address()).second)
+      self->monitor(m.handle);
+  }
+  for (auto i = st.dead.begin(); i != st.dead.end();)
+    i = st.current.find(*i) == nullptr ? st.dead.erase(i) : std::next(i);
+  if (issued)
+    for (auto& m : st.current.members)
+      if (m.id != st.me.id && m.handle)
+        self->send(m.handle, view_atom::value, st.current);
+  st.joined->store(st.current.find(st.me.id) != nullptr, std::memory_order_release);
+  if (st.log) {
+    std::string ids;
+    for (auto& m : st.current.members)
+      ids += (ids.empty() ? "" : ", ") + m.id;
+    st.log("cluster view " + std::to_string(st.current.epoch) + ": [" + ids + "], leader "
+           + (st.current.leader() != nullptr ? st.current.leader()->id : std::string{"-"}));
+  }
+}
+
+// Removes every member seen down; the leader of what remains issues the view.
+void settle_dead(membership_actor_type* self) {
+  auto& st = self->state;
+  auto next = st.current;
+  bool changed = false;
+  for (auto& id : st.dead)
+    if (auto v = without_member(next, id)) {
+      next = std::move(*v);
+      changed = true;
+    }
+  if (!changed || !is_leader(st, next))
+    return;
+  next.epoch = st.current.epoch + 1; // one step, however many left
+  adopt(self, std::move(next), true);
+}
+
+void try_join(membership_actor_type* self, const caf::actor& seed) {
+  self->request(seed, remote_timeout, join_atom::value, self->state.me)
+    .then(
+      [self](view& v) {
+        if (newer(v, self->state.current))
+          adopt(self, std::move(v), false);
+      },
+      [self, seed](caf::error&) {
+        if (!self->state.joined->load())
+          self->delayed_send(self, rejoin_pause, seed_atom::value, seed);
+      });
+}
+
+caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
+                               member_info me, bool bootstrap,
+                               std::shared_ptr<std::atomic<bool>> joined,
+                               cluster_node::log_fn log, size_t vnodes) {
+  auto& st = self->state;
+  st.node = n;
+  st.me = std::move(me);
+  st.me.handle = caf::actor_cast<caf::actor>(self);
+  st.joined = std::move(joined);
+  st.log = std::move(log);
+  st.vnodes = vnodes;
+  self->set_down_handler([self](caf::down_msg& dm) {
+    auto& st = self->state;
+    st.monitored.erase(dm.source);
+    auto* m = st.current.find(dm.source);
+    if (m == nullptr)
+      return; // an earlier incarnation, already replaced
+    if (st.log)
+      st.log("cluster: node " + m->id + " is down (" + to_string(dm.reason) + ")");
+    st.dead.insert(m->id);
+    settle_dead(self);
+  });
+  if (bootstrap)
+    adopt(self, view{1, {st.me}}, false);
+  return {
+    [self](seed_atom, const caf::actor& seed) {
+      if (!self->state.joined->load())
+        try_join(self, seed);
+    },
+    [self](join_atom, member_info& m) -> caf::result<view> {
+      auto& st = self->state;
+      if (st.current.members.empty())
+        return caf::make_error(caf::sec::request_receiver_down); // not joined yet
+      if (!is_leader(st, st.current)) {
+        // The leader numbers views: pass the request on, answer with its reply.
+        auto rp = self->make_response_promise<view>();
+        self->request(st.current.leader()->handle, remote_timeout, join_atom::value,
+                      std::move(m))
+          .then([rp](view& v) mutable { rp.deliver(std::move(v)); },
+                [rp](caf::error& e) mutable { rp.deliver(std::move(e)); });
+        return rp;
+      }
+      st.dead.erase(m.id);
+      auto next = with_member(st.current, std::move(m));
+      adopt(self, next, true);
+      return next;
+    },
+    [self](leave_atom, const std::string& id) {
+      auto& st = self->state;
+      if (st.current.find(id) == nullptr)
+        return;
+      if (!is_leader(st, st.current)) {
+        self->send(st.current.leader()->handle, leave_atom::value, id);
+        return;
+      }
+      if (auto next = without_member(st.current, id))
+        adopt(self, std::move(*next), true);
+    },
+    [self](view_atom, view& v) {
+      if (newer(v, self->state.current)) {
+        adopt(self, std::move(v), false);
+        settle_dead(self); // a member this node saw die may still be listed
+      }
+    },
+    [self](caf::put_atom, const std::string& cluster_address) {
+      auto& st = self->state;
+      st.me.cluster_address = cluster_address;
+      for (auto& m : st.current.members)
+        if (m.id == st.me.id)
+          m.cluster_address = cluster_address;
+    },
+    [self](caf::get_atom) { return self->state.current; },
+    [self](caf::get_atom, stats_atom) {
+      auto& st = self->state;
+      return node_stats{st.me.id, static_cast<int64_t>(st.node->router().size())};
+    },
+    [self](caf::get_atom, status_atom) -> caf::result<cluster_status> {
+      auto& st = self->state;
+      auto out = std::make_shared<cluster_status>();
+      out->epoch = st.current.epoch;
+      out->leader = st.current.leader() != nullptr ? st.current.leader()->id : "";
+      auto ids = st.current.ids();
+      auto shares = ring_shares(ids, st.vnodes);
+      for (size_t i = 0; i < st.current.members.size(); ++i) {
+        auto& m = st.current.members[i];
+        out->nodes.push_back(node_status{m.id, m.http_address, m.cluster_address,
+                                         "unreachable", shares[i], -1});
+      }
+      auto rp = self->make_response_promise<cluster_status>();
+      auto pending = std::make_shared<size_t>(st.current.members.size());
+      if (*pending == 0) {
+        rp.deliver(*out);
+        return rp;
+      }
+      for (size_t i = 0; i < st.current.members.size(); ++i) {
+        auto done = [out, pending, rp]() mutable {
+          if (--*pending == 0)
+            rp.deliver(*out);
+        };
+        self->request(st.current.members[i].handle, remote_timeout, caf::get_atom::value,
+                      stats_atom::value)
+          .then(
+            [out, i, done](node_stats& ns) mutable {
+              out->nodes[i].status = "up";
+              out->nodes[i].actors = ns.actors;
+              done();
+            },
+            [done](caf::error&) mutable { done(); });
+      }
+      return rp;
+    },
+  };
+}
+
+std::pair<std::string, uint16_t> split_host_port(const std::string& hp) {
+  auto colon = hp.rfind(':');
+  return {hp.substr(0, colon), static_cast<uint16_t>(std::stoi(hp.substr(colon + 1)))};
+}
+
+} // namespace
+
+void configure(caf::actor_system_config& cfg, const config::settings& s) {
+  cfg.load<caf::io::middleman>();
+  // A hung peer: the connection times out after failure_timeout_ms without
+  // traffic; heartbeats keep healthy connections busy.
+  auto timeout = std::chrono::milliseconds{s.cluster.failure_timeout_ms};
+  cfg.set("middleman.heartbeat-interval", caf::timespan{timeout / 3});
+  cfg.set("middleman.connection-timeout", caf::timespan{timeout});
+  cfg.set("middleman.enable-automatic-connections", true);
+  cfg.add_message_type<member_info>("presence.member_info");
+  cfg.add_message_type<view>("presence.cluster_view");
+  cfg.add_message_type<node_stats>("presence.node_stats");
+  cfg.add_message_type<cluster_status>("presence.cluster_status");
+}
+
+std::vector<double> ring_shares(const std::vector<std::string>& ids, size_t vnodes) {
+  constexpr size_t samples = 4096;
+  std::vector<double> out(ids.size(), 0.0);
+  if (ids.empty())
+    return out;
+  ring r{ids, vnodes};
+  for (size_t i = 0; i < samples; ++i) {
+    auto& owner = r.owner("sample:" + std::to_string(i));
+    auto at = std::lower_bound(ids.begin(), ids.end(), owner) - ids.begin();
+    out[static_cast<size_t>(at)] += 1.0 / samples;
+  }
+  return out;
+}
+
+cluster_node::cluster_node(caf::actor_system& sys, actors::node& n,
+                           const config::settings& s, log_fn log)
+  : sys_(sys), node_(n), cfg_(s), log_(std::move(log)) {
+}
+
+cluster_node::~cluster_node() {
+  stop();
+}
+
+uint16_t cluster_node::start(uint16_t http_port) {
+  member_info me;
+  me.id = cfg_.node.id;
+  me.http_address = cfg_.node.bind + ":" + std::to_string(http_port);
+  bool bootstrap = cfg_.node.seeds.empty();
+  actor_ = sys_.spawn(membership_actor, &node_, me, bootstrap, joined_, log_,
+                      static_cast<size_t>(cfg_.cluster.vnodes));
+  auto port = sys_.middleman().publish(actor_, static_cast<uint16_t>(cfg_.node.cluster_port),
+                                       cfg_.node.bind.c_str(), true);
+  if (!port) {
+    caf::anon_send_exit(actor_, caf::exit_reason::user_shutdown);
+    actor_ = nullptr;
+    throw std::runtime_error("node.cluster_port: cannot listen on " + cfg_.node.bind + ":"
+                             + std::to_string(cfg_.node.cluster_port) + ": "
+                             + sys_.render(port.error()));
+  }
+  // Where the others reach this node's CAF endpoint (tests bind port 0); sent
+  // before any join starts.
+  caf::anon_send(actor_, caf::put_atom::value, cfg_.node.bind + ":" + std::to_string(*port));
+  if (!bootstrap) {
+    connector_ = std::thread{[this] {
+      // Try the seeds in turn until one answers; the actor does the joining.
+      while (!stopping_.load()) {
+        for (auto& seed : cfg_.node.seeds) {
+          if (stopping_.load())
+            return;
+          auto [host, p] = split_host_port(seed);
+          auto handle = sys_.middleman().remote_actor(host, p);
+          if (handle) {
+            if (log_)
+              log_("cluster: reached seed " + seed);
+            caf::anon_send(actor_, seed_atom::value, *handle);
+            return;
+          }
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds{200});
+      }
+    }};
+  }
+  return *port;
+}
+
+void cluster_node::stop() {
+  stopping_.store(true);
+  if (connector_.joinable())
+    connector_.join();
+  if (actor_) {
+    caf::anon_send(actor_, leave_atom::value, cfg_.node.id);
+    caf::anon_send_exit(actor_, caf::exit_reason::user_shutdown);
+    actor_ = nullptr;
+  }
+}
+
+} // namespace presence::cluster

@@ -1,0 +1,134 @@
+// Membership over CAF's network layer (BASP): each node runs one membership
+// actor, published on `node.cluster_port`. A node without seeds starts a view of
+// its own (epoch 1); a node with seeds connects to the first one it reaches and
+// asks to join; the view's leader (smallest id) adds it, numbers the next view
+// and sends it to every member. Every member monitors every other member's
+// membership actor: when one goes down (a closed connection is seen at once, a
+// hung peer after `cluster.failure_timeout_ms` through the middleman's
+// heartbeat), the leader of the remaining members issues the view without it. A
+// node that restarts joins again under its id and replaces its old incarnation.
+//
+// Messages (membership actor):
+//   (seed_atom, actor)                 connector thread -> no reply; join through it
+//   (join_atom, member_info)           a joining node -> reply view (delegated
+//                                      to the leader by other members)
+//   (leave_atom, std::string id)       a stopping node -> no reply
+//   (view_atom, view)                  the leader -> no reply; adopted if newer
+//   (caf::get_atom)                    anyone -> reply view
+//   (caf::get_atom, stats_atom)        other members -> reply node_stats
+//   (caf::get_atom, status_atom)       the gateway -> reply cluster_status
+#pragma once
+
+#include "cluster/view.hpp"
+#include "config/settings.hpp"
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/atom.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace presence::actors {
+class node;
+}
+
+namespace presence::cluster {
+
+using seed_atom = caf::atom_constant<caf::atom("seed")>;
+using view_atom = caf::atom_constant<caf::atom("view")>;
+using stats_atom = caf::atom_constant<caf::atom("stats")>;
+using status_atom = caf::atom_constant<caf::atom("status")>;
+using leave_atom = caf::atom_constant<caf::atom("mleave")>;
+
+/// One node's own figures, for GET /v1/cluster.
+struct node_stats {
+  std::string id;
+  int64_t actors = 0;
+};
+
+/// One row of GET /v1/cluster.
+struct node_status {
+  std::string id;
+  std::string address;         ///< the gateway's host:port
+  std::string cluster_address; ///< the CAF endpoint's host:port
+  std::string status;          ///< "up", or "unreachable" when it did not answer
+  double share = 0;            ///< fraction of keys the ring gives it
+  int64_t actors = -1;         ///< entities it holds; -1 if it did not answer
+};
+
+/// GET /v1/cluster.
+struct cluster_status {
+  uint64_t epoch = 0;
+  std::string leader;
+  std::vector<node_status> nodes;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, node_stats& x) {
+  return f(caf::meta::type_name("node_stats"), x.id, x.actors);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, node_status& x) {
+  return f(caf::meta::type_name("node_status"), x.id, x.address, x.cluster_address,
+           x.status, x.share, x.actors);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, cluster_status& x) {
+  return f(caf::meta::type_name("cluster_status"), x.epoch, x.leader, x.nodes);
+}
+
+/// Loads CAF's middleman and registers the cluster's message types; sets the
+/// middleman's heartbeat so that a hung peer is noticed within
+/// `cluster.failure_timeout_ms`. Call before creating the actor system.
+void configure(caf::actor_system_config& cfg, const config::settings& s);
+
+/// The shares the ring gives each of `ids` (sampled over 4096 keys).
+std::vector<double> ring_shares(const std::vector<std::string>& ids, size_t vnodes);
+
+/// This node's part of the cluster: the membership actor, its published port
+/// and the thread that reaches a seed. Thread-safe accessors.
+class cluster_node {
+public:
+  using log_fn = std::function<void(const std::string&)>;
+
+  cluster_node(caf::actor_system& sys, actors::node& n, const config::settings& s,
+               log_fn log);
+  ~cluster_node();
+
+  cluster_node(const cluster_node&) = delete;
+  cluster_node& operator=(const cluster_node&) = delete;
+
+  /// Publishes the membership actor on node.cluster_port and starts joining.
+  /// Returns the port; throws std::runtime_error naming node.cluster_port when it
+  /// cannot listen. `http_port` is what other nodes report as this gateway.
+  uint16_t start(uint16_t http_port);
+
+  /// True once this node is a member of a view.
+  bool joined() const { return joined_->load(std::memory_order_acquire); }
+
+  /// Tells the leader this node leaves, stops joining and the actor.
+  void stop();
+
+  caf::actor actor() const { return actor_; }
+
+private:
+  caf::actor_system& sys_;
+  actors::node& node_;
+  const config::settings& cfg_;
+  log_fn log_;
+  caf::actor actor_;
+  std::shared_ptr<std::atomic<bool>> joined_ = std::make_shared<std::atomic<bool>>(false);
+  std::atomic<bool> stopping_{false};
+  std::thread connector_;
+};
+
+} // namespace presence::cluster

@@ -1,0 +1,53 @@
+#include "cluster/view.hpp"
+
+#include <algorithm>
+
+namespace presence::cluster {
+
+const member_info* view::leader() const {
+  return members.empty() ? nullptr : &members.front();
+}
+
+const member_info* view::find(const std::string& id) const {
+  for (auto& m : members)
+    if (m.id == id)
+      return &m;
+  return nullptr;
+}
+
+const member_info* view::find(const caf::actor_addr& who) const {
+  for (auto& m : members)
+    if (m.handle && m.handle.address() == who)
+      return &m;
+  return nullptr;
+}
+
+std::vector<std::string> view::ids() const {
+  std::vector<std::string> out;
+  for (auto& m : members)
+    out.push_back(m.id);
+  return out;
+}
+
+view with_member(const view& v, member_info m) {
+  view next{v.epoch + 1, {}};
+  for (auto& x : v.members)
+    if (x.id != m.id)
+      next.members.push_back(x);
+  next.members.push_back(std::move(m));
+  std::sort(next.members.begin(), next.members.end(),
+            [](const member_info& a, const member_info& b) { return a.id < b.id; });
+  return next;
+}
+
+std::optional<view> without_member(const view& v, const std::string& id) {
+  if (v.find(id) == nullptr)
+    return std::nullopt;
+  view next{v.epoch + 1, {}};
+  for (auto& x : v.members)
+    if (x.id != id)
+      next.members.push_back(x);
+  return next;
+}
+
+} // namespace presence::cluster

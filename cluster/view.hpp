@@ -1,0 +1,64 @@
+// Epoch-numbered membership views and the pure rules that change them. A view is
+// the sorted member list every node agrees on; only its leader (the member with
+// the smallest id) makes the next one, so two nodes never issue different views
+// of the same epoch while they agree on the current one. A node adopts a view
+// only if its epoch is greater than the one it holds. Pure; no CAF here except
+// the member's actor handle, carried along for monitoring.
+#pragma once
+
+#include <caf/actor.hpp>
+#include <caf/actor_addr.hpp>
+#include <caf/meta/type_name.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace presence::cluster {
+
+/// One node as the cluster knows it.
+struct member_info {
+  std::string id;
+  std::string cluster_address; ///< host:port of its cluster (CAF) endpoint
+  std::string http_address;    ///< host:port of its gateway
+  caf::actor handle;           ///< its membership actor
+};
+
+/// The cluster's membership at one epoch.
+struct view {
+  uint64_t epoch = 0;
+  std::vector<member_info> members; ///< sorted by id, unique ids
+
+  /// The member that issues the next view: the smallest id.
+  const member_info* leader() const;
+  const member_info* find(const std::string& id) const;
+  /// The member whose membership actor is `who`, if any.
+  const member_info* find(const caf::actor_addr& who) const;
+  std::vector<std::string> ids() const;
+};
+
+/// The next view with `m` in it (a restarted node with the same id replaces its
+/// earlier incarnation).
+view with_member(const view& v, member_info m);
+
+/// The next view without member `id` (nothing if it is not a member).
+std::optional<view> without_member(const view& v, const std::string& id);
+
+/// True if `next` should replace `current`.
+inline bool newer(const view& next, const view& current) {
+  return next.epoch > current.epoch;
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, member_info& x) {
+  return f(caf::meta::type_name("member_info"), x.id, x.cluster_address, x.http_address,
+           x.handle);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, view& x) {
+  return f(caf::meta::type_name("cluster_view"), x.epoch, x.members);
+}
+
+} // namespace presence::cluster

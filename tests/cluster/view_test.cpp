@@ -1,0 +1,52 @@
+// Verifies the view rules: a member added or replaced (a restarted node keeps its
+// place under its id) or removed gives the next epoch, ids stay sorted and
+// unique, the leader is the smallest id, and only a greater epoch is newer.
+#include "cluster/view.hpp"
+
+#include <gtest/gtest.h>
+
+using namespace presence::cluster;
+
+namespace {
+
+member_info m(const std::string& id, const std::string& http = "h") {
+  return member_info{id, id + ":7400", http, {}};
+}
+
+} // namespace
+
+TEST(ViewTest, AddingKeepsIdsSortedAndCountsEpochs) {
+  view v{1, {m("b")}};
+  auto v2 = with_member(v, m("c"));
+  auto v3 = with_member(v2, m("a"));
+  EXPECT_EQ(v2.epoch, 2u);
+  EXPECT_EQ(v3.epoch, 3u);
+  EXPECT_EQ(v3.ids(), (std::vector<std::string>{"a", "b", "c"}));
+  ASSERT_NE(v3.leader(), nullptr);
+  EXPECT_EQ(v3.leader()->id, "a");
+  EXPECT_TRUE(newer(v3, v2));
+  EXPECT_FALSE(newer(v2, v3));
+  EXPECT_FALSE(newer(v3, v3));
+}
+
+TEST(ViewTest, ARestartedNodeReplacesItsEarlierIncarnation) {
+  view v{4, {m("a"), m("b", "old")}};
+  auto next = with_member(v, m("b", "new"));
+  EXPECT_EQ(next.epoch, 5u);
+  ASSERT_EQ(next.members.size(), 2u);
+  EXPECT_EQ(next.find("b")->http_address, "new");
+}
+
+TEST(ViewTest, RemovingAMemberMovesTheLeadership) {
+  view v{7, {m("a"), m("b"), m("c")}};
+  EXPECT_FALSE(without_member(v, "zz")); // not a member: no new view
+  auto next = without_member(v, "a");
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->epoch, 8u);
+  EXPECT_EQ(next->ids(), (std::vector<std::string>{"b", "c"}));
+  EXPECT_EQ(next->leader()->id, "b");
+  auto last = without_member(*without_member(*next, "b"), "c");
+  ASSERT_TRUE(last);
+  EXPECT_EQ(last->leader(), nullptr);
+  EXPECT_TRUE(last->members.empty());
+}
