@@ -23,6 +23,9 @@
 //                                         forbidden if the token is wrong
 //   (identify_atom, new_user, acting)     gateway -> reply session_view; moves the
 //                                         session (and its rooms) to new_user
+//   (announce_atom)                       cluster, after a view change -> no reply;
+//                                         tells its user (wherever it now lives)
+//                                         of itself and of its rooms again
 // User actor (spawned on first use):
 //   (session_atom, session_update)        session -> no reply
 //   (get_atom)                            anyone  -> reply user_view
@@ -90,6 +93,8 @@ using list_atom = caf::atom_constant<caf::atom("list")>;
 using resume_atom = caf::atom_constant<caf::atom("resume")>;
 using quiet_atom = caf::atom_constant<caf::atom("quiet")>;
 using identify_atom = caf::atom_constant<caf::atom("identify")>;
+using announce_atom = caf::atom_constant<caf::atom("announce")>;
+using route_atom = caf::atom_constant<caf::atom("route")>;
 
 /// The acting user of a request that may touch any session (operators).
 inline const std::string admin_caller = "\x01" "admin";

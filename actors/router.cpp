@@ -27,6 +27,12 @@ const router::shard& router::shard_of(const std::string& key) const {
 }
 
 caf::actor router::find(const std::string& key) const {
+  if (remote(key))
+    return const_cast<router*>(this)->stub(key);
+  return find_local(key);
+}
+
+caf::actor router::find_local(const std::string& key) const {
   auto& sh = shard_of(key);
   std::lock_guard<std::mutex> guard{sh.mtx};
   auto i = sh.actors.find(key);
@@ -70,7 +76,59 @@ size_t router::dormant() const {
   return n;
 }
 
+caf::actor router::stub(const std::string& key) {
+  if (closed_.load(std::memory_order_acquire))
+    return {};
+  auto& sh = shard_of(key);
+  {
+    std::lock_guard<std::mutex> guard{sh.mtx};
+    if (auto i = sh.stubs.find(key); i != sh.stubs.end())
+      return i->second;
+  }
+  auto fresh = placement_->make_stub(key);
+  std::lock_guard<std::mutex> guard{sh.mtx};
+  auto [i, added] = sh.stubs.try_emplace(key, fresh);
+  if (!added)
+    caf::anon_send_exit(fresh, caf::exit_reason::user_shutdown);
+  return i->second;
+}
+
+caf::actor router::local(const std::string& key) {
+  if (key.rfind("user:", 0) == 0)
+    return local_user(key.substr(5));
+  if (key.rfind("room:", 0) == 0)
+    return local_room(key.substr(5));
+  return find_local(key);
+}
+
+std::vector<caf::actor> router::local_sessions() const {
+  std::vector<caf::actor> out;
+  for (auto& sh : shards_) {
+    std::lock_guard<std::mutex> guard{sh.mtx};
+    for (auto& [key, a] : sh.actors)
+      if (key.rfind("session:", 0) == 0)
+        out.push_back(a);
+  }
+  return out;
+}
+
+std::string router::owned_id(const char* kind, const char* prefix, size_t bytes) const {
+  auto id = random_id(prefix, bytes);
+  // With N nodes, one id in N is ours: 64 tries miss with probability (1-1/N)^64.
+  for (int i = 0; i < 64 && remote(std::string{kind} + ":" + id); ++i)
+    id = random_id(prefix, bytes);
+  return id;
+}
+
 caf::actor router::user(const std::string& id) {
+  if (remote("user:" + id))
+    return stub("user:" + id);
+  return local_user(id);
+}
+
+caf::actor router::local_user(const std::string& id) {
+  if (closed_.load(std::memory_order_acquire))
+    return {};
   auto key = "user:" + id;
   std::optional<storage::user_record> dormant;
   {
@@ -103,8 +161,16 @@ caf::actor router::user(const std::string& id) {
 }
 
 caf::actor router::room(const std::string& id) {
+  if (remote("room:" + id))
+    return stub("room:" + id);
+  return local_room(id);
+}
+
+caf::actor router::local_room(const std::string& id) {
+  if (closed_.load(std::memory_order_acquire))
+    return {};
   auto key = "room:" + id;
-  if (auto found = find(key))
+  if (auto found = find_local(key))
     return found;
   auto fresh = node_.system().spawn(room_actor, &node_, id);
   bool inserted = false;
@@ -116,7 +182,8 @@ caf::actor router::room(const std::string& id) {
 
 opened_session router::open_session(const session_spec& spec) {
   opened_session out;
-  out.session_id = spec.session_id.empty() ? random_id("s_", 12) : spec.session_id;
+  out.session_id = spec.session_id.empty() ? owned_id("session", "s_", 12)
+                                            : spec.session_id;
   out.user_id = spec.user_id;
   out.resume_token = spec.resume_token.empty() ? random_id("", 24)
                                                : spec.resume_token;
@@ -156,7 +223,7 @@ router::create_intent(intent_spec spec) {
     return caf::make_error(errc::invalid_argument,
                            std::string{"ttl_ms must be in 1..86400000"});
   intent_view v;
-  v.intent_id = random_id("i_", 12);
+  v.intent_id = owned_id("intent", "i_", 12);
   v.from_user = std::move(spec.from_user);
   v.to_user = std::move(spec.to_user);
   v.to_room = std::move(spec.to_room);
@@ -187,6 +254,8 @@ std::vector<caf::actor> router::all() const {
     std::lock_guard<std::mutex> guard{sh.mtx};
     for (auto& [key, a] : sh.actors)
       out.push_back(a);
+    for (auto& [key, a] : sh.stubs)
+      out.push_back(a);
   }
   return out;
 }
@@ -201,12 +270,16 @@ size_t router::size() const {
 }
 
 void router::clear() {
+  closed_.store(true, std::memory_order_release);
   for (auto& sh : shards_) {
     std::unordered_map<std::string, caf::actor> released;
     {
       std::lock_guard<std::mutex> guard{sh.mtx};
       released.swap(sh.actors);
       sh.dormant.clear();
+      for (auto& [key, a] : sh.stubs)
+        released.emplace(key, std::move(a));
+      sh.stubs.clear();
     }
   }
 }

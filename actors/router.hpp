@@ -12,6 +12,8 @@
 #include <caf/actor.hpp>
 
 #include <array>
+#include <atomic>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -57,9 +59,33 @@ inline constexpr int64_t max_intent_ttl_ms = 86'400'000;
 /// How long a finished intent stays readable by id.
 inline constexpr int64_t finished_intent_retention_ms = 300'000;
 
+/// Where keys live once the node is part of a cluster: the cluster sets one
+/// (before the node is ready); without it every key is local. Thread-safe.
+class placement {
+public:
+  virtual ~placement() = default;
+
+  /// True if this node owns `key` in the current view.
+  virtual bool is_local(const std::string& key) const = 0;
+
+  /// A local actor that forwards every message it receives to the current owner
+  /// of `key` (replies go straight back to the original sender).
+  virtual caf::actor make_stub(const std::string& key) = 0;
+};
+
 class router {
 public:
   explicit router(node& n);
+
+  /// Routes keys this node does not own through `p` (set once, before serving).
+  void set_placement(std::shared_ptr<placement> p) { placement_ = std::move(p); }
+
+  /// The local entity of `key` ("user:<id>" and "room:<id>" are spawned on first
+  /// use), ignoring placement: for the cluster's resolver on the owner node.
+  caf::actor local(const std::string& key);
+
+  /// Every local session (re-announced to their users after a view change).
+  std::vector<caf::actor> local_sessions() const;
 
   /// The actor for `key`, or an invalid handle if it does not exist.
   caf::actor find(const std::string& key) const;
@@ -73,7 +99,9 @@ public:
   /// The room's actor, spawned on first use.
   caf::actor room(const std::string& id);
 
-  /// Opens a session (spawns its actor). Ids must already be valid.
+  /// Opens a session (spawns its actor). Ids must already be valid. In a
+  /// cluster the random session id is one this node owns: a session lives on
+  /// the node its client talks to.
   opened_session open_session(const session_spec& spec);
 
   /// Creates a pending intent; returns its first view and actor, or an error
@@ -104,7 +132,9 @@ public:
   /// Number of registered entities.
   size_t size() const;
 
-  /// Drops every reference (shutdown, after the entities were told to exit).
+  /// Drops every reference (shutdown, after the entities were told to exit);
+  /// from then on nothing is spawned (a late message cannot start an entity
+  /// that the stopping node would wait for).
   void clear();
 
 private:
@@ -113,7 +143,18 @@ private:
     mutable std::mutex mtx;
     std::unordered_map<std::string, caf::actor> actors; // guarded by mtx
     std::unordered_map<std::string, storage::user_record> dormant; // guarded by mtx
+    std::unordered_map<std::string, caf::actor> stubs; // guarded by mtx: remote keys
   };
+
+  bool remote(const std::string& key) const {
+    return placement_ && !placement_->is_local(key);
+  }
+  caf::actor stub(const std::string& key);
+  caf::actor local_user(const std::string& id);
+  caf::actor local_room(const std::string& id);
+  caf::actor find_local(const std::string& key) const;
+  // A random id with `prefix` whose key ("<kind>:<id>") this node owns.
+  std::string owned_id(const char* kind, const char* prefix, size_t bytes) const;
 
   shard& shard_of(const std::string& key);
   const shard& shard_of(const std::string& key) const;
@@ -122,6 +163,8 @@ private:
   caf::actor insert(const std::string& key, caf::actor fresh, bool* inserted);
 
   node& node_;
+  std::shared_ptr<placement> placement_;
+  std::atomic<bool> closed_{false};
   std::array<shard, shard_count> shards_;
 };
 

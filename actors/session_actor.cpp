@@ -304,7 +304,15 @@ caf::behavior session_actor(session_actor_type* self, node* owner, session_init 
         return forbidden();
       return on_leave_room(self, room_id);
     },
-    // The room's answer to a re-join sent by `on_identify`.
+    [self](announce_atom) {
+      auto& st = self->state;
+      auto now = st.owner->now_ms();
+      st.user = st.owner->router().user(st.user_id);
+      self->send(st.user, session_atom::value, make_update(self, now));
+      for (auto& room_id : st.rooms)
+        self->send(st.user, join_atom::value, room_id, st.session_id, st.visible[room_id]);
+    },
+    // The room's answer to a re-join sent by `on_identify` or `announce_atom`.
     [](const room_view&) {},
     [self](resume_atom, const std::string& token) -> caf::result<session_view> {
       if (hash_token(token) != self->state.resume_hash)

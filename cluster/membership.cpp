@@ -3,6 +3,8 @@
 #include "actors/messages.hpp"
 #include "actors/node.hpp"
 #include "cluster/ring.hpp"
+#include "cluster/routing.hpp"
+#include "actors/errors.hpp"
 
 #include <caf/event_based_actor.hpp>
 #include <caf/io/middleman.hpp>
@@ -27,6 +29,7 @@ constexpr auto rejoin_pause = std::chrono::milliseconds{500};
 
 struct membership_state {
   actors::node* node = nullptr;
+  std::shared_ptr<cluster_placement> placement;
   member_info me;
   view current;
   std::set<caf::actor_addr> monitored;
@@ -48,7 +51,16 @@ bool is_leader(const membership_state& st, const view& v) {
 // Makes `v` the current view; if this node issued it, sends it to the others.
 void adopt(membership_actor_type* self, view v, bool issued) {
   auto& st = self->state;
+  auto before = st.current.ids();
   st.current = std::move(v);
+  st.placement->update(st.current);
+  if (st.current.ids() != before && !before.empty()
+      && st.current.find(st.me.id) != nullptr) {
+    // Owners moved: every local session tells its user (wherever it lives now)
+    // of itself and its rooms, so presence heals on the new owners.
+    for (auto& s : st.node->router().local_sessions())
+      self->send(s, actors::announce_atom::value);
+  }
   for (auto& m : st.current.members) {
     if (m.id == st.me.id || !m.handle)
       continue;
@@ -101,11 +113,13 @@ void try_join(membership_actor_type* self, const caf::actor& seed) {
 }
 
 caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
+                               std::shared_ptr<cluster_placement> placement,
                                member_info me, bool bootstrap,
                                std::shared_ptr<std::atomic<bool>> joined,
                                cluster_node::log_fn log, size_t vnodes) {
   auto& st = self->state;
   st.node = n;
+  st.placement = std::move(placement);
   st.me = std::move(me);
   st.me.handle = caf::actor_cast<caf::actor>(self);
   st.joined = std::move(joined);
@@ -155,8 +169,18 @@ caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
         self->send(st.current.leader()->handle, leave_atom::value, id);
         return;
       }
-      if (auto next = without_member(st.current, id))
-        adopt(self, std::move(*next), true);
+      auto next = without_member(st.current, id);
+      if (!next)
+        return;
+      if (id == st.me.id) {
+        // The leader itself stops: the others get the view without it; this
+        // node keeps its own until it exits.
+        for (auto& m : next->members)
+          if (m.handle)
+            self->send(m.handle, view_atom::value, *next);
+        return;
+      }
+      adopt(self, std::move(*next), true);
     },
     [self](view_atom, view& v) {
       if (newer(v, self->state.current)) {
@@ -172,6 +196,21 @@ caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
           m.cluster_address = cluster_address;
     },
     [self](caf::get_atom) { return self->state.current; },
+    [self](actors::route_atom, const std::string& key, uint8_t hops,
+           caf::message& content) -> caf::result<caf::message> {
+      auto& st = self->state;
+      // Not (or no longer) ours: on to the owner in this node's view.
+      if (hops < max_route_hops)
+        if (auto owner = st.placement->owner_handle(key))
+          return self->delegate(owner, actors::route_atom::value, key,
+                                static_cast<uint8_t>(hops + 1), std::move(content));
+      if (auto local = st.node->router().local(key))
+        return self->delegate(local, std::move(content));
+      if (key.rfind("intent:", 0) == 0)
+        return caf::make_error(actors::errc::intent_not_found, std::string{"no such intent"});
+      return caf::make_error(actors::errc::session_not_found,
+                             std::string{"no such session: create a new one"});
+    },
     [self](caf::get_atom, stats_atom) {
       auto& st = self->state;
       return node_stats{st.me.id, static_cast<int64_t>(st.node->router().size())};
@@ -263,7 +302,10 @@ uint16_t cluster_node::start(uint16_t http_port) {
   me.id = cfg_.node.id;
   me.http_address = cfg_.node.bind + ":" + std::to_string(http_port);
   bool bootstrap = cfg_.node.seeds.empty();
-  actor_ = sys_.spawn(membership_actor, &node_, me, bootstrap, joined_, log_,
+  auto placement = std::make_shared<cluster_placement>(
+    node_, me.id, static_cast<size_t>(cfg_.cluster.vnodes));
+  node_.router().set_placement(placement);
+  actor_ = sys_.spawn(membership_actor, &node_, placement, me, bootstrap, joined_, log_,
                       static_cast<size_t>(cfg_.cluster.vnodes));
   auto port = sys_.middleman().publish(actor_, static_cast<uint16_t>(cfg_.node.cluster_port),
                                        cfg_.node.bind.c_str(), true);

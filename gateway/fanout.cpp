@@ -1,5 +1,7 @@
 #include "gateway/fanout.hpp"
 
+#include <chrono>
+
 #include "gateway/json_codec.hpp"
 
 #include <caf/event_based_actor.hpp>
@@ -25,6 +27,9 @@ struct shard_state {
   std::unordered_map<std::string, topic> topics; ///< "user:<id>" / "room:<id>"
   static inline const char* name = "presence.fanout";
 };
+
+/// How long a subscription waits for the entity's snapshot.
+constexpr auto subscribe_timeout = std::chrono::seconds{10};
 
 void deliver(caf::stateful_actor<shard_state>* self, const std::string& key,
              const json& j) {
@@ -81,12 +86,15 @@ caf::behavior shard_actor(caf::stateful_actor<shard_state>* self, node* owner) {
           sinks.push_back(s);
         on_snapshot(snapshot.dump());
       };
+      // Bounded: the entity may live on a node that dies before it answers.
       if (room)
-        self->request(t.entity, caf::infinite, subscribe_atom::value, self_handle())
-          .then([add](const room_view& v) mutable { add(to_json(v)); });
+        self->request(t.entity, subscribe_timeout, subscribe_atom::value, self_handle())
+          .then([add](const room_view& v) mutable { add(to_json(v)); },
+                [](caf::error&) {});
       else
-        self->request(t.entity, caf::infinite, subscribe_atom::value, self_handle())
-          .then([add](const user_view& v) mutable { add(to_json(v)); });
+        self->request(t.entity, subscribe_timeout, subscribe_atom::value, self_handle())
+          .then([add](const user_view& v) mutable { add(to_json(v)); },
+                [](caf::error&) {});
     },
     [self, self_handle](unsubscribe_atom, bool room, const std::string& id,
                         uintptr_t sink_id) {

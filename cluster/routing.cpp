@@ -1,0 +1,67 @@
+#include "cluster/routing.hpp"
+
+#include "actors/messages.hpp"
+#include "actors/node.hpp"
+
+#include <caf/event_based_actor.hpp>
+#include <caf/message_view.hpp>
+#include <caf/scheduled_actor.hpp>
+
+namespace presence::cluster {
+
+namespace {
+
+caf::behavior stub_actor(caf::event_based_actor* self,
+                         std::shared_ptr<cluster_placement> where, std::string key) {
+  self->set_default_handler(
+    [where, key](caf::scheduled_actor* s, caf::message_view& x) -> caf::result<caf::message> {
+      auto content = x.move_content_to_message();
+      if (auto owner = where->owner_handle(key))
+        return s->delegate(owner, actors::route_atom::value, key, uint8_t{1},
+                           std::move(content));
+      // The key moved here (its owner left the view): deliver locally.
+      if (auto local = where->node().router().local(key))
+        return s->delegate(local, std::move(content));
+      return caf::make_error(caf::sec::request_receiver_down);
+    });
+  // A behavior that matches nothing keeps the actor alive; everything goes to
+  // the default handler above.
+  return {[](actors::route_atom, actors::route_atom) {}};
+}
+
+} // namespace
+
+cluster_placement::cluster_placement(actors::node& n, std::string self_id, size_t vnodes)
+  : node_(n), self_(std::move(self_id)), vnodes_(vnodes) {
+}
+
+bool cluster_placement::is_local(const std::string& key) const {
+  auto t = load();
+  // Alone (or not joined yet): everything is ours, without hashing.
+  return t->r.nodes().size() <= 1 || t->r.owner(key) == self_;
+}
+
+caf::actor cluster_placement::make_stub(const std::string& key) {
+  return node_.system().spawn(stub_actor, shared_from_this(), key);
+}
+
+void cluster_placement::update(const view& v) {
+  auto t = std::make_shared<table>();
+  t->r = ring{v.ids(), vnodes_};
+  for (auto& m : v.members)
+    t->handles[m.id] = m.handle;
+  std::atomic_store(&table_, std::shared_ptr<const table>{std::move(t)});
+}
+
+caf::actor cluster_placement::owner_handle(const std::string& key) const {
+  auto t = load();
+  if (t->r.empty())
+    return {};
+  auto& owner = t->r.owner(key);
+  if (owner == self_)
+    return {};
+  auto i = t->handles.find(owner);
+  return i == t->handles.end() ? caf::actor{} : i->second;
+}
+
+} // namespace presence::cluster

@@ -1,0 +1,66 @@
+// Routing of entity keys to their owner node. `cluster_placement` is the
+// router's placement in a cluster: a key is local when the current view's ring
+// gives it to this node; otherwise the router hands out a stub, a small local
+// actor that forwards every message it receives to the owner. The owner's
+// membership actor resolves the key to its local entity (spawning users and
+// rooms on first use) and delegates the message to it, so the entity's reply
+// goes straight back to the original sender. Stubs look the owner up for each
+// message, so a view change never leaves one pointing at a dead node.
+//
+// Threading: `update` is called by the membership actor; every other member
+// may be called from any thread (the table is swapped atomically).
+#pragma once
+
+#include "actors/router.hpp"
+#include "cluster/ring.hpp"
+#include "cluster/view.hpp"
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+
+#include <map>
+#include <memory>
+#include <string>
+
+namespace presence::actors {
+class node;
+}
+
+namespace presence::cluster {
+
+/// At most this many forwards between nodes for one message (views that
+/// disagree for a moment must not bounce a message for ever).
+inline constexpr uint8_t max_route_hops = 3;
+
+class cluster_placement : public actors::placement,
+                          public std::enable_shared_from_this<cluster_placement> {
+public:
+  cluster_placement(actors::node& n, std::string self_id, size_t vnodes);
+
+  bool is_local(const std::string& key) const override;
+  caf::actor make_stub(const std::string& key) override;
+
+  /// Installs the ring and member handles of `v`.
+  void update(const view& v);
+
+  /// The membership actor of the owner of `key`, or an invalid handle when this
+  /// node owns it (or knows no other member).
+  caf::actor owner_handle(const std::string& key) const;
+
+  actors::node& node() { return node_; }
+
+private:
+  struct table {
+    ring r;
+    std::map<std::string, caf::actor> handles; // by node id
+  };
+
+  std::shared_ptr<const table> load() const { return std::atomic_load(&table_); }
+
+  actors::node& node_;
+  std::string self_;
+  size_t vnodes_;
+  std::shared_ptr<const table> table_ = std::make_shared<const table>();
+};
+
+} // namespace presence::cluster
