@@ -66,6 +66,39 @@ std::string seed_of(node_process& n) {
   return "--node.seeds=127.0.0.1:" + std::to_string(n.cluster_port());
 }
 
+// A user's token (jwt mode, as a multi-node deployment runs).
+std::string token_of(const std::string& user) {
+  presence::config::auth_section cfg;
+  cfg.mode = "jwt";
+  cfg.secret = secret;
+  auto now_s = std::chrono::duration_cast<std::chrono::seconds>(
+                 std::chrono::system_clock::now().time_since_epoch())
+                 .count();
+  return authenticator{cfg}.issue(user, role::user, now_s, 3600);
+}
+
+http_result call(node_process& n, http::verb v, const std::string& target,
+                 const json& body, const std::string& user) {
+  http_client http{n.port()};
+  return http.request(v, target, body.is_null() ? std::string{} : body.dump(), {},
+                      token_of(user));
+}
+
+// Three nodes: a (no seeds), b and c (seeds: a), all ready.
+struct three_nodes {
+  std::vector<std::string> more;
+  node_process a{node_args("a", more)};
+  node_process b{node_args("b", with_seed(a))};
+  node_process c{node_args("c", with_seed(a))};
+
+  std::vector<std::string> with_seed(node_process& n) {
+    auto args = more;
+    args.push_back(seed_of(n));
+    return args;
+  }
+  std::vector<node_process*> all() { return {&a, &b, &c}; }
+};
+
 } // namespace
 
 // Verifies that three nodes form one view that every gateway reports, with each
@@ -126,4 +159,99 @@ TEST(ClusterIntegrationTest, KilledNodesLeaveAndRestartedNodesRejoin) {
   a.restart({seed_of(c)}); // a node that had no seeds rejoins through one
   EXPECT_EQ(ids(cluster_of(a)), (std::vector<std::string>{"a", "b", "c"}));
   EXPECT_EQ(cluster_of(a)["leader"], "a");
+}
+
+// Verifies that any gateway serves every entity: a session created through a is
+// read and signalled through b and c; the user, its room and the session look
+// the same from every node, wherever the ring put the user and the room.
+TEST(ClusterRoutingTest, AnyGatewayServesEveryEntity) {
+  three_nodes n;
+  auto created = call(n.a, http::verb::post, "/v1/sessions",
+                      {{"device", "laptop"}, {"rooms", {"lobby"}}}, "alice");
+  ASSERT_EQ(created.status, 201u) << created.raw;
+  auto sid = created.body["session_id"].get<std::string>();
+  auto read = call(n.b, http::verb::get, "/v1/sessions/" + sid, nullptr, "alice");
+  ASSERT_EQ(read.status, 200u) << read.raw;
+  EXPECT_EQ(read.body["device"], "laptop");
+  auto sig = call(n.c, http::verb::post, "/v1/sessions/" + sid + "/signal",
+                  {{"signal", "background"}}, "alice");
+  ASSERT_EQ(sig.status, 200u) << sig.raw;
+  EXPECT_EQ(sig.body["state"], "away");
+  for (auto* node : n.all()) {
+    auto u = call(*node, http::verb::get, "/v1/users/alice/presence", nullptr, "bob");
+    ASSERT_EQ(u.status, 200u) << u.raw;
+    EXPECT_EQ(u.body["state"], "away") << u.raw;
+    EXPECT_EQ(u.body["sessions"].size(), 1u);
+    auto r = call(*node, http::verb::get, "/v1/rooms/lobby", nullptr, "bob");
+    ASSERT_EQ(r.status, 200u) << r.raw;
+    ASSERT_EQ(r.body["members"].size(), 1u) << r.raw;
+    EXPECT_EQ(r.body["members"][0]["state"], "away");
+  }
+  // Not found is not found from everywhere, and someone else's session stays theirs.
+  EXPECT_EQ(call(n.c, http::verb::get, "/v1/sessions/s_nope", nullptr, "alice").status, 404u);
+  EXPECT_EQ(call(n.b, http::verb::post, "/v1/sessions/" + sid + "/signal",
+                 {{"signal", "active"}}, "mallory")
+              .status,
+            403u);
+  // The cluster spreads the entities: more than one node holds some.
+  int holding = 0;
+  auto view = cluster_of(n.a);
+  for (auto& x : view["nodes"])
+    holding += x["actors"].get<int>() > 0 ? 1 : 0;
+  EXPECT_GE(holding, 2) << view.dump();
+}
+
+// Verifies that a subscriber on c gets every change of a user whose sessions
+// live on a and b, in seq order without a gap, and that an intent created on c
+// reaches that user's socket on a when the user becomes active.
+TEST(ClusterRoutingTest, EventsAndIntentsCrossNodes) {
+  three_nodes n;
+  ws_client watcher{n.c.port(), "", token_of("bob")};
+  watcher.send({{"op", "hello"}});
+  ASSERT_TRUE(watcher.read_op("welcome"));
+  watcher.send({{"op", "subscribe"}, {"users", {"alice"}}});
+  auto sub = watcher.read_op("subscribed");
+  ASSERT_TRUE(sub);
+  auto seq = (*sub)["users"][0]["seq"].get<int64_t>();
+
+  ws_client tab{n.a.port(), "", token_of("alice")};
+  tab.send({{"op", "hello"}, {"signal", "background"}});
+  ASSERT_TRUE(tab.read_op("welcome"));
+  auto phone = call(n.b, http::verb::post, "/v1/sessions", {{"state", "background"}}, "alice");
+  ASSERT_EQ(phone.status, 201u);
+  auto phone_id = phone.body["session_id"].get<std::string>();
+
+  auto next_state = [&]() -> std::string {
+    auto e = watcher.read_op("presence", std::chrono::seconds{5});
+    if (!e)
+      return "none";
+    EXPECT_EQ((*e)["seq"].get<int64_t>(), seq + 1) << "gap or reorder: " << e->dump();
+    seq = (*e)["seq"].get<int64_t>();
+    return (*e)["state"];
+  };
+  EXPECT_EQ(next_state(), "away");
+  // bob wants to talk to alice (through c); she is away, so it waits.
+  auto intent = call(n.c, http::verb::post, "/v1/intents", {{"to_user", "alice"}}, "bob");
+  ASSERT_EQ(intent.status, 201u) << intent.raw;
+  auto iid = intent.body["intent_id"].get<std::string>();
+  EXPECT_EQ(call(n.a, http::verb::get, "/v1/intents/" + iid, nullptr, "bob").body["status"],
+            "pending");
+  // Her phone (on b) becomes active: the watcher on c sees it, her tab on a gets
+  // the intent.
+  ASSERT_EQ(call(n.b, http::verb::post, "/v1/sessions/" + phone_id + "/signal",
+                 {{"signal", "active"}}, "alice")
+              .status,
+            200u);
+  EXPECT_EQ(next_state(), "active");
+  // Her sockets first heard of it as pending; delivery follows.
+  std::optional<json> delivered;
+  for (int i = 0; i < 3 && !(delivered && (*delivered)["intent"]["status"] == "delivered"); ++i)
+    delivered = tab.read_op("intent", std::chrono::seconds{5});
+  ASSERT_TRUE(delivered);
+  EXPECT_EQ((*delivered)["intent"]["intent_id"], iid);
+  EXPECT_EQ((*delivered)["intent"]["status"], "delivered");
+  // She leaves the phone; the tab is still there (away): one change, no offline.
+  ASSERT_EQ(call(n.b, http::verb::delete_, "/v1/sessions/" + phone_id, nullptr, "alice").status,
+            204u);
+  EXPECT_EQ(next_state(), "away");
 }
