@@ -31,6 +31,8 @@ void node::shutdown() {
   router_.clear();
   timers_.clear();
   cluster_ = nullptr;
+  std::lock_guard<std::mutex> guard{listeners_mtx_};
+  listeners_.clear();
 }
 
 } // namespace presence::actors

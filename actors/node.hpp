@@ -13,6 +13,8 @@
 #include "storage/writer.hpp"
 
 #include <atomic>
+#include <mutex>
+#include <vector>
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
@@ -59,6 +61,17 @@ public:
   const caf::actor& cluster() const { return cluster_; }
   void set_cluster(caf::actor a) { cluster_ = std::move(a); }
 
+  /// Actors told (announce_atom) when the cluster's view changes: owners may
+  /// have moved (the gateway's fan-out shards subscribe again). Thread-safe.
+  void add_view_listener(caf::actor a) {
+    std::lock_guard<std::mutex> guard{listeners_mtx_};
+    listeners_.push_back(std::move(a));
+  }
+  std::vector<caf::actor> view_listeners() const {
+    std::lock_guard<std::mutex> guard{listeners_mtx_};
+    return listeners_;
+  }
+
   /// False while the node recovers (the gateway answers 503); true otherwise.
   bool ready() const { return ready_.load(std::memory_order_acquire); }
   void set_ready(bool x) { ready_.store(x, std::memory_order_release); }
@@ -74,6 +87,8 @@ private:
   storage::snapshot_writer* writer_ = nullptr;
   storage::store* store_ = nullptr;
   caf::actor cluster_;
+  mutable std::mutex listeners_mtx_;
+  std::vector<caf::actor> listeners_; // guarded by listeners_mtx_
   std::atomic<bool> ready_{true};
 };
 

@@ -60,6 +60,8 @@ void adopt(membership_actor_type* self, view v, bool issued) {
     // of itself and its rooms, so presence heals on the new owners.
     for (auto& s : st.node->router().local_sessions())
       self->send(s, actors::announce_atom::value);
+    for (auto& l : st.node->view_listeners())
+      self->send(l, actors::announce_atom::value);
   }
   for (auto& m : st.current.members) {
     if (m.id == st.me.id || !m.handle)
@@ -196,13 +198,14 @@ caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
           m.cluster_address = cluster_address;
     },
     [self](caf::get_atom) { return self->state.current; },
-    [self](actors::route_atom, const std::string& key, uint8_t hops,
+    [self](actors::route_atom, const std::string& key, uint64_t epoch, uint8_t hops,
            caf::message& content) -> caf::result<caf::message> {
       auto& st = self->state;
-      // Not (or no longer) ours: on to the owner in this node's view.
-      if (hops < max_route_hops)
+      // Fenced by epoch (routing.hpp): routed by a view no newer than ours and
+      // not ours in it, the message goes on to the owner of our view.
+      if (epoch <= st.current.epoch && hops < max_route_hops)
         if (auto owner = st.placement->owner_handle(key))
-          return self->delegate(owner, actors::route_atom::value, key,
+          return self->delegate(owner, actors::route_atom::value, key, st.current.epoch,
                                 static_cast<uint8_t>(hops + 1), std::move(content));
       if (auto local = st.node->router().local(key))
         return self->delegate(local, std::move(content));

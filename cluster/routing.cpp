@@ -17,7 +17,7 @@ caf::behavior stub_actor(caf::event_based_actor* self,
     [where, key](caf::scheduled_actor* s, caf::message_view& x) -> caf::result<caf::message> {
       auto content = x.move_content_to_message();
       if (auto owner = where->owner_handle(key))
-        return s->delegate(owner, actors::route_atom::value, key, uint8_t{1},
+        return s->delegate(owner, actors::route_atom::value, key, where->epoch(), uint8_t{1},
                            std::move(content));
       // The key moved here (its owner left the view): deliver locally.
       if (auto local = where->node().router().local(key))
@@ -47,6 +47,7 @@ caf::actor cluster_placement::make_stub(const std::string& key) {
 
 void cluster_placement::update(const view& v) {
   auto t = std::make_shared<table>();
+  t->epoch = v.epoch;
   t->r = ring{v.ids(), vnodes_};
   for (auto& m : v.members)
     t->handles[m.id] = m.handle;

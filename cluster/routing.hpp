@@ -32,6 +32,12 @@ namespace presence::cluster {
 /// disagree for a moment must not bounce a message for ever).
 inline constexpr uint8_t max_route_hops = 3;
 
+// Routed messages carry the epoch of the view they were routed by. The owner
+// fences with it: a message routed by a newer view than its own is applied
+// here (that view gives the key to this node, and this node will adopt it in a
+// moment); one routed by an older or equal view goes on to the owner of this
+// node's view (redirected, not applied by a node that no longer owns the key).
+
 class cluster_placement : public actors::placement,
                           public std::enable_shared_from_this<cluster_placement> {
 public:
@@ -43,6 +49,9 @@ public:
   /// Installs the ring and member handles of `v`.
   void update(const view& v);
 
+  /// The epoch of the installed view.
+  uint64_t epoch() const { return load()->epoch; }
+
   /// The membership actor of the owner of `key`, or an invalid handle when this
   /// node owns it (or knows no other member).
   caf::actor owner_handle(const std::string& key) const;
@@ -51,6 +60,7 @@ public:
 
 private:
   struct table {
+    uint64_t epoch = 0;
     ring r;
     std::map<std::string, caf::actor> handles; // by node id
   };

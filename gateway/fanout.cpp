@@ -1,6 +1,7 @@
 #include "gateway/fanout.hpp"
 
 #include <chrono>
+#include <optional>
 
 #include "gateway/json_codec.hpp"
 
@@ -22,6 +23,7 @@ struct shard_state {
     caf::actor entity;
     std::vector<sink_ref> sinks; ///< receiving events
     bool subscribed = false;     ///< this shard is a subscriber of the entity
+    std::optional<presence_event> last; ///< the user's latest event delivered
   };
   node* owner = nullptr;
   std::unordered_map<std::string, topic> topics; ///< "user:<id>" / "room:<id>"
@@ -30,6 +32,8 @@ struct shard_state {
 
 /// How long a subscription waits for the entity's snapshot.
 constexpr auto subscribe_timeout = std::chrono::seconds{10};
+/// After a view change, when to compare the new owner's state with the last event.
+constexpr auto settle_delay = std::chrono::seconds{1};
 
 void deliver(caf::stateful_actor<shard_state>* self, const std::string& key,
              const json& j) {
@@ -60,9 +64,54 @@ caf::behavior shard_actor(caf::stateful_actor<shard_state>* self, node* owner) {
   self->state.owner = owner;
   auto self_handle = [self] { return caf::actor_cast<caf::actor>(self); };
   return {
-    [self](const presence_event& e) { deliver(self, "user:" + e.user_id, to_json(e)); },
-    [self](const room_event& e) { deliver(self, "room:" + e.room_id, to_json(e)); },
-    [self](const room_delta& d) { deliver(self, "room:" + d.room_id, to_json(d)); },
+    [self](const presence_event& e) {
+      auto key = "user:" + e.user_id;
+      if (auto i = self->state.topics.find(key); i != self->state.topics.end())
+        i->second.last = e;
+      deliver(self, key, to_json(e));
+    },
+    // The cluster's view changed: an entity may now live on another node.
+    // Subscribe again (through the router, which reaches the current owner).
+    // The new owner's events follow as they happen; a second look a moment
+    // later (when the sessions have told the new owner of themselves) sends one
+    // event if the user's state is not what this node's sockets saw last.
+    [self, self_handle](announce_atom) {
+      auto& st = self->state;
+      for (auto& [key, t] : st.topics) {
+        if (!t.subscribed)
+          continue;
+        bool room = key.rfind("room:", 0) == 0;
+        auto id = key.substr(5);
+        t.entity = room ? st.owner->router().room(id) : st.owner->router().user(id);
+        if (room) {
+          self->request(t.entity, subscribe_timeout, subscribe_atom::value, self_handle())
+            .then([](const room_view&) {}, [](caf::error&) {});
+          continue;
+        }
+        self->request(t.entity, subscribe_timeout, subscribe_atom::value, self_handle())
+          .then([](const user_view&) {}, [](caf::error&) {});
+        self->delayed_send(self, settle_delay, announce_atom::value, key);
+      }
+    },
+    [self, self_handle](announce_atom, const std::string& key) {
+      auto i = self->state.topics.find(key);
+      if (i == self->state.topics.end())
+        return;
+      self->request(i->second.entity, subscribe_timeout, subscribe_atom::value, self_handle())
+        .then(
+          [self, key](const user_view& v) {
+            auto i = self->state.topics.find(key);
+            if (i == self->state.topics.end())
+              return;
+            auto prev = i->second.last ? i->second.last->current : state::offline;
+            if (prev == v.current)
+              return;
+            presence_event e{v.user_id, v.current, prev, v.seq, v.since, v.last_active_at};
+            i->second.last = e;
+            deliver(self, key, to_json(e));
+          },
+          [](caf::error&) {});
+    },
     [self, self_handle](subscribe_atom, bool room, const std::string& id, sink_ref s,
                         std::function<void(std::string)> on_snapshot) {
       auto& st = self->state;
@@ -120,8 +169,10 @@ caf::behavior shard_actor(caf::stateful_actor<shard_state>* self, node* owner) {
 } // namespace
 
 fanout::fanout(actors::node& n, size_t shards) {
-  for (size_t i = 0; i < shards; ++i)
+  for (size_t i = 0; i < shards; ++i) {
     shards_.push_back(n.system().spawn(shard_actor, &n));
+    n.add_view_listener(shards_.back());
+  }
 }
 
 fanout::~fanout() {

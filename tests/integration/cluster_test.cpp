@@ -4,6 +4,7 @@
 // cluster.failure_timeout_ms + 1 s (the leader too: the next smallest id takes
 // over), and a restarted node joins again. Every wait polls with a deadline.
 #include "client.hpp"
+#include "cluster/ring.hpp"
 #include "gateway/auth.hpp"
 #include "node_process.hpp"
 
@@ -254,4 +255,86 @@ TEST(ClusterRoutingTest, EventsAndIntentsCrossNodes) {
   ASSERT_EQ(call(n.b, http::verb::delete_, "/v1/sessions/" + phone_id, nullptr, "alice").status,
             204u);
   EXPECT_EQ(next_state(), "away");
+}
+
+// Verifies failover of presence: the node that owns alice's user is SIGKILLed
+// while her sessions on the two other nodes keep signalling. A watcher on a
+// survivor never sees her offline or stale; within failure_timeout_ms + 1 s every
+// survivor serves her as active with both sessions again (the new owner learns
+// them from the sessions themselves), and later changes still reach the watcher.
+TEST(ClusterFailoverTest, KilledOwnerIsInvisibleToLiveUsers) {
+  three_nodes n;
+  std::map<std::string, node_process*> by_id{{"a", &n.a}, {"b", &n.b}, {"c", &n.c}};
+  presence::cluster::ring ring{{"a", "b", "c"}};
+  auto owner_id = ring.owner("user:alice");
+  std::vector<node_process*> survivors;
+  for (auto& [id, p] : by_id)
+    if (id != owner_id)
+      survivors.push_back(p);
+  auto& s1 = *survivors[0];
+  auto& s2 = *survivors[1];
+
+  std::vector<std::pair<node_process*, std::string>> sessions;
+  for (auto* p : survivors) {
+    auto r = call(*p, http::verb::post, "/v1/sessions", json::object(), "alice");
+    ASSERT_EQ(r.status, 201u) << r.raw;
+    sessions.emplace_back(p, r.body["session_id"]);
+  }
+  ws_client watcher{s2.port(), "", token_of("bob")};
+  watcher.send({{"op", "hello"}});
+  ASSERT_TRUE(watcher.read_op("welcome"));
+  watcher.send({{"op", "subscribe"}, {"users", {"alice"}}});
+  auto sub = watcher.read_op("subscribed");
+  ASSERT_TRUE(sub);
+  ASSERT_EQ((*sub)["users"][0]["state"], "active") << sub->dump();
+
+  by_id[owner_id]->kill();
+  // A bounded load: both sessions signal every 100 ms for 3.5 s (the failure
+  // timeout plus a second and a half).
+  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds{3500};
+  bool healed = false;
+  while (std::chrono::steady_clock::now() < until) {
+    for (auto& [p, sid] : sessions) {
+      auto r = call(*p, http::verb::post, "/v1/sessions/" + sid + "/signal",
+                    {{"signal", "active"}}, "alice");
+      EXPECT_EQ(r.status, 200u) << r.raw;
+    }
+    if (!healed) {
+      healed = true;
+      for (auto* p : survivors) {
+        auto u = call(*p, http::verb::get, "/v1/users/alice/presence", nullptr, "bob");
+        healed = healed && u.status == 200u && u.body["state"] == "active"
+                 && u.body["sessions"].size() == 2u;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds{100}); // the load's pace
+  }
+  std::string seen;
+  for (auto* p : survivors)
+    seen += call(*p, http::verb::get, "/v1/users/alice/presence", nullptr, "bob").raw + "\n";
+  EXPECT_TRUE(healed) << "the survivors did not serve alice with both sessions:\n" << seen;
+  // Later changes still reach the watcher: both sessions go to the background.
+  // Every presence frame it got since the kill is checked on the way.
+  for (auto& [p, sid] : sessions)
+    ASSERT_EQ(call(*p, http::verb::post, "/v1/sessions/" + sid + "/signal",
+                   {{"signal", "background"}}, "alice")
+                .status,
+              200u);
+  std::optional<json> f;
+  while ((f = watcher.read_op("presence", std::chrono::seconds{5}))) {
+    EXPECT_NE((*f)["state"], "offline") << f->dump();
+    EXPECT_NE((*f)["state"], "stale") << f->dump();
+    if ((*f)["state"] == "away")
+      break;
+  }
+  ASSERT_TRUE(f) << "the watcher saw no change after the failover";
+  EXPECT_EQ((*f)["state"], "away");
+  // The survivors' view no longer has the killed node; it restarts and rejoins.
+  EXPECT_EQ(cluster_of(s1)["nodes"].size(), 2u);
+  if (owner_id == "a")
+    by_id[owner_id]->restart({seed_of(s1)}); // it had no seeds
+  else
+    by_id[owner_id]->restart();
+  EXPECT_TRUE(eventually([&] { return cluster_of(s1)["nodes"].size() == 3u; },
+                         std::chrono::seconds{3}));
 }
