@@ -70,6 +70,8 @@ caf::behavior shard_actor(caf::stateful_actor<shard_state>* self, node* owner) {
         i->second.last = e;
       deliver(self, key, to_json(e));
     },
+    [self](const room_event& e) { deliver(self, "room:" + e.room_id, to_json(e)); },
+    [self](const room_delta& d) { deliver(self, "room:" + d.room_id, to_json(d)); },
     // The cluster's view changed: an entity may now live on another node.
     // Subscribe again (through the router, which reaches the current owner).
     // The new owner's events follow as they happen; a second look a moment
