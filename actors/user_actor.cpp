@@ -223,8 +223,21 @@ namespace {
 
 caf::behavior user_behavior(user_actor_type* self) {
   self->set_down_handler([self](caf::down_msg& dm) {
-    remove_actor(self->state.subscribers, dm.source);
-    remove_actor(self->state.inbox, dm.source);
+    auto& st = self->state;
+    remove_actor(st.subscribers, dm.source);
+    remove_actor(st.inbox, dm.source);
+    // A session on another node is gone without telling (its node died): it
+    // cannot be resumed anywhere, so the user no longer counts it.
+    for (auto i = st.sessions.begin(); i != st.sessions.end(); ++i) {
+      if (i->second.monitored && i->second.ref == dm.source) {
+        auto id = i->first;
+        st.sessions.erase(i);
+        drop_session_from_rooms(self, id);
+        reaggregate(self, st.owner->now_ms());
+        save(self);
+        break;
+      }
+    }
   });
   return {
     [self](session_atom, const session_update& u) {
@@ -242,6 +255,10 @@ caf::behavior user_behavior(user_actor_type* self) {
         e.last_active_at = u.last_active_at;
         e.heartbeat_ms = u.heartbeat_ms;
         e.ref = u.ref;
+        if (!e.monitored && u.ref && u.ref.node() != self->node()) {
+          e.monitored = true;
+          self->monitor(u.ref);
+        }
       }
       reaggregate(self, u.changed_at);
       save(self);

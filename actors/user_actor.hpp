@@ -36,6 +36,7 @@ struct user_state {
     int64_t last_active_at = 0;
     int64_t heartbeat_ms = 0;
     caf::actor_addr ref;
+    bool monitored = false; ///< a session on another node: watched for its death
   };
   struct membership {
     caf::actor room;

@@ -54,10 +54,10 @@ void adopt(membership_actor_type* self, view v, bool issued) {
   auto before = st.current.ids();
   st.current = std::move(v);
   st.placement->update(st.current);
-  if (st.current.ids() != before && !before.empty()
-      && st.current.find(st.me.id) != nullptr) {
-    // Owners moved: every local session tells its user (wherever it lives now)
-    // of itself and its rooms, so presence heals on the new owners.
+  if (st.current.ids() != before && st.current.find(st.me.id) != nullptr) {
+    // Owners moved (or this node just joined, maybe with sessions it recovered
+    // from disk): every local session tells its user (wherever it lives now) of
+    // itself and its rooms, so presence heals on the new owners.
     for (auto& s : st.node->router().local_sessions())
       self->send(s, actors::announce_atom::value);
     for (auto& l : st.node->view_listeners())

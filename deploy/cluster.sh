@@ -23,7 +23,7 @@ shift || true
 
 build() {
   bash "$root/scripts/setup.sh"
-  cmake -S "$root" -B "$root/build" -G Ninja -DPRESENCE_BUILD_TESTS=OFF >/dev/null
+  cmake -S "$root" -B "$root/build" -G Ninja >/dev/null
   cmake --build "$root/build" -j2 --target presenced presencectl
 }
 

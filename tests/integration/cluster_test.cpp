@@ -338,3 +338,46 @@ TEST(ClusterFailoverTest, KilledOwnerIsInvisibleToLiveUsers) {
   EXPECT_TRUE(eventually([&] { return cluster_of(s1)["nodes"].size() == 3u; },
                          std::chrono::seconds{3}));
 }
+
+// Verifies that the sessions of a killed node stop counting for their users
+// (owned elsewhere), and that the node, restarted on its data directory, brings
+// them back: recovered from disk, announced to their users' owners once it has
+// joined again, and served by every node.
+TEST(ClusterRoutingTest, RestartedNodeBringsItsSessionsBack) {
+  three_nodes n{{"--storage.flush_interval_ms=20"}};
+  // A user that another node owns: only the announcement can tell it.
+  presence::cluster::ring ring{{"a", "b", "c"}};
+  std::string user = "alice";
+  for (int i = 0; ring.owner("user:" + user) == "c"; ++i)
+    user = "alice" + std::to_string(i);
+  auto created = call(n.c, http::verb::post, "/v1/sessions", {{"device", "phone"}}, user);
+  ASSERT_EQ(created.status, 201u) << created.raw;
+  auto sid = created.body["session_id"].get<std::string>();
+  ASSERT_TRUE(eventually(
+    [&] {
+      http_client http{n.c.port()};
+      auto m = http.get("/metrics", "");
+      return m.raw.find("\npresence_storage_pending 0") != std::string::npos;
+    },
+    std::chrono::seconds{5}));
+  n.c.kill();
+  ASSERT_TRUE(eventually([&] { return ids(cluster_of(n.a)).size() == 2; },
+                         std::chrono::seconds{3}));
+  // Its session died with it: no ghost keeps the user active meanwhile.
+  EXPECT_TRUE(eventually(
+    [&] {
+      auto u = call(n.a, http::verb::get, "/v1/users/" + user + "/presence", nullptr, "bob");
+      return u.status == 200u && u.body["sessions"].empty() && u.body["state"] == "offline";
+    },
+    std::chrono::seconds{3}));
+  n.c.restart();
+  EXPECT_TRUE(eventually(
+    [&] {
+      auto u = call(n.a, http::verb::get, "/v1/users/" + user + "/presence", nullptr, "bob");
+      return u.status == 200u && u.body["state"] == "active" && u.body["sessions"].size() == 1;
+    },
+    std::chrono::seconds{3}));
+  auto s = call(n.b, http::verb::get, "/v1/sessions/" + sid, nullptr, user);
+  EXPECT_EQ(s.status, 200u) << s.raw;
+  EXPECT_EQ(s.body["device"], "phone");
+}
