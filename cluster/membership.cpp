@@ -36,6 +36,7 @@ struct membership_state {
   std::set<std::string> dead; ///< members seen down, not yet out of the view
   std::shared_ptr<std::atomic<bool>> joined;
   cluster_node::log_fn log;
+  std::function<void(const std::string&)> dial; ///< connect directly to a member
   size_t vnodes = ring::default_vnodes;
 
   static inline const char* name = "presence.membership";
@@ -66,8 +67,11 @@ void adopt(membership_actor_type* self, view v, bool issued) {
   for (auto& m : st.current.members) {
     if (m.id == st.me.id || !m.handle)
       continue;
-    if (st.monitored.insert(m.handle.address()).second)
+    if (st.monitored.insert(m.handle.address()).second) {
       self->monitor(m.handle);
+      if (st.dial && !m.cluster_address.empty())
+        st.dial(m.cluster_address);
+    }
   }
   for (auto i = st.dead.begin(); i != st.dead.end();)
     i = st.current.find(*i) == nullptr ? st.dead.erase(i) : std::next(i);
@@ -118,7 +122,9 @@ caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
                                std::shared_ptr<cluster_placement> placement,
                                member_info me, bool bootstrap,
                                std::shared_ptr<std::atomic<bool>> joined,
-                               cluster_node::log_fn log, size_t vnodes) {
+                               cluster_node::log_fn log,
+                               std::function<void(const std::string&)> dial,
+                               size_t vnodes) {
   auto& st = self->state;
   st.node = n;
   st.placement = std::move(placement);
@@ -126,6 +132,7 @@ caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
   st.me.handle = caf::actor_cast<caf::actor>(self);
   st.joined = std::move(joined);
   st.log = std::move(log);
+  st.dial = std::move(dial);
   st.vnodes = vnodes;
   self->set_down_handler([self](caf::down_msg& dm) {
     auto& st = self->state;
@@ -308,8 +315,14 @@ uint16_t cluster_node::start(uint16_t http_port) {
   auto placement = std::make_shared<cluster_placement>(
     node_, me.id, static_cast<size_t>(cfg_.cluster.vnodes));
   node_.router().set_placement(placement);
+  std::function<void(const std::string&)> dial = [q = dials_](const std::string& address) {
+    std::lock_guard<std::mutex> guard{q->mtx};
+    q->addresses.push_back(address);
+    q->cv.notify_one();
+  };
   actor_ = sys_.spawn(membership_actor, &node_, placement, me, bootstrap, joined_, log_,
-                      static_cast<size_t>(cfg_.cluster.vnodes));
+                      std::move(dial), static_cast<size_t>(cfg_.cluster.vnodes));
+  dialer_ = std::thread{[this] { dial_loop(); }};
   auto port = sys_.middleman().publish(actor_, static_cast<uint16_t>(cfg_.node.cluster_port),
                                        cfg_.node.bind.c_str(), true);
   if (!port) {
@@ -345,10 +358,37 @@ uint16_t cluster_node::start(uint16_t http_port) {
   return *port;
 }
 
+void cluster_node::dial_loop() {
+  for (;;) {
+    std::string address;
+    {
+      std::unique_lock<std::mutex> lock{dials_->mtx};
+      dials_->cv.wait(lock, [this] { return dials_->stopping || !dials_->addresses.empty(); });
+      if (dials_->stopping)
+        return;
+      address = std::move(dials_->addresses.front());
+      dials_->addresses.pop_front();
+    }
+    // Opens (or reuses) a direct BASP connection; the handle itself is not needed.
+    auto [host, port] = split_host_port(address);
+    auto handle = sys_.middleman().remote_actor(host, port);
+    if (!handle && log_)
+      log_("cluster: cannot connect to member at " + address + ": "
+           + sys_.render(handle.error()));
+  }
+}
+
 void cluster_node::stop() {
   stopping_.store(true);
   if (connector_.joinable())
     connector_.join();
+  {
+    std::lock_guard<std::mutex> guard{dials_->mtx};
+    dials_->stopping = true;
+    dials_->cv.notify_all();
+  }
+  if (dialer_.joinable())
+    dialer_.join();
   if (actor_) {
     caf::anon_send(actor_, leave_atom::value, cfg_.node.id);
     caf::anon_send_exit(actor_, caf::exit_reason::user_shutdown);

@@ -28,6 +28,9 @@
 #include <caf/atom.hpp>
 
 #include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -121,6 +124,10 @@ public:
   caf::actor actor() const { return actor_; }
 
 private:
+  /// Connects this node to the members it learns of (a direct connection
+  /// instead of a route through the node that introduced them).
+  void dial_loop();
+
   caf::actor_system& sys_;
   actors::node& node_;
   const config::settings& cfg_;
@@ -129,6 +136,14 @@ private:
   std::shared_ptr<std::atomic<bool>> joined_ = std::make_shared<std::atomic<bool>>(false);
   std::atomic<bool> stopping_{false};
   std::thread connector_;
+  struct dial_queue {
+    std::mutex mtx;
+    std::condition_variable cv;
+    std::deque<std::string> addresses; // guarded by mtx
+    bool stopping = false;             // guarded by mtx
+  };
+  std::shared_ptr<dial_queue> dials_ = std::make_shared<dial_queue>();
+  std::thread dialer_;
 };
 
 } // namespace presence::cluster

@@ -362,21 +362,21 @@ TEST(ClusterRoutingTest, RestartedNodeBringsItsSessionsBack) {
     std::chrono::seconds{5}));
   n.c.kill();
   ASSERT_TRUE(eventually([&] { return ids(cluster_of(n.a)).size() == 2; },
-                         std::chrono::seconds{3}));
+                         std::chrono::seconds{10}));
   // Its session died with it: no ghost keeps the user active meanwhile.
   EXPECT_TRUE(eventually(
     [&] {
       auto u = call(n.a, http::verb::get, "/v1/users/" + user + "/presence", nullptr, "bob");
       return u.status == 200u && u.body["sessions"].empty() && u.body["state"] == "offline";
     },
-    std::chrono::seconds{3}));
+    std::chrono::seconds{10}));
   n.c.restart();
   EXPECT_TRUE(eventually(
     [&] {
       auto u = call(n.a, http::verb::get, "/v1/users/" + user + "/presence", nullptr, "bob");
       return u.status == 200u && u.body["state"] == "active" && u.body["sessions"].size() == 1;
     },
-    std::chrono::seconds{3}));
+    std::chrono::seconds{10}));
   auto s = call(n.b, http::verb::get, "/v1/sessions/" + sid, nullptr, user);
   EXPECT_EQ(s.status, 200u) << s.raw;
   EXPECT_EQ(s.body["device"], "phone");
