@@ -5,6 +5,8 @@
 //
 //   actors_bench [--sessions N]... [--sessions-per-user K] [--signals-per-session S]
 //                [--threads T]
+#include "in_process.hpp"
+
 #include "actors/clock.hpp"
 #include "actors/messages.hpp"
 #include "actors/node.hpp"
@@ -30,6 +32,12 @@
 using namespace presence;
 using namespace std::chrono;
 
+using bench::cpu_seconds;
+using bench::live_sessions;
+using bench::rss_mib;
+using bench::seconds_since;
+using bench::wait_for;
+
 namespace {
 
 struct options {
@@ -39,43 +47,6 @@ struct options {
   int64_t threads = 0; // 0: the node's automatic choice
   std::string policy = "sharing";
 };
-
-double rss_mib() {
-  std::ifstream in{"/proc/self/statm"};
-  long size = 0, resident = 0;
-  in >> size >> resident;
-  return static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE))
-         / (1024.0 * 1024.0);
-}
-
-double cpu_seconds() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec)
-         + static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
-
-double seconds_since(steady_clock::time_point t) {
-  return duration<double>(steady_clock::now() - t).count();
-}
-
-int64_t live_sessions(actors::runtime_metrics& m) {
-  int64_t n = 0;
-  for (auto& g : m.sessions_by_state)
-    n += g.load();
-  return n;
-}
-
-template <class Pred>
-bool wait_for(Pred pred, double timeout_s) {
-  auto start = steady_clock::now();
-  while (!pred()) {
-    if (seconds_since(start) > timeout_s)
-      return false;
-    std::this_thread::sleep_for(milliseconds{5});
-  }
-  return true;
-}
 
 // The timer service alone: re-arming already-armed slots (a signal that moves a
 // session's boundary), single-threaded, no actor system work involved.

@@ -7,6 +7,8 @@
 //
 //   storage_bench [--sessions N] [--rounds R] [--recover-sessions M] [--churn C]
 //                 [--skip signal,recover,churn]
+#include "in_process.hpp"
+
 #include "actors/clock.hpp"
 #include "actors/messages.hpp"
 #include "actors/node.hpp"
@@ -38,6 +40,12 @@
 using namespace presence;
 using namespace std::chrono;
 
+using bench::cpu_seconds;
+using bench::live_sessions;
+using bench::rss_mib;
+using bench::seconds_since;
+using bench::wait_for;
+
 namespace {
 
 struct options {
@@ -48,36 +56,6 @@ struct options {
   std::string skip;
   std::string self;
 };
-
-double rss_mib() {
-  std::ifstream in{"/proc/self/statm"};
-  long size = 0, resident = 0;
-  in >> size >> resident;
-  return static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE))
-         / (1024.0 * 1024.0);
-}
-
-double seconds_since(steady_clock::time_point t) {
-  return duration<double>(steady_clock::now() - t).count();
-}
-
-template <class Pred>
-bool wait_for(Pred pred, double timeout_s) {
-  auto start = steady_clock::now();
-  while (!pred()) {
-    if (seconds_since(start) > timeout_s)
-      return false;
-    std::this_thread::sleep_for(milliseconds{2});
-  }
-  return true;
-}
-
-int64_t live_sessions(actors::runtime_metrics& m) {
-  int64_t n = 0;
-  for (auto& g : m.sessions_by_state)
-    n += g.load();
-  return n;
-}
 
 std::string temp_dir(const char* name) {
   auto dir = std::filesystem::temp_directory_path()
@@ -110,13 +88,6 @@ std::unique_ptr<storage::store> open_or_die(const std::string& dir) {
     std::exit(1);
   }
   return st;
-}
-
-double cpu_seconds() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec)
-         + static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 struct phase_result {

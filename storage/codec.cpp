@@ -10,8 +10,8 @@ std::string encode(const nlohmann::json& record) {
   return out;
 }
 
-std::optional<nlohmann::json> decode(std::string_view bytes, std::string* why) {
-  auto fail = [&](std::string msg) -> std::optional<nlohmann::json> {
+std::optional<std::string_view> versioned_body(std::string_view bytes, std::string* why) {
+  auto fail = [&](std::string msg) -> std::optional<std::string_view> {
     if (why != nullptr)
       *why = std::move(msg);
     return std::nullopt;
@@ -21,7 +21,19 @@ std::optional<nlohmann::json> decode(std::string_view bytes, std::string* why) {
   auto version = static_cast<uint8_t>(bytes[0]);
   if (version != record_version)
     return fail("unknown record version " + std::to_string(version));
-  auto j = nlohmann::json::from_msgpack(bytes.substr(1), true, false);
+  return bytes.substr(1);
+}
+
+std::optional<nlohmann::json> decode(std::string_view bytes, std::string* why) {
+  auto fail = [&](std::string msg) -> std::optional<nlohmann::json> {
+    if (why != nullptr)
+      *why = std::move(msg);
+    return std::nullopt;
+  };
+  auto body = versioned_body(bytes, why);
+  if (!body)
+    return std::nullopt;
+  auto j = nlohmann::json::from_msgpack(*body, true, false);
   if (j.is_discarded())
     return fail("corrupt record: its bytes do not decode");
   if (!j.is_object())

@@ -384,19 +384,11 @@ std::string encode_record(const record& r) {
 }
 
 std::optional<record> decode_record(kind k, std::string_view bytes, std::string* why) {
-  auto fail = [&](std::string msg) -> std::optional<record> {
-    if (why != nullptr)
-      *why = std::move(msg);
+  auto body = versioned_body(bytes, why);
+  if (!body)
     return std::nullopt;
-  };
-  if (bytes.empty())
-    return fail("empty record");
-  auto version = static_cast<uint8_t>(bytes[0]);
-  if (version != record_version)
-    return fail("unknown record version " + std::to_string(version));
   std::string scratch;
-  auto out = decode_body(k, bytes.substr(1), why != nullptr ? why : &scratch);
-  return out;
+  return decode_body(k, *body, why != nullptr ? why : &scratch);
 }
 
 } // namespace presence::storage

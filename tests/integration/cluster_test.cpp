@@ -28,14 +28,20 @@ std::vector<std::string> node_args(const std::string& id, std::vector<std::strin
   return args;
 }
 
-std::string admin_token() {
+// A token signed with the cluster's secret (jwt mode, as a multi-node
+// deployment runs).
+std::string token_for(const std::string& user, role r) {
   presence::config::auth_section cfg;
   cfg.mode = "jwt";
   cfg.secret = secret;
   auto now_s = std::chrono::duration_cast<std::chrono::seconds>(
                  std::chrono::system_clock::now().time_since_epoch())
                  .count();
-  return authenticator{cfg}.issue("operator", role::admin, now_s, 3600);
+  return authenticator{cfg}.issue(user, r, now_s, 3600);
+}
+
+std::string admin_token() {
+  return token_for("operator", role::admin);
 }
 
 json cluster_of(node_process& n) {
@@ -67,15 +73,8 @@ std::string seed_of(node_process& n) {
   return "--node.seeds=127.0.0.1:" + std::to_string(n.cluster_port());
 }
 
-// A user's token (jwt mode, as a multi-node deployment runs).
 std::string token_of(const std::string& user) {
-  presence::config::auth_section cfg;
-  cfg.mode = "jwt";
-  cfg.secret = secret;
-  auto now_s = std::chrono::duration_cast<std::chrono::seconds>(
-                 std::chrono::system_clock::now().time_since_epoch())
-                 .count();
-  return authenticator{cfg}.issue(user, role::user, now_s, 3600);
+  return token_for(user, role::user);
 }
 
 http_result call(node_process& n, http::verb v, const std::string& target,
