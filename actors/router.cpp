@@ -112,12 +112,9 @@ std::vector<caf::actor> router::local_sessions() const {
   return out;
 }
 
-std::string router::owned_id(const char* kind, const char* prefix, size_t bytes) const {
+std::string router::owned_id(const char* prefix, size_t bytes) const {
   auto id = random_id(prefix, bytes);
-  // With N nodes, one id in N is ours: 64 tries miss with probability (1-1/N)^64.
-  for (int i = 0; i < 64 && remote(std::string{kind} + ":" + id); ++i)
-    id = random_id(prefix, bytes);
-  return id;
+  return placement_ ? placement_->pinned_id(id) : id;
 }
 
 caf::actor router::user(const std::string& id) {
@@ -182,7 +179,7 @@ caf::actor router::local_room(const std::string& id) {
 
 opened_session router::open_session(const session_spec& spec) {
   opened_session out;
-  out.session_id = spec.session_id.empty() ? owned_id("session", "s_", 12)
+  out.session_id = spec.session_id.empty() ? owned_id("s_", 12)
                                             : spec.session_id;
   out.user_id = spec.user_id;
   out.resume_token = spec.resume_token.empty() ? random_id("", 24)
@@ -223,7 +220,7 @@ router::create_intent(intent_spec spec) {
     return caf::make_error(errc::invalid_argument,
                            std::string{"ttl_ms must be in 1..86400000"});
   intent_view v;
-  v.intent_id = owned_id("intent", "i_", 12);
+  v.intent_id = owned_id("i_", 12);
   v.from_user = std::move(spec.from_user);
   v.to_user = std::move(spec.to_user);
   v.to_room = std::move(spec.to_room);

@@ -71,6 +71,10 @@ public:
   /// A local actor that forwards every message it receives to the current owner
   /// of `key` (replies go straight back to the original sender).
   virtual caf::actor make_stub(const std::string& key) = 0;
+
+  /// A fresh id for a session or intent created here: one that names this node,
+  /// so that the entity is found here whatever the view (they never move).
+  virtual std::string pinned_id(const std::string& random_part) const = 0;
 };
 
 class router {
@@ -100,8 +104,8 @@ public:
   caf::actor room(const std::string& id);
 
   /// Opens a session (spawns its actor). Ids must already be valid. In a
-  /// cluster the random session id is one this node owns: a session lives on
-  /// the node its client talks to.
+  /// cluster the random session id names this node: a session lives on the
+  /// node its client talks to, whatever the view.
   opened_session open_session(const session_spec& spec);
 
   /// Creates a pending intent; returns its first view and actor, or an error
@@ -153,8 +157,8 @@ private:
   caf::actor local_user(const std::string& id);
   caf::actor local_room(const std::string& id);
   caf::actor find_local(const std::string& key) const;
-  // A random id with `prefix` whose key ("<kind>:<id>") this node owns.
-  std::string owned_id(const char* kind, const char* prefix, size_t bytes) const;
+  // A random id with `prefix`; in a cluster, one pinned to this node.
+  std::string owned_id(const char* prefix, size_t bytes) const;
 
   shard& shard_of(const std::string& key);
   const shard& shard_of(const std::string& key) const;

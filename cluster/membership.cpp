@@ -36,7 +36,9 @@ struct membership_state {
   std::set<std::string> dead; ///< members seen down, not yet out of the view
   std::shared_ptr<std::atomic<bool>> joined;
   cluster_node::log_fn log;
-  std::function<void(const std::string&)> dial; ///< connect directly to a member
+  /// Connects directly to the members at these addresses, then sends the
+  /// actor (caf::ok_atom): the node is then joined.
+  std::function<void(std::vector<std::string>, caf::actor)> dial;
   size_t vnodes = ring::default_vnodes;
 
   static inline const char* name = "presence.membership";
@@ -67,11 +69,8 @@ void adopt(membership_actor_type* self, view v, bool issued) {
   for (auto& m : st.current.members) {
     if (m.id == st.me.id || !m.handle)
       continue;
-    if (st.monitored.insert(m.handle.address()).second) {
+    if (st.monitored.insert(m.handle.address()).second)
       self->monitor(m.handle);
-      if (st.dial && !m.cluster_address.empty())
-        st.dial(m.cluster_address);
-    }
   }
   for (auto i = st.dead.begin(); i != st.dead.end();)
     i = st.current.find(*i) == nullptr ? st.dead.erase(i) : std::next(i);
@@ -79,7 +78,23 @@ void adopt(membership_actor_type* self, view v, bool issued) {
     for (auto& m : st.current.members)
       if (m.id != st.me.id && m.handle)
         self->send(m.handle, view_atom::value, st.current);
-  st.joined->store(st.current.find(st.me.id) != nullptr, std::memory_order_release);
+  bool member = st.current.find(st.me.id) != nullptr;
+  bool was_member = std::find(before.begin(), before.end(), st.me.id) != before.end();
+  if (member && !was_member && st.current.members.size() > 1 && st.dial) {
+    // Just joined: connect directly to every member before this node is ready,
+    // so that no message to or from them takes (or races with) a route through
+    // the node that introduced them. Only joiners dial: two nodes never open
+    // connections to each other at the same time.
+    std::vector<std::string> addresses;
+    for (auto& m : st.current.members)
+      if (m.id != st.me.id && !m.cluster_address.empty())
+        addresses.push_back(m.cluster_address);
+    st.dial(std::move(addresses), caf::actor_cast<caf::actor>(self));
+  } else if (!member) {
+    st.joined->store(false, std::memory_order_release);
+  } else if (!st.dial || st.current.members.size() == 1) {
+    st.joined->store(true, std::memory_order_release);
+  }
   if (st.log) {
     std::string ids;
     for (auto& m : st.current.members)
@@ -123,7 +138,7 @@ caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
                                member_info me, bool bootstrap,
                                std::shared_ptr<std::atomic<bool>> joined,
                                cluster_node::log_fn log,
-                               std::function<void(const std::string&)> dial,
+                               std::function<void(std::vector<std::string>, caf::actor)> dial,
                                size_t vnodes) {
   auto& st = self->state;
   st.node = n;
@@ -204,6 +219,12 @@ caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
         if (m.id == st.me.id)
           m.cluster_address = cluster_address;
     },
+    [self](caf::ok_atom) {
+      // The dialer connected to every member of the view this node joined.
+      auto& st = self->state;
+      if (st.current.find(st.me.id) != nullptr)
+        st.joined->store(true, std::memory_order_release);
+    },
     [self](caf::get_atom) { return self->state.current; },
     [self](actors::route_atom, const std::string& key, uint64_t epoch, uint8_t hops,
            caf::message& content) -> caf::result<caf::message> {
@@ -277,7 +298,9 @@ void configure(caf::actor_system_config& cfg, const config::settings& s) {
   auto timeout = std::chrono::milliseconds{s.cluster.failure_timeout_ms};
   cfg.set("middleman.heartbeat-interval", caf::timespan{timeout / 3});
   cfg.set("middleman.connection-timeout", caf::timespan{timeout});
-  cfg.set("middleman.enable-automatic-connections", true);
+  // Joiners connect to every member themselves (cluster_node's dialer); CAF's
+  // own automatic connections would race with them.
+  cfg.set("middleman.enable-automatic-connections", false);
   cfg.add_message_type<member_info>("presence.member_info");
   cfg.add_message_type<view>("presence.cluster_view");
   cfg.add_message_type<node_stats>("presence.node_stats");
@@ -315,11 +338,12 @@ uint16_t cluster_node::start(uint16_t http_port) {
   auto placement = std::make_shared<cluster_placement>(
     node_, me.id, static_cast<size_t>(cfg_.cluster.vnodes));
   node_.router().set_placement(placement);
-  std::function<void(const std::string&)> dial = [q = dials_](const std::string& address) {
-    std::lock_guard<std::mutex> guard{q->mtx};
-    q->addresses.push_back(address);
-    q->cv.notify_one();
-  };
+  std::function<void(std::vector<std::string>, caf::actor)> dial =
+    [q = dials_](std::vector<std::string> addresses, caf::actor done) {
+      std::lock_guard<std::mutex> guard{q->mtx};
+      q->jobs.push_back({std::move(addresses), std::move(done)});
+      q->cv.notify_one();
+    };
   actor_ = sys_.spawn(membership_actor, &node_, placement, me, bootstrap, joined_, log_,
                       std::move(dial), static_cast<size_t>(cfg_.cluster.vnodes));
   dialer_ = std::thread{[this] { dial_loop(); }};
@@ -360,21 +384,24 @@ uint16_t cluster_node::start(uint16_t http_port) {
 
 void cluster_node::dial_loop() {
   for (;;) {
-    std::string address;
+    dial_queue::job job;
     {
       std::unique_lock<std::mutex> lock{dials_->mtx};
-      dials_->cv.wait(lock, [this] { return dials_->stopping || !dials_->addresses.empty(); });
+      dials_->cv.wait(lock, [this] { return dials_->stopping || !dials_->jobs.empty(); });
       if (dials_->stopping)
         return;
-      address = std::move(dials_->addresses.front());
-      dials_->addresses.pop_front();
+      job = std::move(dials_->jobs.front());
+      dials_->jobs.pop_front();
     }
     // Opens (or reuses) a direct BASP connection; the handle itself is not needed.
-    auto [host, port] = split_host_port(address);
-    auto handle = sys_.middleman().remote_actor(host, port);
-    if (!handle && log_)
-      log_("cluster: cannot connect to member at " + address + ": "
-           + sys_.render(handle.error()));
+    for (auto& address : job.addresses) {
+      auto [host, port] = split_host_port(address);
+      auto handle = sys_.middleman().remote_actor(host, port);
+      if (!handle && log_)
+        log_("cluster: cannot connect to member at " + address + ": "
+             + sys_.render(handle.error()));
+    }
+    caf::anon_send(job.done, caf::ok_atom::value);
   }
 }
 

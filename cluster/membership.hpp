@@ -124,8 +124,8 @@ public:
   caf::actor actor() const { return actor_; }
 
 private:
-  /// Connects this node to the members it learns of (a direct connection
-  /// instead of a route through the node that introduced them).
+  /// Connects a node that just joined to every member (direct connections
+  /// instead of routes through the node that introduced them).
   void dial_loop();
 
   caf::actor_system& sys_;
@@ -137,10 +137,14 @@ private:
   std::atomic<bool> stopping_{false};
   std::thread connector_;
   struct dial_queue {
+    struct job {
+      std::vector<std::string> addresses;
+      caf::actor done;
+    };
     std::mutex mtx;
     std::condition_variable cv;
-    std::deque<std::string> addresses; // guarded by mtx
-    bool stopping = false;             // guarded by mtx
+    std::deque<job> jobs;  // guarded by mtx
+    bool stopping = false; // guarded by mtx
   };
   std::shared_ptr<dial_queue> dials_ = std::make_shared<dial_queue>();
   std::thread dialer_;

@@ -1,5 +1,7 @@
 #include "cluster/routing.hpp"
 
+#include "actors/errors.hpp"
+#include "actors/ids.hpp"
 #include "actors/messages.hpp"
 #include "actors/node.hpp"
 
@@ -22,7 +24,12 @@ caf::behavior stub_actor(caf::event_based_actor* self,
       // The key moved here (its owner left the view): deliver locally.
       if (auto local = where->node().router().local(key))
         return s->delegate(local, std::move(content));
-      return caf::make_error(caf::sec::request_receiver_down);
+      // A session or intent whose node left the view is gone with it.
+      if (key.rfind("intent:", 0) == 0)
+        return caf::make_error(actors::errc::intent_not_found,
+                               std::string{"no such intent (its node is gone)"});
+      return caf::make_error(actors::errc::session_not_found,
+                             std::string{"no such session (its node is gone): create a new one"});
     });
   // A behavior that matches nothing keeps the actor alive; everything goes to
   // the default handler above.
@@ -33,9 +40,26 @@ caf::behavior stub_actor(caf::event_based_actor* self,
 
 cluster_placement::cluster_placement(actors::node& n, std::string self_id, size_t vnodes)
   : node_(n), self_(std::move(self_id)), vnodes_(vnodes) {
+  // An id is at most 128 bytes of [A-Za-z0-9_.:@-]: the node id must fit.
+  pin_ = self_.size() <= 64 && self_.find('@') == std::string::npos
+         && actors::valid_id(self_);
+}
+
+std::string_view cluster_placement::pinned_node(const std::string& key) {
+  if (key.rfind("session:", 0) != 0 && key.rfind("intent:", 0) != 0)
+    return {};
+  auto at = key.rfind('@');
+  return at == std::string::npos ? std::string_view{}
+                                 : std::string_view{key}.substr(at + 1);
+}
+
+std::string cluster_placement::pinned_id(const std::string& random_part) const {
+  return pin_ ? random_part + "@" + self_ : random_part;
 }
 
 bool cluster_placement::is_local(const std::string& key) const {
+  if (auto pinned = pinned_node(key); !pinned.empty())
+    return pinned == self_;
   auto t = load();
   // Alone (or not joined yet): everything is ours, without hashing.
   return t->r.nodes().size() <= 1 || t->r.owner(key) == self_;
@@ -56,6 +80,13 @@ void cluster_placement::update(const view& v) {
 
 caf::actor cluster_placement::owner_handle(const std::string& key) const {
   auto t = load();
+  if (auto pinned = pinned_node(key); !pinned.empty()) {
+    // Its node, if it is a member (else the entity is gone with it).
+    if (pinned == self_)
+      return {};
+    auto i = t->handles.find(std::string{pinned});
+    return i == t->handles.end() ? caf::actor{} : i->second;
+  }
   if (t->r.empty())
     return {};
   auto& owner = t->r.owner(key);

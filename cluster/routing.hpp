@@ -1,6 +1,8 @@
 // Routing of entity keys to their owner node. `cluster_placement` is the
-// router's placement in a cluster: a key is local when the current view's ring
-// gives it to this node; otherwise the router hands out a stub, a small local
+// router's placement in a cluster. Users and rooms belong to the node the
+// current view's ring gives their key. Sessions and intents are pinned to the
+// node that created them: their ids end in "@<node id>", so they are found
+// there whatever the view. A key that is not local gets a stub, a small local
 // actor that forwards every message it receives to the owner. The owner's
 // membership actor resolves the key to its local entity (spawning users and
 // rooms on first use) and delegates the message to it, so the entity's reply
@@ -21,6 +23,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace presence::actors {
 class node;
@@ -45,6 +48,7 @@ public:
 
   bool is_local(const std::string& key) const override;
   caf::actor make_stub(const std::string& key) override;
+  std::string pinned_id(const std::string& random_part) const override;
 
   /// Installs the ring and member handles of `v`.
   void update(const view& v);
@@ -67,8 +71,13 @@ private:
 
   std::shared_ptr<const table> load() const { return std::atomic_load(&table_); }
 
+  // The node a pinned key ("session:" or "intent:" with "@<node>") names, or
+  // empty for a key the ring places.
+  static std::string_view pinned_node(const std::string& key);
+
   actors::node& node_;
   std::string self_;
+  bool pin_ = false; // self_ can be part of an id
   size_t vnodes_;
   std::shared_ptr<const table> table_ = std::make_shared<const table>();
 };

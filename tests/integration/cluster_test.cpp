@@ -90,6 +90,16 @@ struct three_nodes {
   node_process a{node_args("a", more)};
   node_process b{node_args("b", with_seed(a))};
   node_process c{node_args("c", with_seed(a))};
+  // Every node holds the same view before a test's traffic starts (c is ready
+  // once it joined; a and b adopt the view a moment later).
+  bool converged = eventually(
+    [this] {
+      for (auto* p : all())
+        if (cluster_of(*p)["epoch"] != 3)
+          return false;
+      return true;
+    },
+    std::chrono::seconds{10});
 
   std::vector<std::string> with_seed(node_process& n) {
     auto args = more;
@@ -247,7 +257,10 @@ TEST(ClusterRoutingTest, EventsAndIntentsCrossNodes) {
   std::optional<json> delivered;
   for (int i = 0; i < 3 && !(delivered && (*delivered)["intent"]["status"] == "delivered"); ++i)
     delivered = tab.read_op("intent", std::chrono::seconds{5});
-  ASSERT_TRUE(delivered);
+  ASSERT_TRUE(delivered) << "intent now: "
+                         << call(n.a, http::verb::get, "/v1/intents/" + iid, nullptr, "bob").raw
+                         << "\nalice: "
+                         << call(n.a, http::verb::get, "/v1/users/alice/presence", nullptr, "bob").raw;
   EXPECT_EQ((*delivered)["intent"]["intent_id"], iid);
   EXPECT_EQ((*delivered)["intent"]["status"], "delivered");
   // She leaves the phone; the tab is still there (away): one change, no offline.
