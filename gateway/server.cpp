@@ -46,6 +46,8 @@ class ws_session;
 using watch_atom = caf::atom_constant<caf::atom("watch")>;
 using unwatch_atom = caf::atom_constant<caf::atom("unwatch")>;
 
+class http_session;
+
 } // namespace
 
 struct server::impl {
@@ -68,6 +70,9 @@ struct server::impl {
   std::mutex sockets_mtx;
   std::set<std::weak_ptr<ws_session>, std::owner_less<std::weak_ptr<ws_session>>>
     sockets; // guarded by sockets_mtx
+  std::mutex awaiting_mtx;
+  std::set<std::shared_ptr<http_session>> awaiting; // guarded by awaiting_mtx:
+                                                    // requests the actors answer
 
   void do_accept();
 };
@@ -621,8 +626,23 @@ private:
     auto keep_alive = req.keep_alive();
     auto route = route_label(hr.method, hr.path);
     auto started = std::chrono::steady_clock::now();
-    srv_.api_.handle(hr, [self = shared_from_this(), version, keep_alive, route,
-                          started](http_response resp) {
+    // While the actors answer, the server holds the session; the answer's
+    // callback (kept by CAF, maybe past the gateway's stop) holds it weakly, so
+    // no session outlives the io_context its socket belongs to.
+    auto me = shared_from_this();
+    {
+      std::lock_guard<std::mutex> guard{srv_.awaiting_mtx};
+      srv_.awaiting.insert(me);
+    }
+    std::weak_ptr<http_session> weak = me;
+    srv_.api_.handle(hr, [weak, version, keep_alive, route, started](http_response resp) {
+      auto self = weak.lock();
+      if (!self)
+        return; // the gateway stopped meanwhile
+      {
+        std::lock_guard<std::mutex> guard{self->srv_.awaiting_mtx};
+        self->srv_.awaiting.erase(self);
+      }
       self->srv_.http.record(
         route, resp.status,
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
@@ -738,6 +758,15 @@ void server::stop() {
     t.join();
   impl_->threads.clear();
   impl_->events.stop();
+  {
+    // Requests still waiting for the actors: their sessions go now, while the
+    // io_context they belong to exists (the answers, if any, find them gone).
+    std::set<std::shared_ptr<http_session>> waiting;
+    {
+      std::lock_guard<std::mutex> guard{impl_->awaiting_mtx};
+      waiting.swap(impl_->awaiting);
+    }
+  }
   // Destroying the io_context destroys the handlers still pending (peers that
   // never answered the close), which releases their sessions and socket actors.
   impl_.reset();
