@@ -34,6 +34,7 @@ struct membership_state {
   view current;
   std::set<caf::actor_addr> monitored;
   std::set<std::string> dead; ///< members seen down, not yet out of the view
+  bool announce_pending = false; ///< joined, announcing once connected
   std::shared_ptr<std::atomic<bool>> joined;
   cluster_node::log_fn log;
   /// Connects directly to the members at these addresses, then sends the
@@ -51,20 +52,34 @@ bool is_leader(const membership_state& st, const view& v) {
   return l != nullptr && l->id == st.me.id;
 }
 
+// Tells every local session and view listener that owners may have moved.
+void announce_all(membership_actor_type* self) {
+  auto& st = self->state;
+  st.announce_pending = false;
+  for (auto& s : st.node->router().local_sessions())
+    self->send(s, actors::announce_atom::value);
+  for (auto& l : st.node->view_listeners())
+    self->send(l, actors::announce_atom::value);
+}
+
 // Makes `v` the current view; if this node issued it, sends it to the others.
 void adopt(membership_actor_type* self, view v, bool issued) {
   auto& st = self->state;
   auto before = st.current.ids();
   st.current = std::move(v);
   st.placement->update(st.current);
-  if (st.current.ids() != before && st.current.find(st.me.id) != nullptr) {
+  bool member = st.current.find(st.me.id) != nullptr;
+  bool was_member = std::find(before.begin(), before.end(), st.me.id) != before.end();
+  bool dialing = member && !was_member && st.current.members.size() > 1 && st.dial;
+  if (st.current.ids() != before && member) {
     // Owners moved (or this node just joined, maybe with sessions it recovered
     // from disk): every local session tells its user (wherever it lives now) of
-    // itself and its rooms, so presence heals on the new owners.
-    for (auto& s : st.node->router().local_sessions())
-      self->send(s, actors::announce_atom::value);
-    for (auto& l : st.node->view_listeners())
-      self->send(l, actors::announce_atom::value);
+    // itself and its rooms, so presence heals on the new owners. A node that
+    // just joined does so once it is connected to every member.
+    if (dialing)
+      st.announce_pending = true;
+    else
+      announce_all(self);
   }
   for (auto& m : st.current.members) {
     if (m.id == st.me.id || !m.handle)
@@ -78,9 +93,7 @@ void adopt(membership_actor_type* self, view v, bool issued) {
     for (auto& m : st.current.members)
       if (m.id != st.me.id && m.handle)
         self->send(m.handle, view_atom::value, st.current);
-  bool member = st.current.find(st.me.id) != nullptr;
-  bool was_member = std::find(before.begin(), before.end(), st.me.id) != before.end();
-  if (member && !was_member && st.current.members.size() > 1 && st.dial) {
+  if (dialing) {
     // Just joined: connect directly to every member before this node is ready,
     // so that no message to or from them takes (or races with) a route through
     // the node that introduced them. Only joiners dial: two nodes never open
@@ -222,8 +235,11 @@ caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
     [self](caf::ok_atom) {
       // The dialer connected to every member of the view this node joined.
       auto& st = self->state;
-      if (st.current.find(st.me.id) != nullptr)
+      if (st.current.find(st.me.id) != nullptr) {
+        if (st.announce_pending)
+          announce_all(self);
         st.joined->store(true, std::memory_order_release);
+      }
     },
     [self](caf::get_atom) { return self->state.current; },
     [self](actors::route_atom, const std::string& key, uint64_t epoch, uint8_t hops,
