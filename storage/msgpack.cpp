@@ -10,85 +10,63 @@ void writer::be(uint64_t v, int bytes) {
 }
 
 void writer::header(uint32_t n, uint8_t fix, uint32_t fix_limit, uint8_t wide16) {
-  if (n < fix_limit) {
+  if (n < fix_limit)
     out_.push_back(static_cast<char>(fix | n));
-  } else if (n <= 0xffff) {
-    out_.push_back(static_cast<char>(wide16));
-    be(n, 2);
-  } else {
-    out_.push_back(static_cast<char>(wide16 + 1));
-    be(n, 4);
-  }
+  else if (n <= 0xffff)
+    tagged(wide16, n, 2);
+  else
+    tagged(static_cast<uint8_t>(wide16 + 1), n, 4);
+}
+
+void writer::tagged(uint8_t tag, uint64_t v, int bytes) {
+  out_.push_back(static_cast<char>(tag));
+  be(v, bytes);
+}
+
+void writer::sized(size_t n, uint8_t tag8, uint8_t tag16, uint8_t tag32) {
+  if (n <= 0xff)
+    tagged(tag8, n, 1);
+  else if (n <= 0xffff)
+    tagged(tag16, n, 2);
+  else
+    tagged(tag32, n, 4);
 }
 
 void writer::str(std::string_view s) {
-  auto n = s.size();
-  if (n < 32) {
-    out_.push_back(static_cast<char>(0xa0 | n));
-  } else if (n <= 0xff) {
-    out_.push_back(static_cast<char>(0xd9));
-    be(n, 1);
-  } else if (n <= 0xffff) {
-    out_.push_back(static_cast<char>(0xda));
-    be(n, 2);
-  } else {
-    out_.push_back(static_cast<char>(0xdb));
-    be(n, 4);
-  }
+  if (s.size() < 32)
+    out_.push_back(static_cast<char>(0xa0 | s.size()));
+  else
+    sized(s.size(), 0xd9, 0xda, 0xdb);
   out_.append(s);
 }
 
 void writer::bin(std::string_view s) {
-  auto n = s.size();
-  if (n <= 0xff) {
-    out_.push_back(static_cast<char>(0xc4));
-    be(n, 1);
-  } else if (n <= 0xffff) {
-    out_.push_back(static_cast<char>(0xc5));
-    be(n, 2);
-  } else {
-    out_.push_back(static_cast<char>(0xc6));
-    be(n, 4);
-  }
+  sized(s.size(), 0xc4, 0xc5, 0xc6);
   out_.append(s);
 }
 
 void writer::uinteger(uint64_t v) {
-  if (v <= 0x7f) {
+  if (v <= 0x7f)
     out_.push_back(static_cast<char>(v));
-  } else if (v <= 0xff) {
-    out_.push_back(static_cast<char>(0xcc));
-    be(v, 1);
-  } else if (v <= 0xffff) {
-    out_.push_back(static_cast<char>(0xcd));
-    be(v, 2);
-  } else if (v <= 0xffffffffULL) {
-    out_.push_back(static_cast<char>(0xce));
-    be(v, 4);
-  } else {
-    out_.push_back(static_cast<char>(0xcf));
-    be(v, 8);
-  }
+  else if (v <= 0xffffffffULL)
+    sized(v, 0xcc, 0xcd, 0xce);
+  else
+    tagged(0xcf, v, 8);
 }
 
 void writer::integer(int64_t v) {
   if (v >= 0)
     return uinteger(static_cast<uint64_t>(v));
-  if (v >= -32) {
+  if (v >= -32)
     out_.push_back(static_cast<char>(static_cast<int8_t>(v)));
-  } else if (v >= INT8_MIN) {
-    out_.push_back(static_cast<char>(0xd0));
-    be(static_cast<uint8_t>(v), 1);
-  } else if (v >= INT16_MIN) {
-    out_.push_back(static_cast<char>(0xd1));
-    be(static_cast<uint16_t>(v), 2);
-  } else if (v >= INT32_MIN) {
-    out_.push_back(static_cast<char>(0xd2));
-    be(static_cast<uint32_t>(v), 4);
-  } else {
-    out_.push_back(static_cast<char>(0xd3));
-    be(static_cast<uint64_t>(v), 8);
-  }
+  else if (v >= INT8_MIN)
+    tagged(0xd0, static_cast<uint8_t>(v), 1);
+  else if (v >= INT16_MIN)
+    tagged(0xd1, static_cast<uint16_t>(v), 2);
+  else if (v >= INT32_MIN)
+    tagged(0xd2, static_cast<uint32_t>(v), 4);
+  else
+    tagged(0xd3, static_cast<uint64_t>(v), 8);
 }
 
 void writer::real(double v) {

@@ -36,6 +36,10 @@ public:
 private:
   void header(uint32_t n, uint8_t fix, uint32_t fix_limit, uint8_t wide16);
   void be(uint64_t v, int bytes);
+  // A type byte, then `v` big-endian in `bytes` bytes.
+  void tagged(uint8_t tag, uint64_t v, int bytes);
+  // `n` in the narrowest of 1, 2 or 4 bytes, after the matching type byte.
+  void sized(size_t n, uint8_t tag8, uint8_t tag16, uint8_t tag32);
 
   std::string& out_;
 };

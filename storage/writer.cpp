@@ -51,24 +51,29 @@ void snapshot_writer::run() {
 
 void snapshot_writer::submit(std::string full_key, change c) {
   stats_.changes.fetch_add(1, std::memory_order_relaxed);
-  auto& sh = shards_[std::hash<std::string>{}(full_key) % shard_count];
+  auto& sh = shard_of(full_key);
   std::lock_guard<std::mutex> guard{sh.mtx};
   sh.changes.insert_or_assign(std::move(full_key), std::move(c));
 }
 
+snapshot_writer::shard& snapshot_writer::shard_of(const std::string& full_key) {
+  return shards_[std::hash<std::string>{}(full_key) % shard_count];
+}
+
+std::string snapshot_writer::full_key(kind k, std::string_view key) {
+  std::string out;
+  out.reserve(key.size() + 1);
+  out.push_back(static_cast<char>(k));
+  out += key;
+  return out;
+}
+
 void snapshot_writer::put(record r) {
-  std::string full_key;
-  full_key.push_back(static_cast<char>(kind_of(r)));
-  full_key += key_of(r);
-  submit(std::move(full_key), encode_record(r));
+  submit(full_key(kind_of(r), key_of(r)), encode_record(r));
 }
 
 void snapshot_writer::erase(kind k, std::string key) {
-  std::string full_key;
-  full_key.reserve(key.size() + 1);
-  full_key.push_back(static_cast<char>(k));
-  full_key += key;
-  submit(std::move(full_key), std::nullopt);
+  submit(full_key(k, key), std::nullopt);
 }
 
 size_t snapshot_writer::pending() const {
@@ -143,12 +148,10 @@ size_t snapshot_writer::flush() {
     // Keep what was not written; a change handed in meanwhile is newer and wins.
     for (size_t j = written; j < taken.size(); ++j) {
       auto& m = taken[j];
-      std::string full_key;
-      full_key.push_back(static_cast<char>(m.k));
-      full_key += m.key;
-      auto& sh = shards_[std::hash<std::string>{}(full_key) % shard_count];
+      auto fk = full_key(m.k, m.key);
+      auto& sh = shard_of(fk);
       std::lock_guard<std::mutex> guard{sh.mtx};
-      sh.changes.try_emplace(std::move(full_key), std::move(m.value));
+      sh.changes.try_emplace(std::move(fk), std::move(m.value));
     }
   }
   in_flight_.store(0, std::memory_order_release);

@@ -24,6 +24,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -88,6 +89,9 @@ private:
     change_map changes; // guarded by mtx; key: kind byte + entity key
   };
 
+  // The key of a change in the pending maps: the kind byte, then the key.
+  static std::string full_key(kind k, std::string_view key);
+  shard& shard_of(const std::string& full_key);
   void submit(std::string full_key, change c);
   void run();
 
