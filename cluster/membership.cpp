@@ -244,19 +244,7 @@ caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
     [self](caf::get_atom) { return self->state.current; },
     [self](actors::route_atom, const std::string& key, uint64_t epoch, uint8_t hops,
            caf::message& content) -> caf::result<caf::message> {
-      auto& st = self->state;
-      // Fenced by epoch (routing.hpp): routed by a view no newer than ours and
-      // not ours in it, the message goes on to the owner of our view.
-      if (epoch <= st.current.epoch && hops < max_route_hops)
-        if (auto owner = st.placement->owner_handle(key))
-          return self->delegate(owner, actors::route_atom::value, key, st.current.epoch,
-                                static_cast<uint8_t>(hops + 1), std::move(content));
-      if (auto local = st.node->router().local(key))
-        return self->delegate(local, std::move(content));
-      if (key.rfind("intent:", 0) == 0)
-        return caf::make_error(actors::errc::intent_not_found, std::string{"no such intent"});
-      return caf::make_error(actors::errc::session_not_found,
-                             std::string{"no such session: create a new one"});
+      return self->state.placement->route(self, key, epoch, hops, std::move(content));
     },
     [self](caf::get_atom, stats_atom) {
       auto& st = self->state;

@@ -17,19 +17,7 @@ caf::behavior stub_actor(caf::event_based_actor* self,
                          std::shared_ptr<cluster_placement> where, std::string key) {
   self->set_default_handler(
     [where, key](caf::scheduled_actor* s, caf::message_view& x) -> caf::result<caf::message> {
-      auto content = x.move_content_to_message();
-      if (auto owner = where->owner_handle(key))
-        return s->delegate(owner, actors::route_atom::value, key, where->epoch(), uint8_t{1},
-                           std::move(content));
-      // The key moved here (its owner left the view): deliver locally.
-      if (auto local = where->node().router().local(key))
-        return s->delegate(local, std::move(content));
-      // A session or intent whose node left the view is gone with it.
-      if (key.rfind("intent:", 0) == 0)
-        return caf::make_error(actors::errc::intent_not_found,
-                               std::string{"no such intent (its node is gone)"});
-      return caf::make_error(actors::errc::session_not_found,
-                             std::string{"no such session (its node is gone): create a new one"});
+      return where->route(s, key, where->epoch(), 0, x.move_content_to_message());
     });
   // A behavior that matches nothing keeps the actor alive; everything goes to
   // the default handler above.
@@ -76,6 +64,25 @@ void cluster_placement::update(const view& v) {
   for (auto& m : v.members)
     t->handles[m.id] = m.handle;
   std::atomic_store(&table_, std::shared_ptr<const table>{std::move(t)});
+}
+
+caf::result<caf::message> cluster_placement::route(caf::scheduled_actor* self,
+                                                  const std::string& key, uint64_t epoch,
+                                                  uint8_t hops, caf::message content) {
+  // Fenced by epoch (routing.hpp): routed by a view no newer than ours and not
+  // ours in it, the message goes on to the owner of our view.
+  if (epoch <= this->epoch() && hops < max_route_hops)
+    if (auto owner = owner_handle(key))
+      return self->delegate(owner, actors::route_atom::value, key, this->epoch(),
+                            static_cast<uint8_t>(hops + 1), std::move(content));
+  // Ours (or its owner left the view and the key moved here).
+  if (auto local = node_.router().local(key))
+    return self->delegate(local, std::move(content));
+  // A session or intent that is not here is gone (with its node, if that left).
+  if (key.rfind("intent:", 0) == 0)
+    return caf::make_error(actors::errc::intent_not_found, std::string{"no such intent"});
+  return caf::make_error(actors::errc::session_not_found,
+                         std::string{"no such session: create a new one"});
 }
 
 caf::actor cluster_placement::owner_handle(const std::string& key) const {

@@ -19,6 +19,9 @@
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
+#include <caf/message.hpp>
+#include <caf/result.hpp>
+#include <caf/scheduled_actor.hpp>
 
 #include <map>
 #include <memory>
@@ -52,6 +55,12 @@ public:
 
   /// Installs the ring and member handles of `v`.
   void update(const view& v);
+
+  /// Sends `content` for `key` on from `self` (a stub, hops 0, or the
+  /// membership actor receiving a routed message): to the owner's membership
+  /// actor, or to the local entity; replies go to the original sender.
+  caf::result<caf::message> route(caf::scheduled_actor* self, const std::string& key,
+                                  uint64_t epoch, uint8_t hops, caf::message content);
 
   /// The epoch of the installed view.
   uint64_t epoch() const { return load()->epoch; }
