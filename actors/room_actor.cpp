@@ -193,25 +193,30 @@ caf::behavior room_behavior(room_actor_type* self);
 
 } // namespace
 
-caf::behavior room_actor(room_actor_type* self, node* owner, std::string room_id) {
+namespace {
+
+// What every room actor starts with, fresh or restored.
+void start_room(room_actor_type* self, node* owner, std::string room_id) {
   auto& st = self->state;
   st.owner = owner;
   st.room_id = std::move(room_id);
   st.timer.bind(owner->timers(), 0);
   st.delta_timer.bind(owner->timers(), 1);
   owner->metrics().rooms.fetch_add(1, std::memory_order_relaxed);
+}
+
+} // namespace
+
+caf::behavior room_actor(room_actor_type* self, node* owner, std::string room_id) {
+  start_room(self, owner, std::move(room_id));
   return room_behavior(self);
 }
 
 caf::behavior room_actor_restored(room_actor_type* self, node* owner,
                                   room_restore restore) {
-  auto& st = self->state;
   auto& rec = restore.rec;
-  st.owner = owner;
-  st.room_id = std::move(rec.room_id);
-  st.timer.bind(owner->timers(), 0);
-  st.delta_timer.bind(owner->timers(), 1);
-  owner->metrics().rooms.fetch_add(1, std::memory_order_relaxed);
+  start_room(self, owner, std::move(rec.room_id));
+  auto& st = self->state;
   st.media_attached = rec.media_attached;
   st.phase = static_cast<room_phase>(rec.phase);
   st.joins.rate_per_min = rec.momentum_rate;

@@ -233,14 +233,13 @@ caf::behavior session_actor(session_actor_type* self, node* owner, session_init 
   }
   auto now = owner->now_ms();
   st.user = owner->router().user(st.user_id);
-  // A restored user already holds this session, derived at the same clock.
-  if (!init.restored)
-    self->send(st.user, session_atom::value, make_update(self, now));
-  // A restored session's record is on disk already (saved_at stays 0, so its
-  // next signal saves).
   st.saved_declared = st.clk.declared;
-  if (!init.restored)
+  // A restored session's user already holds it (derived at the same clock) and
+  // its record is on disk (saved_at stays 0, so its next signal saves).
+  if (!init.restored) {
+    self->send(st.user, session_atom::value, make_update(self, now));
     save(self, now);
+  }
   if (update_state(self, now, now)) // a boundary passed since the caller derived it
     finish(self);
   else

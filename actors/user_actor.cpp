@@ -161,26 +161,31 @@ caf::behavior user_behavior(user_actor_type* self);
 
 } // namespace
 
-caf::behavior user_actor(user_actor_type* self, node* owner, std::string user_id) {
+namespace {
+
+// What every user actor starts with, fresh (offline) or restored.
+void start_user(user_actor_type* self, node* owner, std::string user_id, state published) {
   auto& st = self->state;
   st.owner = owner;
   st.user_id = std::move(user_id);
   st.linger.bind(owner->timers());
-  owner->metrics().users_by_state[static_cast<size_t>(state::offline)].fetch_add(
+  st.published = published;
+  owner->metrics().users_by_state[static_cast<size_t>(published)].fetch_add(
     1, std::memory_order_relaxed);
+}
+
+} // namespace
+
+caf::behavior user_actor(user_actor_type* self, node* owner, std::string user_id) {
+  start_user(self, owner, std::move(user_id), state::offline);
   return user_behavior(self);
 }
 
 caf::behavior user_actor_restored(user_actor_type* self, node* owner,
                                   user_restore restore) {
-  auto& st = self->state;
   auto& rec = restore.rec;
-  st.owner = owner;
-  st.user_id = std::move(rec.user_id);
-  st.linger.bind(owner->timers());
-  st.published = static_cast<state>(rec.published);
-  owner->metrics().users_by_state[static_cast<size_t>(st.published)].fetch_add(
-    1, std::memory_order_relaxed);
+  start_user(self, owner, std::move(rec.user_id), static_cast<state>(rec.published));
+  auto& st = self->state;
   st.seq = rec.seq;
   st.since = rec.since;
   st.last_active_at = rec.last_active_at;

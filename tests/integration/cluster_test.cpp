@@ -7,6 +7,7 @@
 #include "cluster/ring.hpp"
 #include "gateway/auth.hpp"
 #include "node_process.hpp"
+#include "polling.hpp"
 
 #include <gtest/gtest.h>
 
@@ -56,17 +57,6 @@ std::vector<std::string> ids(const json& c) {
   for (auto& n : c["nodes"])
     out.push_back(n["id"]);
   return out;
-}
-
-template <class F>
-bool eventually(F f, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (f())
-      return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds{20});
-  }
-  return f();
 }
 
 std::string seed_of(node_process& n) {
@@ -368,8 +358,7 @@ TEST(ClusterRoutingTest, RestartedNodeBringsItsSessionsBack) {
   ASSERT_TRUE(eventually(
     [&] {
       http_client http{n.c.port()};
-      auto m = http.get("/metrics", "");
-      return m.raw.find("\npresence_storage_pending 0") != std::string::npos;
+      return metric(http, "presence_storage_pending") == 0;
     },
     std::chrono::seconds{5}));
   n.c.kill();

@@ -4,6 +4,7 @@
 #include "client.hpp"
 #include "gateway/auth.hpp"
 #include "node_process.hpp"
+#include "polling.hpp"
 
 #include <gtest/gtest.h>
 
@@ -27,11 +28,6 @@ std::vector<std::string> with(std::vector<std::string> base,
                               std::initializer_list<std::string> more) {
   base.insert(base.end(), more);
   return base;
-}
-
-int64_t now_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
 class GatewayTest : public ::testing::Test {

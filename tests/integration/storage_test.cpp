@@ -8,6 +8,7 @@
 // a message naming it. Every wait polls with a deadline.
 #include "client.hpp"
 #include "node_process.hpp"
+#include "polling.hpp"
 
 #include <gtest/gtest.h>
 
@@ -18,34 +19,9 @@ using namespace presence::testing;
 
 namespace {
 
-int64_t now_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
-
-// Polls `f` every 10 ms until it holds or `timeout` passes.
-template <class F>
-bool eventually(F f, std::chrono::milliseconds timeout = std::chrono::seconds{10}) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (f())
-      return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds{10});
-  }
-  return f();
-}
-
 // Waits until the wall clock reaches `t` (epoch ms): the downtime itself.
 void wait_until(int64_t t) {
   eventually([t] { return now_ms() >= t; }, std::chrono::milliseconds{t - now_ms() + 1000});
-}
-
-double metric(http_client& http, const std::string& name) {
-  auto r = http.get("/metrics", "");
-  auto pos = r.raw.find("\n" + name + " ");
-  if (pos == std::string::npos)
-    return -1;
-  return std::stod(r.raw.substr(pos + name.size() + 2));
 }
 
 // Thresholds far beyond a test's length: nothing decays on its own.
