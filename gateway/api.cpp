@@ -1,7 +1,5 @@
 #include "gateway/api.hpp"
 
-#include "cluster/membership.hpp"
-
 #include "actors/errors.hpp"
 #include "actors/ids.hpp"
 
@@ -177,17 +175,8 @@ void api::route(const http_request& req, const principal& who, respond_fn& done)
         return done(error_response({503, "unavailable", "the cluster part is not running"}));
       return ask<cluster::cluster_status>(
         sys, node_.cluster(),
-        reply_with<cluster::cluster_status>(done, [](const cluster::cluster_status& s) {
-          json nodes = json::array();
-          for (auto& x : s.nodes)
-            nodes.push_back({{"id", x.id},
-                             {"address", x.address},
-                             {"cluster_address", x.cluster_address},
-                             {"status", x.status},
-                             {"share", x.share},
-                             {"actors", x.actors}});
-          return json{{"epoch", s.epoch}, {"leader", s.leader}, {"nodes", nodes}};
-        }),
+        reply_with<cluster::cluster_status>(
+          done, [](const cluster::cluster_status& s) { return to_json(s); }),
         caf::get_atom::value, cluster::status_atom::value);
     }
     if (is({"v1", "cluster", "rebalance"}) || is({"v1", "cluster", "nodes", "*", "drain"})) {

@@ -44,6 +44,18 @@ api_error from_actor_error(const caf::error& e) {
   }
 }
 
+json to_json(const cluster::cluster_status& s) {
+  json nodes = json::array();
+  for (auto& x : s.nodes)
+    nodes.push_back({{"id", x.id},
+                     {"address", x.address},
+                     {"cluster_address", x.cluster_address},
+                     {"status", x.status},
+                     {"share", x.share},
+                     {"actors", x.actors}});
+  return json{{"epoch", s.epoch}, {"leader", s.leader}, {"nodes", nodes}};
+}
+
 json to_json(const state_counts& c) {
   json out = json::object();
   for (auto s : {state::active, state::idle, state::away, state::stale,

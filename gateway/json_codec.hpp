@@ -5,6 +5,7 @@
 
 #include "actors/messages.hpp"
 #include "actors/router.hpp"
+#include "cluster/membership.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -39,6 +40,7 @@ json to_json(const actors::presence_event& e);
 json to_json(const actors::room_event& e);
 json to_json(const actors::room_delta& d);
 json to_json(const actors::state_counts& c);
+json to_json(const cluster::cluster_status& s);
 json session_created(const actors::opened_session& s);
 json signal_answer(const actors::signal_reply& r);
 

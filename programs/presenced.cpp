@@ -128,8 +128,7 @@ int run(const presence::config::settings& s, sigset_t& stop_signals) {
     // one of them), unless it is told to stop first.
     int sig = 0;
     timespec poll_interval{0, 50 * 1000 * 1000};
-    auto waiting_since = std::chrono::steady_clock::now();
-    auto last_note = waiting_since;
+    auto last_note = std::chrono::steady_clock::now();
     while (!cluster.joined()) {
       sig = sigtimedwait(&stop_signals, nullptr, &poll_interval);
       if (sig > 0)
