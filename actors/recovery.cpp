@@ -66,11 +66,6 @@ private:
   size_t scanned_ = 0;
 };
 
-session_clock clock_of(const storage::session_record& r) {
-  return session_clock{r.last_signal_at, r.last_active_at,
-                       static_cast<signal_kind>(r.declared), false, r.ever_active};
-}
-
 } // namespace
 
 recovery_report recover(node& n, storage::store& s, const recovery_log& log) {

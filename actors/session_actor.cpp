@@ -21,6 +21,11 @@ session_state::~session_state() {
       w->put(to_record(*this));
 }
 
+session_clock clock_of(const storage::session_record& r) {
+  return session_clock{r.last_signal_at, r.last_active_at,
+                       static_cast<signal_kind>(r.declared), false, r.ever_active};
+}
+
 storage::session_record to_record(const session_state& st) {
   storage::session_record r;
   r.session_id = st.session_id;

@@ -65,6 +65,9 @@ struct session_init {
 /// The durable record of a session's state.
 storage::session_record to_record(const session_state& st);
 
+/// The clocks a stored session resumes with.
+session_clock clock_of(const storage::session_record& r);
+
 using session_actor_type = caf::stateful_actor<session_state>;
 
 /// The actor's behavior. `init.initial` is the state the caller derived,

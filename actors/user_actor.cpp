@@ -2,6 +2,7 @@
 
 #include "actors/errors.hpp"
 #include "actors/node.hpp"
+#include "actors/session_actor.hpp"
 
 #include <caf/event_based_actor.hpp>
 
@@ -194,8 +195,7 @@ caf::behavior user_actor_restored(user_actor_type* self, node* owner,
   auto& cfg = owner->presence();
   std::map<std::string, user_state::membership> rooms;
   for (auto& s : restore.sessions) {
-    session_clock clk{s.last_signal_at, s.last_active_at,
-                      static_cast<signal_kind>(s.declared), false, s.ever_active};
+    auto clk = clock_of(s);
     auto& e = st.sessions[s.session_id];
     e.device = s.device;
     e.current = derive_state(clk, now, cfg);
