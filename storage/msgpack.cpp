@@ -127,10 +127,7 @@ bool reader::array(uint32_t& n) {
   return length(0xf0, 0x90, 0x0f, 0, 0xdc, 0xdd, n);
 }
 
-bool reader::str(std::string_view& s) {
-  uint32_t n = 0;
-  if (!length(0xe0, 0xa0, 0x1f, 0xd9, 0xda, 0xdb, n))
-    return false;
+bool reader::view(uint32_t n, std::string_view& s) {
   const uint8_t* at = nullptr;
   if (!take(n, at))
     return false;
@@ -138,15 +135,14 @@ bool reader::str(std::string_view& s) {
   return true;
 }
 
+bool reader::str(std::string_view& s) {
+  uint32_t n = 0;
+  return length(0xe0, 0xa0, 0x1f, 0xd9, 0xda, 0xdb, n) && view(n, s);
+}
+
 bool reader::bin(std::string_view& s) {
   uint32_t n = 0;
-  if (!length(0x00, 0xff, 0x00, 0xc4, 0xc5, 0xc6, n)) // no fix form
-    return false;
-  const uint8_t* at = nullptr;
-  if (!take(n, at))
-    return false;
-  s = std::string_view{reinterpret_cast<const char*>(at), n};
-  return true;
+  return length(0x00, 0xff, 0x00, 0xc4, 0xc5, 0xc6, n) && view(n, s); // no fix form
 }
 
 bool reader::boolean(bool& b) {

@@ -73,6 +73,8 @@ public:
 
 private:
   bool take(size_t n, const uint8_t*& at);
+  // The next `n` bytes as a view into the input.
+  bool view(uint32_t n, std::string_view& s);
   bool be(int bytes, uint64_t& v);
   bool length(uint8_t fix_mask, uint8_t fix_tag, uint8_t fix_bits, uint8_t b8, uint8_t b16,
               uint8_t b32, uint32_t& n);
