@@ -1,6 +1,7 @@
 #include "actors/intent_actor.hpp"
 
 #include "actors/errors.hpp"
+#include "actors/handoff.hpp"
 #include "actors/node.hpp"
 
 #include <caf/event_based_actor.hpp>
@@ -148,6 +149,23 @@ caf::behavior intent_actor(intent_actor_type* self, node* owner, intent_view vie
     [self](cancel_atom, const std::string& acting) {
       return reply(self, acting, intent_status::cancelled);
     },
+    [self](export_atom, const caf::actor& via, uint64_t epoch) {
+      // Handed to the next owner: from now on this actor only forwards.
+      auto& st = self->state;
+      intent_transfer t{to_record(st)};
+      if (st.view.status == intent_status::pending)
+        stop_watching(self); // the next owner watches the target itself
+      auto* n = st.owner;
+      st.timer.disarm();
+      n->metrics().intents.fetch_sub(1, std::memory_order_relaxed);
+      st.owner = nullptr;
+      if (auto* w = n->writer())
+        w->erase(storage::kind::intents, st.view.intent_id);
+      auto key = "intent:" + st.view.intent_id;
+      n->router().retire(key, self->address());
+      become_forwarder(self, n, std::move(key), via, epoch);
+      return t;
+    },
     [self](wake_atom, uint64_t generation) {
       auto& st = self->state;
       if (!st.timer.is_current(generation))
@@ -163,6 +181,21 @@ caf::behavior intent_actor(intent_actor_type* self, node* owner, intent_view vie
       self->quit();
     },
   };
+}
+
+caf::behavior intent_actor_handoff(intent_actor_type* self, node* owner,
+                                   std::string intent_id, caf::actor source,
+                                   uint64_t epoch) {
+  auto key = "intent:" + intent_id;
+  return await_handoff<intent_transfer>(
+    self, std::move(key), std::move(source), owner->cluster(), epoch,
+    [self, owner](intent_transfer& t) {
+      return intent_actor(self, owner, to_view(t.rec), t.rec.retain_until);
+    },
+    [self]() {
+      self->quit();
+      return caf::behavior{};
+    });
 }
 
 } // namespace presence::actors

@@ -42,6 +42,12 @@ using intent_actor_type = caf::stateful_actor<intent_state>;
 caf::behavior intent_actor(intent_actor_type* self, node* owner, intent_view view,
                            int64_t retain_until);
 
+/// An intent that moved here (its node drains): pulled from `source` (that
+/// node's membership actor; handoff.hpp). If that node has nothing, it stops.
+caf::behavior intent_actor_handoff(intent_actor_type* self, node* owner,
+                                   std::string intent_id, caf::actor source,
+                                   uint64_t epoch);
+
 /// The durable record of an intent.
 storage::intent_record to_record(const intent_state& st);
 

@@ -1,5 +1,6 @@
 #include "actors/room_actor.hpp"
 
+#include "actors/handoff.hpp"
 #include "actors/node.hpp"
 
 #include <caf/event_based_actor.hpp>
@@ -191,6 +192,36 @@ void apply_member(room_actor_type* self, const member_update& u) {
 
 caf::behavior room_behavior(room_actor_type* self);
 
+// Sends the changes gathered since the last room_delta.
+void flush_delta(room_actor_type* self) {
+  auto& st = self->state;
+  room_delta d{st.room_id, st.counts, st.readiness, st.phase, {}, st.delta_truncated};
+  for (auto& [user_id, s] : st.delta) {
+    auto i = st.members.find(user_id);
+    d.changed.push_back(member_info{user_id, s, i == st.members.end() || i->second.visible});
+  }
+  st.delta.clear();
+  st.delta_truncated = false;
+  auto msg = caf::make_message(std::move(d));
+  for (auto& sub : st.subscribers)
+    self->send(sub, msg);
+  st.owner->metrics().events_sent.fetch_add(st.subscribers.size(),
+                                            std::memory_order_relaxed);
+}
+
+room_transfer export_room(const room_state& st) {
+  room_transfer t;
+  t.rec = to_record(st);
+  t.readiness = st.readiness;
+  for (auto& [user_id, m] : st.members)
+    t.members.push_back(handoff_member{user_id, m.current, m.visible, m.last_active_at});
+  t.timeline.assign(st.timeline.begin(), st.timeline.end());
+  t.subscribers = st.subscribers;
+  for (auto& [id, v] : st.intents)
+    t.intents.push_back(v);
+  return t;
+}
+
 } // namespace
 
 namespace {
@@ -230,6 +261,63 @@ caf::behavior room_actor_restored(room_actor_type* self, node* owner,
   if (st.awaiting_restored == 0)
     reevaluate(self);
   return room_behavior(self);
+}
+
+namespace {
+
+// The room as its old owner handed it over: same members, momentum, phase,
+// timeline and subscribers; no join or leave is seen.
+caf::behavior room_from_transfer(room_actor_type* self, node* owner, room_transfer& t) {
+  auto& rec = t.rec;
+  start_room(self, owner, rec.room_id);
+  auto& st = self->state;
+  st.media_attached = rec.media_attached;
+  st.phase = static_cast<room_phase>(rec.phase);
+  st.joins.rate_per_min = rec.momentum_rate;
+  st.joins.at = rec.momentum_at;
+  st.readiness = t.readiness;
+  for (auto& m : t.members) {
+    room_state::member x{m.current, m.visible, m.last_active_at};
+    count(st, x, +1);
+    st.members.emplace(m.user_id, x);
+  }
+  for (auto& v : t.intents)
+    st.intents[v.intent_id] = v;
+  auto* w = owner->writer();
+  for (auto& sample : t.timeline) {
+    st.timeline.push_back(sample);
+    if (w != nullptr)
+      w->put(storage::timeline_record{st.room_id, sample.t, sample.counts, sample.readiness,
+                                      static_cast<uint8_t>(sample.phase)});
+  }
+  for (auto& a : t.subscribers)
+    if (std::find(st.subscribers.begin(), st.subscribers.end(), a) == st.subscribers.end()) {
+      st.subscribers.push_back(a);
+      self->monitor(a);
+    }
+  auto b = room_behavior(self);
+  auto now = owner->now_ms();
+  if (anyone_present(st)) {
+    // Sampling goes on at its pace (the next sample one interval after the last).
+    auto next = st.timeline.empty()
+                  ? now
+                  : std::max(now, st.timeline.back().t + owner->rooms().timeline_interval_ms);
+    st.timer.arm(caf::actor_cast<caf::actor>(self), next);
+  }
+  reevaluate(self);
+  save(self);
+  return b;
+}
+
+} // namespace
+
+caf::behavior room_actor_handoff(room_actor_type* self, node* owner, std::string room_id,
+                                 caf::actor source, uint64_t epoch) {
+  auto key = "room:" + room_id;
+  return await_handoff<room_transfer>(
+    self, std::move(key), std::move(source), owner->cluster(), epoch,
+    [self, owner](room_transfer& t) { return room_from_transfer(self, owner, t); },
+    [self, owner, room_id]() { return room_actor(self, owner, room_id); });
 }
 
 namespace {
@@ -277,20 +365,7 @@ caf::behavior room_behavior(room_actor_type* self) {
     [self](wake_atom, uint64_t generation) {
       auto& st = self->state;
       if (st.delta_timer.is_current(generation)) {
-        room_delta d{st.room_id, st.counts, st.readiness, st.phase, {},
-                     st.delta_truncated};
-        for (auto& [user_id, s] : st.delta) {
-          auto i = st.members.find(user_id);
-          d.changed.push_back(
-            member_info{user_id, s, i == st.members.end() || i->second.visible});
-        }
-        st.delta.clear();
-        st.delta_truncated = false;
-        auto msg = caf::make_message(std::move(d));
-        for (auto& sub : st.subscribers)
-          self->send(sub, msg);
-        st.owner->metrics().events_sent.fetch_add(st.subscribers.size(),
-                                                  std::memory_order_relaxed);
+        flush_delta(self);
         return;
       }
       if (!st.timer.is_current(generation))
@@ -301,6 +376,27 @@ caf::behavior room_behavior(room_actor_type* self) {
       sample(self, now);
       st.timer.arm(caf::actor_cast<caf::actor>(self),
                    st.timer.due_ms() + st.owner->rooms().timeline_interval_ms);
+    },
+    [self](export_atom, const caf::actor& via, uint64_t epoch) {
+      // Handed to the next owner: from now on this actor only forwards.
+      auto& st = self->state;
+      if (!st.delta.empty() || st.delta_truncated)
+        flush_delta(self);
+      auto t = export_room(st);
+      auto* n = st.owner;
+      st.timer.disarm();
+      st.delta_timer.disarm();
+      n->metrics().rooms.fetch_sub(1, std::memory_order_relaxed);
+      st.owner = nullptr;
+      if (auto* w = n->writer()) {
+        w->erase(storage::kind::rooms, st.room_id);
+        for (auto& sample : st.timeline)
+          w->erase(storage::kind::timeline, storage::timeline_key(st.room_id, sample.t));
+      }
+      auto key = "room:" + st.room_id;
+      n->router().retire(key, self->address());
+      become_forwarder(self, n, std::move(key), via, epoch);
+      return t;
     },
     [self](intent_atom, const intent_view& v) {
       auto& st = self->state;

@@ -10,6 +10,8 @@
 #include "actors/timer_service.hpp"
 #include "storage/records.hpp"
 
+#include <caf/actor.hpp>
+
 #include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
 
@@ -76,6 +78,11 @@ struct room_restore {
 
 caf::behavior room_actor_restored(room_actor_type* self, node* owner,
                                   room_restore restore);
+
+/// A room that moved here from another node: pulled from `source` (the old
+/// owner's membership actor; handoff.hpp), or fresh if that node has nothing.
+caf::behavior room_actor_handoff(room_actor_type* self, node* owner, std::string room_id,
+                                 caf::actor source, uint64_t epoch);
 
 /// The durable record of a room's own attributes.
 storage::room_record to_record(const room_state& st);

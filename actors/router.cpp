@@ -1,6 +1,7 @@
 #include "actors/router.hpp"
 
 #include "actors/errors.hpp"
+#include "actors/handoff.hpp"
 #include "actors/ids.hpp"
 #include "actors/intent_actor.hpp"
 #include "actors/node.hpp"
@@ -11,6 +12,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/send.hpp>
 
+#include <algorithm>
 #include <functional>
 
 namespace presence::actors {
@@ -98,7 +100,87 @@ caf::actor router::local(const std::string& key) {
     return local_user(key.substr(5));
   if (key.rfind("room:", 0) == 0)
     return local_room(key.substr(5));
-  return find_local(key);
+  if (auto found = find_local(key))
+    return found;
+  // A session or intent that moved here (its node drains): pulled from there.
+  if (placement_ && !closed_.load(std::memory_order_acquire))
+    if (auto source = placement_->handoff_source(key))
+      return pull(key, source, std::nullopt);
+  return {};
+}
+
+caf::actor router::pull(const std::string& key, const caf::actor& source,
+                        std::optional<storage::user_record> dormant) {
+  auto epoch = placement_ ? placement_->epoch() : 0;
+  caf::actor fresh;
+  if (key.rfind("user:", 0) == 0)
+    fresh = node_.system().spawn(user_actor_handoff, &node_, key.substr(5), source, epoch,
+                                 std::move(dormant));
+  else if (key.rfind("room:", 0) == 0)
+    fresh = node_.system().spawn(room_actor_handoff, &node_, key.substr(5), source, epoch);
+  else if (key.rfind("session:", 0) == 0)
+    fresh = node_.system().spawn(session_actor_handoff, &node_, key.substr(8), source, epoch);
+  else if (key.rfind("intent:", 0) == 0)
+    fresh = node_.system().spawn(intent_actor_handoff, &node_, key.substr(7), source, epoch);
+  else
+    return {};
+  return settle(key, std::move(fresh), true);
+}
+
+caf::actor router::settle(const std::string& key, caf::actor fresh, bool start) {
+  bool inserted = false;
+  caf::actor winner;
+  {
+    auto& sh = shard_of(key);
+    std::lock_guard<std::mutex> guard{sh.mtx};
+    auto [i, added] = sh.actors.try_emplace(key, fresh);
+    inserted = added;
+    winner = i->second;
+    sh.dormant.erase(key);
+  }
+  // A racing spawn of the same key loses and exits before it received
+  // anything (a pending one has not pulled yet: it waits for start_atom).
+  if (!inserted)
+    caf::anon_send_exit(fresh, caf::exit_reason::user_shutdown);
+  else if (start)
+    caf::anon_send(fresh, start_atom::value);
+  return winner;
+}
+
+void router::take_over(const std::string& key, const caf::actor& source) {
+  if (closed_.load(std::memory_order_acquire) || find_local(key))
+    return;
+  std::optional<storage::user_record> dormant;
+  {
+    auto& sh = shard_of(key);
+    std::lock_guard<std::mutex> guard{sh.mtx};
+    if (auto i = sh.dormant.find(key); i != sh.dormant.end())
+      dormant = i->second;
+  }
+  pull(key, source, std::move(dormant));
+}
+
+std::optional<storage::user_record> router::take_dormant(const std::string& key) {
+  auto& sh = shard_of(key);
+  std::lock_guard<std::mutex> guard{sh.mtx};
+  auto i = sh.dormant.find(key);
+  if (i == sh.dormant.end())
+    return std::nullopt;
+  auto out = std::move(i->second);
+  sh.dormant.erase(i);
+  return out;
+}
+
+std::vector<std::string> router::local_keys() const {
+  std::vector<std::string> out;
+  for (auto& sh : shards_) {
+    std::lock_guard<std::mutex> guard{sh.mtx};
+    for (auto& [key, a] : sh.actors)
+      out.push_back(key);
+    for (auto& [key, rec] : sh.dormant)
+      out.push_back(key);
+  }
+  return out;
 }
 
 std::vector<caf::actor> router::local_sessions() const {
@@ -137,24 +219,16 @@ caf::actor router::local_user(const std::string& id) {
       dormant = i->second; // stays until an actor is registered: a racing
                            // spawn also starts from it
   }
-  // Spawned outside the lock; a racing spawn of the same key loses and exits
-  // before it received anything. A dormant user wakes with its record.
+  // Moved here from a node that still holds it: pulled (the dormant record is
+  // what it starts from if that node has nothing).
+  if (placement_)
+    if (auto source = placement_->handoff_source(key))
+      return pull(key, source, std::move(dormant));
+  // Spawned outside the lock. A dormant user wakes with its record.
   auto fresh = dormant ? node_.system().spawn(user_actor_restored, &node_,
                                               user_restore{std::move(*dormant), {}})
                        : node_.system().spawn(user_actor, &node_, id);
-  bool inserted = false;
-  caf::actor winner;
-  {
-    auto& sh = shard_of(key);
-    std::lock_guard<std::mutex> guard{sh.mtx};
-    auto [i, added] = sh.actors.try_emplace(key, fresh);
-    inserted = added;
-    winner = i->second;
-    sh.dormant.erase(key);
-  }
-  if (!inserted)
-    caf::anon_send_exit(fresh, caf::exit_reason::user_shutdown);
-  return winner;
+  return settle(key, std::move(fresh), false);
 }
 
 caf::actor router::room(const std::string& id) {
@@ -169,12 +243,10 @@ caf::actor router::local_room(const std::string& id) {
   auto key = "room:" + id;
   if (auto found = find_local(key))
     return found;
-  auto fresh = node_.system().spawn(room_actor, &node_, id);
-  bool inserted = false;
-  auto winner = insert(key, fresh, &inserted);
-  if (!inserted)
-    caf::anon_send_exit(fresh, caf::exit_reason::user_shutdown);
-  return winner;
+  if (placement_)
+    if (auto source = placement_->handoff_source(key))
+      return pull(key, source, std::nullopt);
+  return settle(key, node_.system().spawn(room_actor, &node_, id), false);
 }
 
 opened_session router::open_session(const session_spec& spec) {
@@ -199,7 +271,10 @@ opened_session router::open_session(const session_spec& spec) {
   init.clk = clk;
   init.initial = out.current;
   out.handle = node_.system().spawn(session_actor, &node_, std::move(init));
-  insert("session:" + out.session_id, out.handle, nullptr);
+  auto key = "session:" + out.session_id;
+  insert(key, out.handle, nullptr);
+  if (remote(key))
+    placement_->hand_off(key); // created on a draining node: it moves at once
   return out;
 }
 
@@ -230,7 +305,10 @@ router::create_intent(intent_spec spec) {
   v.created_at = node_.now_ms();
   v.expires_at = v.created_at + spec.ttl_ms;
   auto handle = node_.system().spawn(intent_actor, &node_, v, int64_t{0});
-  insert("intent:" + v.intent_id, handle, nullptr);
+  auto key = "intent:" + v.intent_id;
+  insert(key, handle, nullptr);
+  if (remote(key))
+    placement_->hand_off(key);
   return std::make_pair(std::move(v), std::move(handle));
 }
 
@@ -245,8 +323,27 @@ void router::forget(const std::string& key, const caf::actor_addr& who) {
   }
 }
 
+void router::retire(const std::string& key, const caf::actor_addr& who) {
+  forget(key, who);
+  std::lock_guard<std::mutex> guard{retired_mtx_};
+  // Forwarders that are gone (nobody held them) make room.
+  if (retired_.size() >= 1024 && (retired_.size() & (retired_.size() - 1)) == 0)
+    retired_.erase(std::remove_if(retired_.begin(), retired_.end(),
+                                  [](const caf::actor_addr& a) {
+                                    return !caf::actor_cast<caf::actor>(a);
+                                  }),
+                   retired_.end());
+  retired_.push_back(who);
+}
+
 std::vector<caf::actor> router::all() const {
   std::vector<caf::actor> out;
+  {
+    std::lock_guard<std::mutex> guard{retired_mtx_};
+    for (auto& a : retired_)
+      if (auto h = caf::actor_cast<caf::actor>(a))
+        out.push_back(std::move(h));
+  }
   for (auto& sh : shards_) {
     std::lock_guard<std::mutex> guard{sh.mtx};
     for (auto& [key, a] : sh.actors)
@@ -279,6 +376,8 @@ void router::clear() {
       sh.stubs.clear();
     }
   }
+  std::lock_guard<std::mutex> guard{retired_mtx_};
+  retired_.clear();
 }
 
 } // namespace presence::actors

@@ -10,11 +10,15 @@
 #include "storage/records.hpp"
 
 #include <caf/actor.hpp>
+#include <caf/message.hpp>
+#include <caf/result.hpp>
+#include <caf/scheduled_actor.hpp>
 
 #include <array>
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -75,6 +79,24 @@ public:
   /// A fresh id for a session or intent created here: one that names this node,
   /// so that the entity is found here whatever the view (they never move).
   virtual std::string pinned_id(const std::string& random_part) const = 0;
+
+  /// The epoch of the view in use.
+  virtual uint64_t epoch() const = 0;
+
+  /// The membership actor of the node that owned `key` in the previous view,
+  /// when this node owns it now and that node is still a member (the entity is
+  /// pulled from there: handoff.hpp); else an invalid handle.
+  virtual caf::actor handoff_source(const std::string& key) const = 0;
+
+  /// Tells the owner of `key` (not this node) to pull it from here.
+  virtual void hand_off(const std::string& key) = 0;
+
+  /// Sends `content` on from a forwarder of `key` (an entity that moved):
+  /// through `via` with `epoch` while this node's view is older than that,
+  /// else to the key's owner in this node's view.
+  virtual caf::result<caf::message> forward(caf::scheduled_actor* self,
+                                            const std::string& key, const caf::actor& via,
+                                            uint64_t epoch, caf::message content) = 0;
 };
 
 class router {
@@ -83,6 +105,10 @@ public:
 
   /// Routes keys this node does not own through `p` (set once, before serving).
   void set_placement(std::shared_ptr<placement> p) { placement_ = std::move(p); }
+  placement* where() const { return placement_.get(); }
+
+  /// True if this node owns `key` (always without a cluster).
+  bool owns(const std::string& key) const { return !remote(key); }
 
   /// The local entity of `key` ("user:<id>" and "room:<id>" are spawned on first
   /// use), ignoring placement: for the cluster's resolver on the owner node.
@@ -90,6 +116,20 @@ public:
 
   /// Every local session (re-announced to their users after a view change).
   std::vector<caf::actor> local_sessions() const;
+
+  /// The keys of every local entity and dormant user (hand-off after a view
+  /// change).
+  std::vector<std::string> local_keys() const;
+
+  /// The local entity of `key`, if there is one (nothing is spawned).
+  caf::actor find_local(const std::string& key) const;
+
+  /// Starts `key` here by pulling it from `source` (a hand-off hint from the
+  /// old owner), unless an entity of that key is here already.
+  void take_over(const std::string& key, const caf::actor& source);
+
+  /// Removes and returns the dormant record of `key` ("user:<id>"), if any.
+  std::optional<storage::user_record> take_dormant(const std::string& key);
 
   /// The actor for `key`, or an invalid handle if it does not exist.
   caf::actor find(const std::string& key) const;
@@ -130,6 +170,10 @@ public:
   /// Removes `key` if it still maps to `who` (an entity that terminates).
   void forget(const std::string& key, const caf::actor_addr& who);
 
+  /// Removes `key` (as `forget`) for an entity handed to another node, which
+  /// lives on as a forwarder; it is told to exit with the node (`all`).
+  void retire(const std::string& key, const caf::actor_addr& who);
+
   /// Every registered actor (shutdown, diagnostics).
   std::vector<caf::actor> all() const;
 
@@ -156,7 +200,13 @@ private:
   caf::actor stub(const std::string& key);
   caf::actor local_user(const std::string& id);
   caf::actor local_room(const std::string& id);
-  caf::actor find_local(const std::string& key) const;
+  // Spawns the pending entity of `key` that pulls its state from `source`;
+  // registers it unless another is there; returns the registered one.
+  caf::actor pull(const std::string& key, const caf::actor& source,
+                  std::optional<storage::user_record> dormant);
+  // Registers a freshly spawned `fresh` under `key` unless one is there (then
+  // `fresh` exits); returns the registered one. Drops a dormant record of it.
+  caf::actor settle(const std::string& key, caf::actor fresh, bool start);
   // A random id with `prefix`; in a cluster, one pinned to this node.
   std::string owned_id(const char* prefix, size_t bytes) const;
 
@@ -169,6 +219,8 @@ private:
   node& node_;
   std::shared_ptr<placement> placement_;
   std::atomic<bool> closed_{false};
+  mutable std::mutex retired_mtx_;
+  std::vector<caf::actor_addr> retired_; // guarded by retired_mtx_: forwarders
   std::array<shard, shard_count> shards_;
 };
 

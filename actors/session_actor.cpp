@@ -1,11 +1,13 @@
 #include "actors/session_actor.hpp"
 
 #include "actors/errors.hpp"
+#include "actors/handoff.hpp"
 #include "actors/node.hpp"
 
 #include <caf/event_based_actor.hpp>
 
 #include <algorithm>
+#include <cstring>
 
 namespace presence::actors {
 
@@ -324,6 +326,22 @@ caf::behavior session_actor(session_actor_type* self, node* owner, session_init 
                                std::string{"the resume token does not match"});
       return make_view(self);
     },
+    [self](export_atom, const caf::actor& via, uint64_t epoch) {
+      // Handed to the next owner: from now on this actor only forwards.
+      auto& st = self->state;
+      session_transfer t{to_record(st)};
+      auto* n = st.owner;
+      st.timer.disarm();
+      n->metrics().sessions_by_state[static_cast<size_t>(st.current)].fetch_sub(
+        1, std::memory_order_relaxed);
+      st.owner = nullptr; // nothing more to count or to save here
+      if (auto* w = n->writer())
+        w->erase(storage::kind::sessions, st.session_id);
+      auto key = "session:" + st.session_id;
+      n->router().retire(key, self->address());
+      become_forwarder(self, n, std::move(key), via, epoch);
+      return t;
+    },
     [self](identify_atom, const std::string& new_user,
            const std::string& acting) -> caf::result<session_view> {
       if (!allowed(self, acting))
@@ -332,6 +350,35 @@ caf::behavior session_actor(session_actor_type* self, node* owner, session_init 
       return make_view(self);
     },
   };
+}
+
+caf::behavior session_actor_handoff(session_actor_type* self, node* owner,
+                                    std::string session_id, caf::actor source,
+                                    uint64_t epoch) {
+  auto key = "session:" + session_id;
+  return await_handoff<session_transfer>(
+    self, std::move(key), std::move(source), owner->cluster(), epoch,
+    [self, owner](session_transfer& t) {
+      auto& r = t.rec;
+      session_init init;
+      init.session_id = std::move(r.session_id);
+      init.user_id = std::move(r.user_id);
+      init.device = std::move(r.device);
+      if (r.resume_hash.size() == init.resume_hash.size())
+        std::memcpy(init.resume_hash.data(), r.resume_hash.data(), init.resume_hash.size());
+      init.clk = clock_of(r);
+      init.initial = derive_state(init.clk, owner->now_ms(), owner->presence());
+      init.heartbeat_ms = r.heartbeat_ms;
+      init.rooms = std::move(r.rooms);
+      // Not `restored`: the session tells its user of its new address.
+      owner->metrics().sessions_by_state[static_cast<size_t>(init.initial)].fetch_add(
+        1, std::memory_order_relaxed);
+      return session_actor(self, owner, std::move(init));
+    },
+    [self]() {
+      self->quit();
+      return caf::behavior{};
+    });
 }
 
 } // namespace presence::actors

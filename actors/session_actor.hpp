@@ -74,4 +74,11 @@ using session_actor_type = caf::stateful_actor<session_state>;
 /// counted in the metrics and told to the client.
 caf::behavior session_actor(session_actor_type* self, node* owner, session_init init);
 
+/// A session that moved here (its node drains): pulled from `source` (that
+/// node's membership actor; handoff.hpp). Its timers keep their due times (they
+/// follow from its clocks). If that node has nothing, the actor stops.
+caf::behavior session_actor_handoff(session_actor_type* self, node* owner,
+                                    std::string session_id, caf::actor source,
+                                    uint64_t epoch);
+
 } // namespace presence::actors

@@ -1,6 +1,7 @@
 #include "actors/system_config.hpp"
 
 #include "actors/errors.hpp"
+#include "actors/handoff.hpp"
 #include "actors/messages.hpp"
 
 #include <caf/atom.hpp>
@@ -42,6 +43,11 @@ void configure(caf::actor_system_config& cfg, const config::settings& s) {
   cfg.add_message_type<intent_event>("presence.intent_event");
   cfg.add_message_type<intent_list>("presence.intent_list");
   cfg.add_message_type<signal_kind>("presence.signal_kind");
+  cfg.add_message_type<user_transfer>("presence.user_transfer");
+  cfg.add_message_type<room_transfer>("presence.room_transfer");
+  cfg.add_message_type<session_transfer>("presence.session_transfer");
+  cfg.add_message_type<intent_transfer>("presence.intent_transfer");
+  cfg.add_message_type<std::vector<std::string>>("presence.keys");
 }
 
 } // namespace presence::actors

@@ -1,6 +1,7 @@
 #include "actors/user_actor.hpp"
 
 #include "actors/errors.hpp"
+#include "actors/handoff.hpp"
 #include "actors/node.hpp"
 #include "actors/session_actor.hpp"
 
@@ -226,6 +227,82 @@ caf::behavior user_actor_restored(user_actor_type* self, node* owner,
 
 namespace {
 
+// The state handed to the user's next owner.
+user_transfer export_user(const user_state& st) {
+  user_transfer t;
+  t.rec = to_record(st);
+  for (auto& [id, s] : st.sessions)
+    t.sessions.push_back(handoff_session{id, s.device, s.current, s.last_signal_at,
+                                         s.last_active_at, s.heartbeat_ms, s.ref});
+  t.subscribers = st.subscribers;
+  t.inbox = st.inbox;
+  for (auto& [room_id, mem] : st.rooms)
+    t.rooms.push_back(handoff_membership{
+      room_id, std::vector<std::string>(mem.sessions.begin(), mem.sessions.end()),
+      mem.visible});
+  for (auto& [id, v] : st.intents)
+    t.intents.push_back(v);
+  return t;
+}
+
+// The user as its old owner handed it over: same seq, since and sessions; its
+// subscribers, sockets and rooms carry on without a leave or a join.
+caf::behavior user_from_transfer(user_actor_type* self, node* owner, user_transfer& t) {
+  start_user(self, owner, t.rec.user_id, static_cast<state>(t.rec.published));
+  auto& st = self->state;
+  st.seq = t.rec.seq;
+  st.since = t.rec.since;
+  st.last_active_at = t.rec.last_active_at;
+  st.last_seen_at = t.rec.last_seen_at;
+  for (auto& s : t.sessions) {
+    auto& e = st.sessions[s.session_id];
+    e.device = std::move(s.device);
+    e.current = s.current;
+    e.last_signal_at = s.last_signal_at;
+    e.last_active_at = s.last_active_at;
+    e.heartbeat_ms = s.heartbeat_ms;
+    e.ref = s.ref;
+    if (e.ref && e.ref.node() != self->node()) {
+      e.monitored = true;
+      self->monitor(e.ref);
+    }
+  }
+  for (auto& a : t.subscribers)
+    add_actor(self, st.subscribers, a);
+  for (auto& a : t.inbox)
+    add_actor(self, st.inbox, a);
+  for (auto& m : t.rooms) {
+    auto& mem = st.rooms[m.room_id];
+    mem.room = owner->router().room(m.room_id);
+    mem.sessions.insert(m.sessions.begin(), m.sessions.end());
+    mem.visible = m.visible;
+  }
+  for (auto& v : t.intents)
+    st.intents[v.intent_id] = v;
+  auto b = user_behavior(self);
+  reaggregate(self, owner->now_ms()); // arms linger again, if it was running
+  save(self);
+  return b;
+}
+
+} // namespace
+
+caf::behavior user_actor_handoff(user_actor_type* self, node* owner, std::string user_id,
+                                 caf::actor source, uint64_t epoch,
+                                 std::optional<storage::user_record> dormant) {
+  auto key = "user:" + user_id;
+  return await_handoff<user_transfer>(
+    self, std::move(key), std::move(source), owner->cluster(), epoch,
+    [self, owner](user_transfer& t) { return user_from_transfer(self, owner, t); },
+    [self, owner, user_id, dormant]() mutable {
+      if (dormant)
+        return user_actor_restored(self, owner, user_restore{std::move(*dormant), {}});
+      return user_actor(self, owner, user_id);
+    });
+}
+
+namespace {
+
 caf::behavior user_behavior(user_actor_type* self) {
   self->set_down_handler([self](caf::down_msg& dm) {
     auto& st = self->state;
@@ -259,10 +336,12 @@ caf::behavior user_behavior(user_actor_type* self) {
         e.last_signal_at = u.last_signal_at;
         e.last_active_at = u.last_active_at;
         e.heartbeat_ms = u.heartbeat_ms;
-        e.ref = u.ref;
-        if (!e.monitored && u.ref && u.ref.node() != self->node()) {
-          e.monitored = true;
-          self->monitor(u.ref);
+        if (u.ref && e.ref != u.ref) {
+          // A new session, or the same one moved to another node (hand-off).
+          e.ref = u.ref;
+          e.monitored = u.ref.node() != self->node();
+          if (e.monitored)
+            self->monitor(u.ref);
         }
       }
       reaggregate(self, u.changed_at);
@@ -359,6 +438,22 @@ caf::behavior user_behavior(user_actor_type* self) {
       auto& st = self->state;
       remember_intent(st, v);
       send_all(self, st.inbox, caf::make_message(intent_event{v}));
+    },
+    [self](export_atom, const caf::actor& via, uint64_t epoch) {
+      // Handed to the next owner: from now on this actor only forwards.
+      auto& st = self->state;
+      auto t = export_user(st);
+      auto* n = st.owner;
+      st.linger.disarm();
+      n->metrics().users_by_state[static_cast<size_t>(st.published)].fetch_sub(
+        1, std::memory_order_relaxed);
+      st.owner = nullptr;
+      if (auto* w = n->writer())
+        w->erase(storage::kind::users, st.user_id);
+      auto key = "user:" + st.user_id;
+      n->router().retire(key, self->address());
+      become_forwarder(self, n, std::move(key), via, epoch);
+      return t;
     },
     [self](list_atom, intent_atom) {
       auto& st = self->state;

@@ -11,6 +11,9 @@
 #include "actors/timer_service.hpp"
 #include "storage/records.hpp"
 
+#include <caf/actor.hpp>
+#include <optional>
+
 #include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
 
@@ -80,6 +83,13 @@ struct user_restore {
 /// each membership is told to its room as a restored one.
 caf::behavior user_actor_restored(user_actor_type* self, node* owner,
                                   user_restore restore);
+
+/// A user that moved here from another node: pulled from `source` (the old
+/// owner's membership actor; handoff.hpp). It starts from `dormant` (or fresh)
+/// when the old owner has nothing.
+caf::behavior user_actor_handoff(user_actor_type* self, node* owner, std::string user_id,
+                                 caf::actor source, uint64_t epoch,
+                                 std::optional<storage::user_record> dormant);
 
 /// The durable record of a user's state.
 storage::user_record to_record(const user_state& st);

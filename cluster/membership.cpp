@@ -5,6 +5,7 @@
 #include "cluster/ring.hpp"
 #include "cluster/routing.hpp"
 #include "actors/errors.hpp"
+#include "actors/handoff.hpp"
 
 #include <caf/event_based_actor.hpp>
 #include <caf/io/middleman.hpp>
@@ -62,6 +63,31 @@ void announce_all(membership_actor_type* self) {
     self->send(l, actors::announce_atom::value);
 }
 
+/// Keys per hand-off hint message.
+constexpr size_t hint_batch = 2000;
+
+// Tells the owners of what this node holds and no longer owns to pull it. A
+// helper does it, so the membership actor goes on routing meanwhile.
+void hand_off_all(membership_actor_type* self) {
+  auto& st = self->state;
+  auto* n = st.node;
+  auto placement = st.placement;
+  auto me = caf::actor_cast<caf::actor>(self);
+  self->spawn([n, placement, me](caf::event_based_actor* helper) {
+    auto by_owner = placement->owners_elsewhere(n->router().local_keys());
+    auto epoch = placement->epoch();
+    for (auto& [owner, keys] : by_owner)
+      for (size_t i = 0; i < keys.size(); i += hint_batch) {
+        auto end = std::min(keys.size(), i + hint_batch);
+        helper->send(owner, actors::handoff_atom::value,
+                     std::vector<std::string>(keys.begin() + static_cast<ptrdiff_t>(i),
+                                              keys.begin() + static_cast<ptrdiff_t>(end)),
+                     me, epoch);
+      }
+    helper->quit();
+  });
+}
+
 // Makes `v` the current view; if this node issued it, sends it to the others.
 void adopt(membership_actor_type* self, view v, bool issued) {
   auto& st = self->state;
@@ -81,6 +107,8 @@ void adopt(membership_actor_type* self, view v, bool issued) {
     else
       announce_all(self);
   }
+  if (member && was_member)
+    hand_off_all(self);
   for (auto& m : st.current.members) {
     if (m.id == st.me.id || !m.handle)
       continue;
@@ -131,6 +159,18 @@ void settle_dead(membership_actor_type* self) {
     return;
   next.epoch = st.current.epoch + 1; // one step, however many left
   adopt(self, std::move(next), true);
+}
+
+// Issues `next` (this node leads) and answers with its epoch; or passes the
+// request on to the leader.
+template <class... Ts>
+caf::result<uint64_t> via_leader(membership_actor_type* self, Ts... xs) {
+  auto& st = self->state;
+  auto rp = self->make_response_promise<uint64_t>();
+  self->request(st.current.leader()->handle, remote_timeout, xs...)
+    .then([rp](uint64_t epoch) mutable { rp.deliver(epoch); },
+          [rp](caf::error& e) mutable { rp.deliver(std::move(e)); });
+  return rp;
 }
 
 void try_join(membership_actor_type* self, const caf::actor& seed) {
@@ -242,6 +282,60 @@ caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
       }
     },
     [self](caf::get_atom) { return self->state.current; },
+    [self](drain_atom, const std::string& id) -> caf::result<uint64_t> {
+      auto& st = self->state;
+      if (st.current.find(id) == nullptr)
+        return caf::make_error(actors::errc::invalid_argument,
+                               std::string{"no such node in the cluster: "} + id);
+      if (!is_leader(st, st.current))
+        return via_leader(self, drain_atom::value, id);
+      auto next = with_draining(st.current, id);
+      if (!next)
+        return st.current.epoch; // drains already
+      if (next->owner_ids().empty())
+        return caf::make_error(actors::errc::conflict,
+                               std::string{"the last node that owns keys cannot drain"});
+      if (st.log)
+        st.log("cluster: draining node " + id);
+      adopt(self, *next, true);
+      return st.current.epoch;
+    },
+    [self](rebalance_atom) -> caf::result<uint64_t> {
+      auto& st = self->state;
+      if (st.current.members.empty())
+        return caf::make_error(caf::sec::request_receiver_down);
+      if (!is_leader(st, st.current))
+        return via_leader(self, rebalance_atom::value);
+      adopt(self, renumbered(st.current), true);
+      return st.current.epoch;
+    },
+    [self](actors::handoff_atom, const std::string& key, uint64_t epoch,
+           const caf::actor& via) -> caf::result<caf::message> {
+      // A new owner pulls an entity this node holds: it exports its state and
+      // forwards from then on.
+      auto& r = self->state.node->router();
+      if (auto local = r.find_local(key))
+        return self->delegate(local, actors::export_atom::value, via, epoch);
+      if (auto rec = r.take_dormant(key)) {
+        if (auto* w = self->state.node->writer())
+          w->erase(storage::kind::users, rec->user_id);
+        actors::user_transfer t;
+        t.rec = std::move(*rec);
+        return caf::make_message(std::move(t));
+      }
+      return caf::make_error(actors::errc::session_not_found,
+                             std::string{"nothing to hand off: "} + key);
+    },
+    [self](actors::handoff_atom, const std::vector<std::string>& keys,
+           const caf::actor& source, uint64_t epoch) {
+      // The old owner hands these off: pull each that is ours (or will be,
+      // when the sender's view is newer).
+      auto& st = self->state;
+      auto& r = st.node->router();
+      for (auto& key : keys)
+        if (epoch > st.current.epoch || r.owns(key))
+          r.take_over(key, source);
+    },
     [self](actors::route_atom, const std::string& key, uint64_t epoch, uint8_t hops,
            caf::message& content) -> caf::result<caf::message> {
       return self->state.placement->route(self, key, epoch, hops, std::move(content));
@@ -255,8 +349,7 @@ caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
       auto out = std::make_shared<cluster_status>();
       out->epoch = st.current.epoch;
       out->leader = st.current.leader() != nullptr ? st.current.leader()->id : "";
-      auto ids = st.current.ids();
-      auto shares = ring_shares(ids, st.vnodes);
+      auto shares = st.placement->shares(st.current.ids());
       for (size_t i = 0; i < st.current.members.size(); ++i) {
         auto& m = st.current.members[i];
         out->nodes.push_back(node_status{m.id, m.http_address, m.cluster_address,
@@ -276,8 +369,8 @@ caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
         self->request(st.current.members[i].handle, remote_timeout, caf::get_atom::value,
                       stats_atom::value)
           .then(
-            [out, i, done](node_stats& ns) mutable {
-              out->nodes[i].status = "up";
+            [out, i, done, draining = st.current.members[i].draining](node_stats& ns) mutable {
+              out->nodes[i].status = draining ? "draining" : "up";
               out->nodes[i].actors = ns.actors;
               done();
             },
@@ -309,20 +402,6 @@ void configure(caf::actor_system_config& cfg, const config::settings& s) {
   cfg.add_message_type<view>("presence.cluster_view");
   cfg.add_message_type<node_stats>("presence.node_stats");
   cfg.add_message_type<cluster_status>("presence.cluster_status");
-}
-
-std::vector<double> ring_shares(const std::vector<std::string>& ids, size_t vnodes) {
-  constexpr size_t samples = 4096;
-  std::vector<double> out(ids.size(), 0.0);
-  if (ids.empty())
-    return out;
-  ring r{ids, vnodes};
-  for (size_t i = 0; i < samples; ++i) {
-    auto& owner = r.owner("sample:" + std::to_string(i));
-    auto at = std::lower_bound(ids.begin(), ids.end(), owner) - ids.begin();
-    out[static_cast<size_t>(at)] += 1.0 / samples;
-  }
-  return out;
 }
 
 cluster_node::cluster_node(caf::actor_system& sys, actors::node& n,

@@ -17,6 +17,16 @@
 //   (caf::get_atom)                    anyone -> reply view
 //   (caf::get_atom, stats_atom)        other members -> reply node_stats
 //   (caf::get_atom, status_atom)       the gateway -> reply cluster_status
+//   (drain_atom, std::string id)       the gateway -> reply the epoch of the
+//                                      view where `id` drains (via the leader)
+//   (rebalance_atom)                   the gateway -> reply the epoch of the
+//                                      renumbered view (via the leader)
+//   (handoff_atom, key, epoch, via)    a pending entity -> reply its transfer
+//                                      (actors/handoff.hpp)
+//   (handoff_atom, keys, source, epoch) an old owner -> no reply; pull these
+//
+// After each view, the node hands off what it holds and no longer owns: it
+// tells each new owner the keys to pull (a spawned helper computes them).
 #pragma once
 
 #include "cluster/view.hpp"
@@ -49,6 +59,8 @@ using view_atom = caf::atom_constant<caf::atom("view")>;
 using stats_atom = caf::atom_constant<caf::atom("stats")>;
 using status_atom = caf::atom_constant<caf::atom("status")>;
 using leave_atom = caf::atom_constant<caf::atom("mleave")>;
+using drain_atom = caf::atom_constant<caf::atom("drain")>;
+using rebalance_atom = caf::atom_constant<caf::atom("rebalance")>;
 
 /// One node's own figures, for GET /v1/cluster.
 struct node_stats {
@@ -61,7 +73,7 @@ struct node_status {
   std::string id;
   std::string address;         ///< the gateway's host:port
   std::string cluster_address; ///< the CAF endpoint's host:port
-  std::string status;          ///< "up", or "unreachable" when it did not answer
+  std::string status;          ///< "up", "draining", or "unreachable" when it did not answer
   double share = 0;            ///< fraction of keys the ring gives it
   int64_t actors = -1;         ///< entities it holds; -1 if it did not answer
 };
@@ -93,9 +105,6 @@ typename Inspector::result_type inspect(Inspector& f, cluster_status& x) {
 /// middleman's heartbeat so that a hung peer is noticed within
 /// `cluster.failure_timeout_ms`. Call before creating the actor system.
 void configure(caf::actor_system_config& cfg, const config::settings& s);
-
-/// The shares the ring gives each of `ids` (sampled over 4096 keys).
-std::vector<double> ring_shares(const std::vector<std::string>& ids, size_t vnodes);
 
 /// This node's part of the cluster: the membership actor, its published port
 /// and the thread that reaches a seed. Thread-safe accessors.

@@ -1,6 +1,7 @@
 #include "cluster/routing.hpp"
 
 #include "actors/errors.hpp"
+#include "actors/handoff.hpp"
 #include "actors/ids.hpp"
 #include "actors/messages.hpp"
 #include "actors/node.hpp"
@@ -8,6 +9,7 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/message_view.hpp>
 #include <caf/scheduled_actor.hpp>
+#include <caf/send.hpp>
 
 namespace presence::cluster {
 
@@ -45,12 +47,39 @@ std::string cluster_placement::pinned_id(const std::string& random_part) const {
   return pin_ ? random_part + "@" + self_ : random_part;
 }
 
+std::shared_ptr<cluster_placement::table> cluster_placement::make_table(const view& v,
+                                                                      size_t vnodes) {
+  auto t = std::make_shared<table>();
+  t->epoch = v.epoch;
+  auto owners = v.owner_ids();
+  t->r = ring{owners, vnodes};
+  t->owners.insert(owners.begin(), owners.end());
+  for (auto& m : v.members)
+    t->handles[m.id] = m.handle;
+  return t;
+}
+
+std::string cluster_placement::owner_in(const table& t, const std::string& key) {
+  if (auto pinned = pinned_node(key); !pinned.empty()) {
+    std::string node{pinned};
+    if (t.owners.count(node) > 0)
+      return node;
+  }
+  return t.r.empty() ? std::string{} : t.r.owner(key);
+}
+
 bool cluster_placement::is_local(const std::string& key) const {
-  if (auto pinned = pinned_node(key); !pinned.empty())
-    return pinned == self_;
   auto t = load();
-  // Alone (or not joined yet): everything is ours, without hashing.
-  return t->r.nodes().size() <= 1 || t->r.owner(key) == self_;
+  // Not joined yet: everything is ours.
+  if (t->owners.empty())
+    return true;
+  auto pinned = pinned_node(key);
+  if (!pinned.empty() && pinned == self_ && t->owners.count(self_) > 0)
+    return true; // the common case, without hashing
+  // Alone: everything is ours, without hashing.
+  if (t->owners.size() == 1 && t->owners.count(self_) > 0)
+    return true;
+  return owner_in(*t, key) == self_;
 }
 
 caf::actor cluster_placement::make_stub(const std::string& key) {
@@ -58,12 +87,72 @@ caf::actor cluster_placement::make_stub(const std::string& key) {
 }
 
 void cluster_placement::update(const view& v) {
-  auto t = std::make_shared<table>();
-  t->epoch = v.epoch;
-  t->r = ring{v.ids(), vnodes_};
-  for (auto& m : v.members)
-    t->handles[m.id] = m.handle;
+  auto old = load();
+  auto t = make_table(v, vnodes_);
+  if (old->handles.count(self_) > 0) {
+    auto before = std::make_shared<table>(*old);
+    before->previous = nullptr;
+    t->previous = std::move(before);
+  } else {
+    // Just joined: before this node, the others owned everything.
+    view others{v.epoch, {}};
+    for (auto& m : v.members)
+      if (m.id != self_)
+        others.members.push_back(m);
+    t->previous = make_table(others, vnodes_);
+  }
   std::atomic_store(&table_, std::shared_ptr<const table>{std::move(t)});
+}
+
+caf::actor cluster_placement::handoff_source(const std::string& key) const {
+  auto t = load();
+  if (!t->previous || owner_in(*t, key) != self_)
+    return {};
+  auto was = owner_in(*t->previous, key);
+  if (was.empty() || was == self_)
+    return {};
+  auto i = t->handles.find(was);
+  return i == t->handles.end() ? caf::actor{} : i->second;
+}
+
+void cluster_placement::hand_off(const std::string& key) {
+  if (auto owner = owner_handle(key))
+    caf::anon_send(owner, actors::handoff_atom::value, std::vector<std::string>{key},
+                   node_.cluster(), epoch());
+}
+
+caf::result<caf::message> cluster_placement::forward(caf::scheduled_actor* self,
+                                                    const std::string& key,
+                                                    const caf::actor& via, uint64_t epoch,
+                                                    caf::message content) {
+  if (via && this->epoch() < epoch)
+    return self->delegate(via, actors::route_atom::value, key, epoch, uint8_t{0},
+                          std::move(content));
+  return route(self, key, this->epoch(), 0, std::move(content));
+}
+
+std::vector<double> cluster_placement::shares(const std::vector<std::string>& ids) const {
+  constexpr size_t samples = 4096;
+  std::vector<double> out(ids.size(), 0.0);
+  auto t = load();
+  if (t->r.empty())
+    return out;
+  for (size_t i = 0; i < samples; ++i) {
+    auto& owner = t->r.owner("sample:" + std::to_string(i));
+    for (size_t j = 0; j < ids.size(); ++j)
+      if (ids[j] == owner)
+        out[j] += 1.0 / samples;
+  }
+  return out;
+}
+
+std::map<caf::actor, std::vector<std::string>>
+cluster_placement::owners_elsewhere(const std::vector<std::string>& keys) const {
+  std::map<caf::actor, std::vector<std::string>> out;
+  for (auto& key : keys)
+    if (auto owner = owner_handle(key))
+      out[owner].push_back(key);
+  return out;
 }
 
 caf::result<caf::message> cluster_placement::route(caf::scheduled_actor* self,
@@ -87,17 +176,8 @@ caf::result<caf::message> cluster_placement::route(caf::scheduled_actor* self,
 
 caf::actor cluster_placement::owner_handle(const std::string& key) const {
   auto t = load();
-  if (auto pinned = pinned_node(key); !pinned.empty()) {
-    // Its node, if it is a member (else the entity is gone with it).
-    if (pinned == self_)
-      return {};
-    auto i = t->handles.find(std::string{pinned});
-    return i == t->handles.end() ? caf::actor{} : i->second;
-  }
-  if (t->r.empty())
-    return {};
-  auto& owner = t->r.owner(key);
-  if (owner == self_)
+  auto owner = owner_in(*t, key);
+  if (owner.empty() || owner == self_)
     return {};
   auto i = t->handles.find(owner);
   return i == t->handles.end() ? caf::actor{} : i->second;

@@ -24,6 +24,7 @@
 #include <caf/scheduled_actor.hpp>
 
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -52,18 +53,30 @@ public:
   bool is_local(const std::string& key) const override;
   caf::actor make_stub(const std::string& key) override;
   std::string pinned_id(const std::string& random_part) const override;
+  uint64_t epoch() const override { return load()->epoch; }
+  caf::actor handoff_source(const std::string& key) const override;
+  void hand_off(const std::string& key) override;
+  caf::result<caf::message> forward(caf::scheduled_actor* self, const std::string& key,
+                                    const caf::actor& via, uint64_t epoch,
+                                    caf::message content) override;
 
-  /// Installs the ring and member handles of `v`.
+  /// Installs the ring and member handles of `v`; the view before it stays
+  /// known (where entities that moved here are pulled from).
   void update(const view& v);
+
+  /// The share of keys the ring gives each of `ids` (sampled).
+  std::vector<double> shares(const std::vector<std::string>& ids) const;
+
+  /// The keys of `keys` this node does not own, by the membership actor of
+  /// their owner (hand-off hints after a view change).
+  std::map<caf::actor, std::vector<std::string>>
+  owners_elsewhere(const std::vector<std::string>& keys) const;
 
   /// Sends `content` for `key` on from `self` (a stub, hops 0, or the
   /// membership actor receiving a routed message): to the owner's membership
   /// actor, or to the local entity; replies go to the original sender.
   caf::result<caf::message> route(caf::scheduled_actor* self, const std::string& key,
                                   uint64_t epoch, uint8_t hops, caf::message content);
-
-  /// The epoch of the installed view.
-  uint64_t epoch() const { return load()->epoch; }
 
   /// The membership actor of the owner of `key`, or an invalid handle when this
   /// node owns it (or knows no other member).
@@ -74,11 +87,17 @@ public:
 private:
   struct table {
     uint64_t epoch = 0;
-    ring r;
-    std::map<std::string, caf::actor> handles; // by node id
+    ring r;                                    // over the members not draining
+    std::map<std::string, caf::actor> handles; // every member, by node id
+    std::set<std::string> owners;              // the members not draining
+    std::shared_ptr<const table> previous;     // the view before (not chained)
   };
 
   std::shared_ptr<const table> load() const { return std::atomic_load(&table_); }
+  static std::shared_ptr<table> make_table(const view& v, size_t vnodes);
+  // The node that owns `key` in `t` (empty if none): a pinned key's node while
+  // it is an owner, else the ring's choice.
+  static std::string owner_in(const table& t, const std::string& key);
 
   // The node a pinned key ("session:" or "intent:" with "@<node>") names, or
   // empty for a key the ring places.

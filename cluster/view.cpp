@@ -29,6 +29,14 @@ std::vector<std::string> view::ids() const {
   return out;
 }
 
+std::vector<std::string> view::owner_ids() const {
+  std::vector<std::string> out;
+  for (auto& m : members)
+    if (!m.draining)
+      out.push_back(m.id);
+  return out;
+}
+
 view with_member(const view& v, member_info m) {
   view next{v.epoch + 1, {}};
   for (auto& x : v.members)
@@ -47,6 +55,24 @@ std::optional<view> without_member(const view& v, const std::string& id) {
   for (auto& x : v.members)
     if (x.id != id)
       next.members.push_back(x);
+  return next;
+}
+
+std::optional<view> with_draining(const view& v, const std::string& id) {
+  auto* m = v.find(id);
+  if (m == nullptr || m->draining)
+    return std::nullopt;
+  view next = v;
+  next.epoch = v.epoch + 1;
+  for (auto& x : next.members)
+    if (x.id == id)
+      x.draining = true;
+  return next;
+}
+
+view renumbered(const view& v) {
+  view next = v;
+  next.epoch = v.epoch + 1;
   return next;
 }
 

@@ -23,6 +23,7 @@ struct member_info {
   std::string cluster_address; ///< host:port of its cluster (CAF) endpoint
   std::string http_address;    ///< host:port of its gateway
   caf::actor handle;           ///< its membership actor
+  bool draining = false;       ///< drained: in the view, but the ring gives it no keys
 };
 
 /// The cluster's membership at one epoch.
@@ -36,6 +37,8 @@ struct view {
   /// The member whose membership actor is `who`, if any.
   const member_info* find(const caf::actor_addr& who) const;
   std::vector<std::string> ids() const;
+  /// The members the ring places keys on (the ones not draining), sorted.
+  std::vector<std::string> owner_ids() const;
 };
 
 /// The next view with `m` in it (a restarted node with the same id replaces its
@@ -45,6 +48,14 @@ view with_member(const view& v, member_info m);
 /// The next view without member `id` (nothing if it is not a member).
 std::optional<view> without_member(const view& v, const std::string& id);
 
+/// The next view with member `id` draining (nothing if it is not a member or
+/// drains already).
+std::optional<view> with_draining(const view& v, const std::string& id);
+
+/// The next view with the same members (a rebalance: every node moves what it
+/// holds and does not own to its owner).
+view renumbered(const view& v);
+
 /// True if `next` should replace `current`.
 inline bool newer(const view& next, const view& current) {
   return next.epoch > current.epoch;
@@ -53,7 +64,7 @@ inline bool newer(const view& next, const view& current) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, member_info& x) {
   return f(caf::meta::type_name("member_info"), x.id, x.cluster_address, x.http_address,
-           x.handle);
+           x.handle, x.draining);
 }
 
 template <class Inspector>

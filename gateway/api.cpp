@@ -182,9 +182,28 @@ void api::route(const http_request& req, const principal& who, respond_fn& done)
     if (is({"v1", "cluster", "rebalance"}) || is({"v1", "cluster", "nodes", "*", "drain"})) {
       if (!method("POST"))
         return wrong_method("POST");
-      return done(error_response(
-        {501, "not_implemented",
-         "moving entities between nodes (drain, rebalance) is not built yet"}));
+      if (!node_.cluster())
+        return done(error_response({503, "unavailable", "the cluster part is not running"}));
+      // Accepted once the leader issued the view; entities move in the
+      // background (GET /v1/cluster shows the shares and actors per node).
+      auto accepted = [](const char* action, std::string id) {
+        return [action, id](uint64_t epoch) {
+          json out{{"accepted", action}, {"epoch", epoch}};
+          if (!id.empty())
+            out["node"] = id;
+          return out;
+        };
+      };
+      if (n == 3)
+        return ask<uint64_t>(sys, node_.cluster(),
+                             reply_with<uint64_t>(done, accepted("rebalance", ""), 202),
+                             cluster::rebalance_atom::value);
+      std::string id;
+      if (!path_id(3, id))
+        return bad();
+      return ask<uint64_t>(sys, node_.cluster(),
+                           reply_with<uint64_t>(done, accepted("drain", id), 202),
+                           cluster::drain_atom::value, id);
     }
     return done(error_response({404, "not_found", "no such route: " + req.path}));
   }

@@ -120,12 +120,21 @@ TEST(ClusterIntegrationTest, ThreeNodesFormOneView) {
     }
     EXPECT_NEAR(total, 1.0, 1e-9);
   }
-  // Only admins see the cluster; drain and rebalance say plainly they move nothing yet.
+  // Only admins see the cluster or move its entities; a node that is not a
+  // member cannot drain.
   http_client http{a.port()};
   EXPECT_EQ(http.get("/v1/cluster", "").status, 401u);
-  auto drain = http.request(http::verb::post, "/v1/cluster/nodes/b/drain", {}, {},
-                            admin_token());
-  EXPECT_EQ(drain.status, 501u) << drain.raw;
+  EXPECT_EQ(http.request(http::verb::post, "/v1/cluster/nodes/b/drain", {}, {},
+                         token_of("alice"))
+              .status,
+            403u);
+  auto unknown = http.request(http::verb::post, "/v1/cluster/nodes/zz/drain", {}, {},
+                              admin_token());
+  EXPECT_EQ(unknown.status, 400u) << unknown.raw;
+  auto rebalance = http.request(http::verb::post, "/v1/cluster/rebalance", {}, {},
+                                admin_token());
+  EXPECT_EQ(rebalance.status, 202u) << rebalance.raw;
+  EXPECT_EQ(rebalance.body["epoch"], 4) << rebalance.raw;
 }
 
 // Verifies failure detection and rejoining: a SIGKILLed member is out of the
@@ -381,4 +390,222 @@ TEST(ClusterRoutingTest, RestartedNodeBringsItsSessionsBack) {
   auto s = call(n.b, http::verb::get, "/v1/sessions/" + sid, nullptr, user);
   EXPECT_EQ(s.status, 200u) << s.raw;
   EXPECT_EQ(s.body["device"], "phone");
+}
+
+namespace {
+
+// A client load for the hand-off tests: `count` users with one session each,
+// opened through the gateways in turn, each in one of five rooms (room0 with
+// media attached). Every user changed state three times before (seq 3; a user
+// that a new owner started afresh would restart at 1), except the first five,
+// who stay away (seq 2) with a pending intent from `caller` each.
+struct handoff_load {
+  struct user {
+    std::string id;
+    std::string session;
+    std::string room;
+    bool away = false;
+  };
+  std::vector<user> users;
+  std::vector<std::string> intents;
+  std::vector<std::string> rooms{"room0", "room1", "room2", "room3", "room4"};
+
+  bool open(const std::vector<node_process*>& via, int count) {
+    for (int i = 0; i < count; ++i) {
+      user u{"user" + std::to_string(i), "", rooms[static_cast<size_t>(i) % rooms.size()],
+             i < 5};
+      auto& gw = *via[static_cast<size_t>(i) % via.size()];
+      auto r = call(gw, http::verb::post, "/v1/sessions", {{"rooms", {u.room}}}, u.id);
+      if (r.status != 201u)
+        return false;
+      u.session = r.body["session_id"];
+      for (auto* sig : u.away ? std::vector<const char*>{"background"}
+                              : std::vector<const char*>{"background", "active"})
+        if (call(gw, http::verb::post, "/v1/sessions/" + u.session + "/signal",
+                 {{"signal", sig}}, u.id)
+              .status != 200u)
+          return false;
+      if (u.away) {
+        auto in = call(gw, http::verb::post, "/v1/intents", {{"to_user", u.id}}, "caller");
+        if (in.status != 201u)
+          return false;
+        intents.push_back(in.body["intent_id"]);
+      }
+      users.push_back(std::move(u));
+    }
+    return call(*via[0], http::verb::post, "/v1/rooms/room0/media", {{"attached", true}},
+                users[0].id)
+             .status
+           == 200u;
+  }
+
+  // One round of signals, each through the next gateway; every one must succeed.
+  void signal_all(const std::vector<node_process*>& via, size_t round) {
+    for (size_t i = 0; i < users.size(); ++i) {
+      auto& u = users[i];
+      auto r = call(*via[(i + round) % via.size()], http::verb::post,
+                    "/v1/sessions/" + u.session + "/signal",
+                    {{"signal", u.away ? "background" : "active"}}, u.id);
+      EXPECT_EQ(r.status, 200u) << u.id << " " << r.raw;
+    }
+  }
+
+  // What every gateway shows is what the load did: every user with its one
+  // session, its state and seq unchanged; every room with its members and
+  // room0's media; every intent pending.
+  void check(const std::vector<node_process*>& via) {
+    std::map<std::string, size_t> members;
+    for (auto& u : users)
+      ++members[u.room];
+    for (auto* gw : via) {
+      for (auto& u : users) {
+        auto p = call(*gw, http::verb::get, "/v1/users/" + u.id + "/presence", nullptr, "bob");
+        ASSERT_EQ(p.status, 200u) << p.raw;
+        EXPECT_EQ(p.body["state"], u.away ? "away" : "active") << p.raw;
+        EXPECT_EQ(p.body["seq"], u.away ? 2 : 3) << p.raw;
+        EXPECT_EQ(p.body["sessions"].size(), 1u) << p.raw;
+      }
+      for (auto& room : rooms) {
+        auto r = call(*gw, http::verb::get, "/v1/rooms/" + room, nullptr, "bob");
+        ASSERT_EQ(r.status, 200u) << r.raw;
+        EXPECT_EQ(r.body["members"].size(), members[room]) << r.raw;
+        EXPECT_EQ(r.body["media_attached"], room == "room0") << r.raw;
+      }
+      for (auto& iid : intents) {
+        auto r = call(*gw, http::verb::get, "/v1/intents/" + iid, nullptr, "caller");
+        ASSERT_EQ(r.status, 200u) << r.raw;
+        EXPECT_EQ(r.body["status"], "pending") << r.raw;
+      }
+    }
+  }
+
+  // The intents are still delivered: their targets become active.
+  void deliver(node_process& via) {
+    for (size_t i = 0; i < intents.size(); ++i) {
+      auto& u = users[i];
+      ASSERT_EQ(call(via, http::verb::post, "/v1/sessions/" + u.session + "/signal",
+                     {{"signal", "active"}}, u.id)
+                  .status,
+                200u);
+      EXPECT_TRUE(eventually(
+        [&] {
+          auto r = call(via, http::verb::get, "/v1/intents/" + intents[i], nullptr, "caller");
+          return r.body["status"] == "delivered";
+        },
+        std::chrono::seconds{5}))
+        << intents[i];
+    }
+  }
+};
+
+// A watcher of every user and room of a load; `check_quiet` reads everything it
+// got: no user went offline or stale, no room saw a leave or a join.
+struct handoff_watcher {
+  ws_client ws;
+  explicit handoff_watcher(node_process& n) : ws{n.port(), "", token_of("watcher")} {}
+
+  bool subscribe(const handoff_load& load) {
+    ws.send({{"op", "hello"}});
+    if (!ws.read_op("welcome"))
+      return false;
+    json users = json::array();
+    for (auto& u : load.users)
+      users.push_back(u.id);
+    ws.send({{"op", "subscribe"}, {"users", users}, {"rooms", load.rooms}});
+    return ws.read_op("subscribed").has_value();
+  }
+
+  void check_quiet() {
+    while (auto f = ws.read(std::chrono::milliseconds{300})) {
+      if ((*f)["op"] == "presence") {
+        EXPECT_NE((*f)["state"], "offline") << f->dump();
+        EXPECT_NE((*f)["state"], "stale") << f->dump();
+      }
+      if ((*f)["op"] == "room") {
+        EXPECT_NE((*f)["event"], "leave") << f->dump();
+        EXPECT_NE((*f)["event"], "join") << f->dump();
+      }
+    }
+  }
+};
+
+json node_row(const json& cluster, const std::string& id) {
+  for (auto& x : cluster["nodes"])
+    if (x["id"] == id)
+      return x;
+  return json{};
+}
+
+} // namespace
+
+// Verifies that a fourth node joining a loaded cluster takes its share with
+// nothing lost: the users and rooms it now owns move to it with their state
+// (seq, sessions, members, media, subscribers), signals through every gateway
+// succeed meanwhile, a watcher sees no offline, stale, leave or join, pending
+// intents stay pending and are delivered afterwards.
+TEST(ClusterHandoffTest, FourthNodeJoinsWithNothingLost) {
+  three_nodes n;
+  ASSERT_TRUE(n.converged);
+  handoff_load load;
+  ASSERT_TRUE(load.open(n.all(), 40));
+  handoff_watcher watcher{n.a};
+  ASSERT_TRUE(watcher.subscribe(load));
+
+  node_process d{node_args("d", n.with_seed(n.a))};
+  std::vector<node_process*> four{&n.a, &n.b, &n.c, &d};
+  size_t round = 0;
+  bool moved = eventually(
+    [&] {
+      load.signal_all(four, round++);
+      for (auto* p : four)
+        if (cluster_of(*p)["epoch"] != 4)
+          return false;
+      auto row = node_row(cluster_of(n.a), "d");
+      return row["share"].get<double>() > 0.1 && row["actors"].get<int>() > 0;
+    },
+    std::chrono::seconds{15});
+  ASSERT_TRUE(moved) << cluster_of(n.a).dump();
+  load.check(four);
+  watcher.check_quiet();
+  load.deliver(d);
+}
+
+// Verifies that draining a node under a running client load loses nothing: its
+// share and its entities (sessions and intents created through it too) go to
+// the others while every signal keeps succeeding; the watcher sees no offline,
+// stale, leave or join; then the drained node stops and every session it
+// created is still served by the others.
+TEST(ClusterHandoffTest, DrainUnderLoadLosesNothing) {
+  three_nodes n;
+  ASSERT_TRUE(n.converged);
+  handoff_load load;
+  ASSERT_TRUE(load.open(n.all(), 40));
+  handoff_watcher watcher{n.a};
+  ASSERT_TRUE(watcher.subscribe(load));
+
+  http_client http{n.c.port()};
+  auto drain = http.request(http::verb::post, "/v1/cluster/nodes/b/drain", {}, {},
+                            admin_token());
+  ASSERT_EQ(drain.status, 202u) << drain.raw;
+  size_t round = 0;
+  bool drained = eventually(
+    [&] {
+      load.signal_all(n.all(), round++);
+      auto row = node_row(cluster_of(n.a), "b");
+      return row["status"] == "draining" && row["share"].get<double>() == 0.0
+             && row["actors"].get<int>() == 0;
+    },
+    std::chrono::seconds{15});
+  ASSERT_TRUE(drained) << cluster_of(n.a).dump();
+  load.check(n.all());
+  watcher.check_quiet();
+
+  ASSERT_EQ(n.b.stop(), 0);
+  ASSERT_TRUE(eventually([&] { return ids(cluster_of(n.a)).size() == 2; },
+                         std::chrono::seconds{5}));
+  std::vector<node_process*> rest{&n.a, &n.c};
+  load.signal_all(rest, 0);
+  load.check(rest);
+  watcher.check_quiet();
+  load.deliver(n.c);
 }

@@ -1,0 +1,26 @@
+#include "actors/handoff.hpp"
+
+#include "actors/node.hpp"
+
+#include <caf/message_view.hpp>
+#include <caf/sec.hpp>
+
+namespace presence::actors {
+
+void become_forwarder(caf::event_based_actor* self, node* n, std::string key,
+                      caf::actor via, uint64_t epoch) {
+  self->set_down_handler([](caf::down_msg&) {});
+  self->set_default_handler(
+    [n, key = std::move(key), via = std::move(via),
+     epoch](caf::scheduled_actor* s, caf::message_view& x) -> caf::result<caf::message> {
+      auto* where = n->router().where();
+      if (where == nullptr)
+        return caf::make_error(caf::sec::request_receiver_down);
+      return where->forward(s, key, via, epoch, x.move_content_to_message());
+    });
+  // A behavior that matches nothing keeps the actor alive; everything goes to
+  // the default handler above.
+  self->become(caf::behavior{[](route_atom, route_atom) {}});
+}
+
+} // namespace presence::actors

@@ -1,0 +1,199 @@
+// Hand-off of an entity between nodes, when the view gives its key to another
+// node (a node joins, is drained, or an operator rebalances). The new owner
+// pulls: its router starts the entity as a *pending* actor that asks the old
+// owner's membership actor for the entity's state (`handoff_atom, key`) and
+// keeps every message it receives meanwhile in its mailbox (CAF's `skip`). On
+// the old owner the entity answers with its transfer, stops acting (gauges,
+// timers and its stored record go with it, and the router forgets it) and
+// becomes a forwarder: whoever still holds its handle reaches the new owner
+// through it. So at no moment do two nodes act for one key, nothing sent to
+// the entity is dropped, and its rooms and subscribers see no leave and join.
+// The old owner also tells each new owner which keys it gave away (a hint), so
+// entities move without waiting to be used.
+//
+// The transfers are plain CAF-serializable structs: the durable record of the
+// entity (storage/records.hpp) plus what lives only in memory (subscribers,
+// sockets, memberships, open intents).
+#pragma once
+
+#include "actors/messages.hpp"
+#include "storage/records.hpp"
+
+#include <caf/actor.hpp>
+#include <caf/actor_addr.hpp>
+#include <caf/atom.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/meta/type_name.hpp>
+#include <caf/scheduled_actor.hpp>
+#include <caf/skip.hpp>
+
+#include <chrono>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace presence::storage {
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, session_record& x) {
+  return f(caf::meta::type_name("session_record"), x.session_id, x.user_id, x.device,
+           x.resume_hash, x.last_signal_at, x.last_active_at, x.declared, x.ever_active,
+           x.heartbeat_ms, x.rooms);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, user_record& x) {
+  return f(caf::meta::type_name("user_record"), x.user_id, x.published, x.seq, x.since,
+           x.last_active_at, x.last_seen_at);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, room_record& x) {
+  return f(caf::meta::type_name("room_record"), x.room_id, x.media_attached, x.phase,
+           x.momentum_rate, x.momentum_at);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, intent_record& x) {
+  return f(caf::meta::type_name("intent_record"), x.intent_id, x.from_user, x.to_user,
+           x.to_room, x.kind, x.note, x.status, x.created_at, x.expires_at,
+           x.delivered_at, x.ready_at, x.retain_until);
+}
+
+} // namespace presence::storage
+
+namespace presence::actors {
+
+using handoff_atom = caf::atom_constant<caf::atom("handoff")>;
+using export_atom = caf::atom_constant<caf::atom("export")>;
+using start_atom = caf::atom_constant<caf::atom("hstart")>;
+
+/// How long a pending entity waits for its old owner's answer before it
+/// starts without the state (the old owner died meanwhile).
+inline constexpr auto handoff_timeout = std::chrono::seconds{10};
+
+/// One of a user's live sessions, as the user knows it.
+struct handoff_session {
+  std::string session_id;
+  std::string device;
+  state current = state::offline;
+  int64_t last_signal_at = 0;
+  int64_t last_active_at = 0;
+  int64_t heartbeat_ms = 0;
+  caf::actor_addr ref;
+};
+
+/// One of a user's room memberships.
+struct handoff_membership {
+  std::string room_id;
+  std::vector<std::string> sessions;
+  bool visible = true;
+};
+
+struct user_transfer {
+  storage::user_record rec;
+  std::vector<handoff_session> sessions;
+  std::vector<caf::actor> subscribers;
+  std::vector<caf::actor> inbox;
+  std::vector<handoff_membership> rooms;
+  std::vector<intent_view> intents;
+};
+
+/// One member of a room.
+struct handoff_member {
+  std::string user_id;
+  state current = state::offline;
+  bool visible = true;
+  int64_t last_active_at = 0;
+};
+
+struct room_transfer {
+  storage::room_record rec;
+  double readiness = 0;
+  std::vector<handoff_member> members;
+  std::vector<timeline_sample> timeline;
+  std::vector<caf::actor> subscribers;
+  std::vector<intent_view> intents;
+};
+
+struct session_transfer {
+  storage::session_record rec;
+};
+
+struct intent_transfer {
+  storage::intent_record rec;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, handoff_session& x) {
+  return f(caf::meta::type_name("handoff_session"), x.session_id, x.device, x.current,
+           x.last_signal_at, x.last_active_at, x.heartbeat_ms, x.ref);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, handoff_membership& x) {
+  return f(caf::meta::type_name("handoff_membership"), x.room_id, x.sessions, x.visible);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, user_transfer& x) {
+  return f(caf::meta::type_name("user_transfer"), x.rec, x.sessions, x.subscribers,
+           x.inbox, x.rooms, x.intents);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, handoff_member& x) {
+  return f(caf::meta::type_name("handoff_member"), x.user_id, x.current, x.visible,
+           x.last_active_at);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, room_transfer& x) {
+  return f(caf::meta::type_name("room_transfer"), x.rec, x.readiness, x.members,
+           x.timeline, x.subscribers, x.intents);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, session_transfer& x) {
+  return f(caf::meta::type_name("session_transfer"), x.rec);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, intent_transfer& x) {
+  return f(caf::meta::type_name("intent_transfer"), x.rec);
+}
+
+class node;
+
+/// Turns `self` into a forwarder of `key` (after it exported its state): every
+/// message goes on to the key's owner (through `via` with `epoch` while this
+/// node's view is older), replies straight back to the sender.
+void become_forwarder(caf::event_based_actor* self, node* n, std::string key,
+                      caf::actor via, uint64_t epoch);
+
+/// The behavior of an entity that waits for its state from `source` (the old
+/// owner's membership actor; `via` is this node's, `epoch` this node's view). Messages other than `start_atom` wait in the
+/// mailbox; on `start_atom` (sent by the router once the entity is registered)
+/// it pulls the transfer; `started(Transfer&)` or, when the old owner has
+/// nothing or does not answer, `fresh()` returns the entity's real behavior.
+template <class Transfer, class Self, class Started, class Fresh>
+caf::behavior await_handoff(Self* self, std::string key, caf::actor source,
+                            caf::actor via, uint64_t epoch, Started started, Fresh fresh) {
+  self->set_default_handler(caf::skip);
+  return {
+    [self, key, source, via, epoch, started, fresh](start_atom) mutable {
+      self->request(source, handoff_timeout, handoff_atom::value, key, epoch, via)
+        .await(
+          [self, started](Transfer& t) mutable {
+            self->set_default_handler(caf::print_and_drop);
+            self->become(started(t));
+          },
+          [self, fresh](caf::error&) mutable {
+            self->set_default_handler(caf::print_and_drop);
+            self->become(fresh());
+          });
+    },
+  };
+}
+
+} // namespace presence::actors
