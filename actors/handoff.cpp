@@ -4,6 +4,7 @@
 
 #include <caf/message_view.hpp>
 #include <caf/sec.hpp>
+#include <caf/send.hpp>
 
 namespace presence::actors {
 
@@ -21,6 +22,18 @@ void become_forwarder(caf::event_based_actor* self, node* n, std::string key,
   // A behavior that matches nothing keeps the actor alive; everything goes to
   // the default handler above.
   self->become(caf::behavior{[](route_atom, route_atom) {}});
+}
+
+void replicate(node* n, std::string key, caf::message payload) {
+  if (auto& r = n->replicator())
+    caf::anon_send(r, replica_atom::value, std::move(key), std::move(payload));
+}
+
+void replicate_soon(caf::event_based_actor* self, node* n, bool& scheduled) {
+  if (scheduled || !n->replicator())
+    return;
+  scheduled = true;
+  self->delayed_send(self, replicate_interval, replicate_atom::value);
 }
 
 } // namespace presence::actors

@@ -67,6 +67,11 @@ namespace presence::actors {
 using handoff_atom = caf::atom_constant<caf::atom("handoff")>;
 using export_atom = caf::atom_constant<caf::atom("export")>;
 using start_atom = caf::atom_constant<caf::atom("hstart")>;
+using replica_atom = caf::atom_constant<caf::atom("replica")>;
+using replicate_atom = caf::atom_constant<caf::atom("replicate")>;
+
+/// How often an entity's changes go to its replicas at most (cluster/replication.hpp).
+inline constexpr auto replicate_interval = std::chrono::milliseconds{50};
 
 /// How long a pending entity waits for its old owner's answer before it
 /// starts without the state (the old owner died meanwhile).
@@ -170,6 +175,14 @@ class node;
 /// node's view is older), replies straight back to the sender.
 void become_forwarder(caf::event_based_actor* self, node* n, std::string key,
                       caf::actor via, uint64_t epoch);
+
+/// Hands `payload` (the entity's transfer; empty: it ended) to the node's
+/// replicator, if the node replicates.
+void replicate(node* n, std::string key, caf::message payload);
+
+/// Asks `self` for a `replicate_atom` one interval from now, unless one is on
+/// its way (`scheduled`) or the node does not replicate.
+void replicate_soon(caf::event_based_actor* self, node* n, bool& scheduled);
 
 /// The behavior of an entity that waits for its state from `source` (the old
 /// owner's membership actor; `via` is this node's, `epoch` this node's view). Messages other than `start_atom` wait in the

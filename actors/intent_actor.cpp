@@ -37,6 +37,9 @@ void announce(intent_actor_type* self) {
   auto& st = self->state;
   if (auto* w = st.owner->writer())
     w->put(to_record(st));
+  if (st.owner->replicator())
+    replicate(st.owner, "intent:" + st.view.intent_id,
+              caf::make_message(intent_transfer{to_record(st)}));
   self->send(st.sender, intent_atom::value, st.view);
   if (!st.view.to_user.empty() && st.view.to_user != st.view.from_user)
     self->send(st.target, intent_atom::value, st.view);
@@ -149,6 +152,11 @@ caf::behavior intent_actor(intent_actor_type* self, node* owner, intent_view vie
     [self](cancel_atom, const std::string& acting) {
       return reply(self, acting, intent_status::cancelled);
     },
+    [self](replicate_atom) {
+      auto& st = self->state;
+      replicate(st.owner, "intent:" + st.view.intent_id,
+                caf::make_message(intent_transfer{to_record(st)}));
+    },
     [self](export_atom, const caf::actor& via, uint64_t epoch) {
       // Handed to the next owner: from now on this actor only forwards.
       auto& st = self->state;
@@ -177,10 +185,16 @@ caf::behavior intent_actor(intent_actor_type* self, node* owner, intent_view vie
       // Retention is over.
       if (auto* w = st.owner->writer())
         w->erase(storage::kind::intents, st.view.intent_id);
+      replicate(st.owner, "intent:" + st.view.intent_id, caf::message{});
       st.owner->router().forget("intent:" + st.view.intent_id, self->address());
       self->quit();
     },
   };
+}
+
+caf::behavior intent_actor_promoted(intent_actor_type* self, node* owner,
+                                    intent_transfer t) {
+  return intent_actor(self, owner, to_view(t.rec), t.rec.retain_until);
 }
 
 caf::behavior intent_actor_handoff(intent_actor_type* self, node* owner,

@@ -42,6 +42,13 @@ using intent_actor_type = caf::stateful_actor<intent_state>;
 caf::behavior intent_actor(intent_actor_type* self, node* owner, intent_view view,
                            int64_t retain_until);
 
+struct intent_transfer;
+
+/// An intent whose node died, started from its replica on the key's new owner
+/// (cluster/replication.hpp): still pending, delivered when its target is ready.
+caf::behavior intent_actor_promoted(intent_actor_type* self, node* owner,
+                                    intent_transfer t);
+
 /// An intent that moved here (its node drains): pulled from `source` (that
 /// node's membership actor; handoff.hpp). If that node has nothing, it stops.
 caf::behavior intent_actor_handoff(intent_actor_type* self, node* owner,

@@ -31,6 +31,10 @@ void node::shutdown() {
   router_.clear();
   timers_.clear();
   cluster_ = nullptr;
+  if (replicator_) {
+    caf::anon_send_exit(replicator_, caf::exit_reason::user_shutdown);
+    replicator_ = nullptr;
+  }
   std::lock_guard<std::mutex> guard{listeners_mtx_};
   listeners_.clear();
 }

@@ -61,6 +61,11 @@ public:
   const caf::actor& cluster() const { return cluster_; }
   void set_cluster(caf::actor a) { cluster_ = std::move(a); }
 
+  /// The cluster's replicator (cluster/replication.hpp), or invalid when
+  /// nothing is replicated. Set once, before the node serves requests.
+  const caf::actor& replicator() const { return replicator_; }
+  void set_replicator(caf::actor a) { replicator_ = std::move(a); }
+
   /// Actors told (announce_atom) when the cluster's view changes: owners may
   /// have moved (the gateway's fan-out shards subscribe again). Thread-safe.
   void add_view_listener(caf::actor a) {
@@ -87,6 +92,7 @@ private:
   storage::snapshot_writer* writer_ = nullptr;
   storage::store* store_ = nullptr;
   caf::actor cluster_;
+  caf::actor replicator_;
   mutable std::mutex listeners_mtx_;
   std::vector<caf::actor> listeners_; // guarded by listeners_mtx_
   std::atomic<bool> ready_{true};

@@ -27,8 +27,10 @@ storage::room_record to_record(const room_state& st) {
 namespace {
 
 void save(room_actor_type* self) {
-  if (auto* w = self->state.owner->writer())
-    w->put(to_record(self->state));
+  auto& st = self->state;
+  if (auto* w = st.owner->writer())
+    w->put(to_record(st));
+  replicate_soon(self, st.owner, st.replicate_scheduled);
 }
 
 // Replies to join, leave, media and subscribe carry the first members only (with
@@ -187,6 +189,7 @@ void apply_member(room_actor_type* self, const member_update& u) {
   } else {
     i->second.last_active_at = u.last_active_at;
   }
+  replicate_soon(self, st.owner, st.replicate_scheduled);
   ensure_sampling(self, now);
 }
 
@@ -311,6 +314,10 @@ caf::behavior room_from_transfer(room_actor_type* self, node* owner, room_transf
 
 } // namespace
 
+caf::behavior room_actor_promoted(room_actor_type* self, node* owner, room_transfer t) {
+  return room_from_transfer(self, owner, t);
+}
+
 caf::behavior room_actor_handoff(room_actor_type* self, node* owner, std::string room_id,
                                  caf::actor source, uint64_t epoch) {
   auto key = "room:" + room_id;
@@ -397,6 +404,11 @@ caf::behavior room_behavior(room_actor_type* self) {
       n->router().retire(key, self->address());
       become_forwarder(self, n, std::move(key), via, epoch);
       return t;
+    },
+    [self](replicate_atom) {
+      auto& st = self->state;
+      st.replicate_scheduled = false;
+      replicate(st.owner, "room:" + st.room_id, caf::make_message(export_room(st)));
     },
     [self](intent_atom, const intent_view& v) {
       auto& st = self->state;

@@ -53,6 +53,7 @@ struct room_state {
   std::map<std::string, state> delta; ///< changes since the last room_delta
   bool delta_truncated = false;
   int64_t awaiting_restored = 0; ///< restored members not yet back
+  bool replicate_scheduled = false;
 
   /// More members than rooms.announce_max: changes go out as room_delta.
   bool big() const;
@@ -83,6 +84,11 @@ caf::behavior room_actor_restored(room_actor_type* self, node* owner,
 /// owner's membership actor; handoff.hpp), or fresh if that node has nothing.
 caf::behavior room_actor_handoff(room_actor_type* self, node* owner, std::string room_id,
                                  caf::actor source, uint64_t epoch);
+
+struct room_transfer;
+
+/// A room whose owner died, started from its replica (cluster/replication.hpp).
+caf::behavior room_actor_promoted(room_actor_type* self, node* owner, room_transfer t);
 
 /// The durable record of a room's own attributes.
 storage::room_record to_record(const room_state& st);

@@ -52,7 +52,14 @@ caf::actor router::insert(const std::string& key, caf::actor fresh,
 }
 
 caf::actor router::adopt(const std::string& key, caf::actor a) {
-  return insert(key, std::move(a), nullptr);
+  bool inserted = false;
+  auto winner = insert(key, std::move(a), &inserted);
+  if (inserted && placement_) {
+    auto& sh = shard_of(key);
+    std::lock_guard<std::mutex> guard{sh.mtx};
+    sh.recovered.insert(key);
+  }
+  return winner;
 }
 
 void router::keep_dormant(storage::user_record rec) {
@@ -102,11 +109,35 @@ caf::actor router::local(const std::string& key) {
     return local_room(key.substr(5));
   if (auto found = find_local(key))
     return found;
-  // A session or intent that moved here (its node drains): pulled from there.
-  if (placement_ && !closed_.load(std::memory_order_acquire))
+  // A session or intent that moved here (its node drains): pulled from there;
+  // or one whose node died: promoted from its replica.
+  if (placement_ && !closed_.load(std::memory_order_acquire)) {
     if (auto source = placement_->handoff_source(key))
       return pull(key, source, std::nullopt);
+    return promote(key);
+  }
   return {};
+}
+
+caf::actor router::promote(const std::string& key) {
+  auto replica = placement_->take_replica(key);
+  if (!replica)
+    return {};
+  auto& msg = *replica;
+  caf::actor fresh;
+  if (msg.match_elements<user_transfer>())
+    fresh = node_.system().spawn(user_actor_promoted, &node_, msg.get_as<user_transfer>(0));
+  else if (msg.match_elements<room_transfer>())
+    fresh = node_.system().spawn(room_actor_promoted, &node_, msg.get_as<room_transfer>(0));
+  else if (msg.match_elements<session_transfer>())
+    fresh = node_.system().spawn(session_actor_promoted, &node_,
+                                 msg.get_as<session_transfer>(0));
+  else if (msg.match_elements<intent_transfer>())
+    fresh = node_.system().spawn(intent_actor_promoted, &node_,
+                                 msg.get_as<intent_transfer>(0));
+  else
+    return {};
+  return settle(key, std::move(fresh), false);
 }
 
 caf::actor router::pull(const std::string& key, const caf::actor& source,
@@ -147,17 +178,40 @@ caf::actor router::settle(const std::string& key, caf::actor fresh, bool start) 
   return winner;
 }
 
-void router::take_over(const std::string& key, const caf::actor& source) {
-  if (closed_.load(std::memory_order_acquire) || find_local(key))
-    return;
+bool router::take_over(const std::string& key, const caf::actor& source) {
+  if (closed_.load(std::memory_order_acquire))
+    return true;
   std::optional<storage::user_record> dormant;
+  caf::actor stale;
   {
     auto& sh = shard_of(key);
     std::lock_guard<std::mutex> guard{sh.mtx};
+    if (auto i = sh.actors.find(key); i != sh.actors.end()) {
+      if (sh.recovered.erase(key) == 0)
+        return false; // pulled, promoted or created here since: it stays
+      stale = std::move(i->second);
+      sh.actors.erase(i);
+    }
     if (auto i = sh.dormant.find(key); i != sh.dormant.end())
       dormant = i->second;
   }
-  pull(key, source, std::move(dormant));
+  auto fresh = pull(key, source, std::move(dormant));
+  if (stale) {
+    // The recovered entity stops acting and forwards to the pulled one (its
+    // state is dropped; it answers this request to nobody).
+    caf::anon_send(stale, export_atom::value, node_.cluster(),
+                   placement_ ? placement_->epoch() : uint64_t{0});
+  }
+  return true;
+}
+
+caf::actor router::take_recovered(const std::string& key) {
+  auto& sh = shard_of(key);
+  std::lock_guard<std::mutex> guard{sh.mtx};
+  if (sh.recovered.erase(key) == 0)
+    return {};
+  auto i = sh.actors.find(key);
+  return i == sh.actors.end() ? caf::actor{} : i->second;
 }
 
 std::optional<storage::user_record> router::take_dormant(const std::string& key) {
@@ -172,11 +226,18 @@ std::optional<storage::user_record> router::take_dormant(const std::string& key)
 }
 
 std::vector<std::string> router::local_keys() const {
+  std::unordered_set<std::string> forwarding;
+  {
+    std::lock_guard<std::mutex> guard{retired_mtx_};
+    for (auto& [key, who] : forwarding_)
+      forwarding.insert(key);
+  }
   std::vector<std::string> out;
   for (auto& sh : shards_) {
     std::lock_guard<std::mutex> guard{sh.mtx};
     for (auto& [key, a] : sh.actors)
-      out.push_back(key);
+      if (forwarding.count(key) == 0)
+        out.push_back(key);
     for (auto& [key, rec] : sh.dormant)
       out.push_back(key);
   }
@@ -220,10 +281,13 @@ caf::actor router::local_user(const std::string& id) {
                            // spawn also starts from it
   }
   // Moved here from a node that still holds it: pulled (the dormant record is
-  // what it starts from if that node has nothing).
-  if (placement_)
+  // what it starts from if that node has nothing). Its owner died: promoted.
+  if (placement_) {
     if (auto source = placement_->handoff_source(key))
       return pull(key, source, std::move(dormant));
+    if (auto promoted = promote(key))
+      return promoted;
+  }
   // Spawned outside the lock. A dormant user wakes with its record.
   auto fresh = dormant ? node_.system().spawn(user_actor_restored, &node_,
                                               user_restore{std::move(*dormant), {}})
@@ -243,9 +307,12 @@ caf::actor router::local_room(const std::string& id) {
   auto key = "room:" + id;
   if (auto found = find_local(key))
     return found;
-  if (placement_)
+  if (placement_) {
     if (auto source = placement_->handoff_source(key))
       return pull(key, source, std::nullopt);
+    if (auto promoted = promote(key))
+      return promoted;
+  }
   return settle(key, node_.system().spawn(room_actor, &node_, id), false);
 }
 
@@ -324,8 +391,12 @@ void router::forget(const std::string& key, const caf::actor_addr& who) {
 }
 
 void router::retire(const std::string& key, const caf::actor_addr& who) {
-  forget(key, who);
+  bool kept = !remote(key);
+  if (!kept)
+    forget(key, who);
   std::lock_guard<std::mutex> guard{retired_mtx_};
+  if (kept)
+    forwarding_.emplace_back(key, who);
   // Forwarders that are gone (nobody held them) make room.
   if (retired_.size() >= 1024 && (retired_.size() & (retired_.size() - 1)) == 0)
     retired_.erase(std::remove_if(retired_.begin(), retired_.end(),
@@ -334,6 +405,16 @@ void router::retire(const std::string& key, const caf::actor_addr& who) {
                                   }),
                    retired_.end());
   retired_.push_back(who);
+}
+
+void router::drop_forwarders() {
+  std::vector<std::pair<std::string, caf::actor_addr>> xs;
+  {
+    std::lock_guard<std::mutex> guard{retired_mtx_};
+    xs.swap(forwarding_);
+  }
+  for (auto& [key, who] : xs)
+    forget(key, who);
 }
 
 std::vector<caf::actor> router::all() const {
@@ -378,6 +459,7 @@ void router::clear() {
   }
   std::lock_guard<std::mutex> guard{retired_mtx_};
   retired_.clear();
+  forwarding_.clear();
 }
 
 } // namespace presence::actors

@@ -21,6 +21,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace presence::actors {
@@ -88,6 +89,11 @@ public:
   /// pulled from there: handoff.hpp); else an invalid handle.
   virtual caf::actor handoff_source(const std::string& key) const = 0;
 
+  /// The replica of `key` (its transfer), taken out of this node's replicas,
+  /// when this node owns the key now and its previous owner left the view
+  /// without handing it off (it died); else nothing.
+  virtual std::optional<caf::message> take_replica(const std::string& key) = 0;
+
   /// Tells the owner of `key` (not this node) to pull it from here.
   virtual void hand_off(const std::string& key) = 0;
 
@@ -125,8 +131,15 @@ public:
   caf::actor find_local(const std::string& key) const;
 
   /// Starts `key` here by pulling it from `source` (a hand-off hint from the
-  /// old owner), unless an entity of that key is here already.
-  void take_over(const std::string& key, const caf::actor& source);
+  /// old owner). An entity of that key that this node recovered from its own
+  /// disk is replaced (the cluster's copy is newer: it carried on while this
+  /// node was down) and forwards to the pulled one. Returns false when another
+  /// entity of the key is here already (nothing is pulled).
+  bool take_over(const std::string& key, const caf::actor& source);
+
+  /// The entity of `key` if this node recovered it from disk and the cluster
+  /// has not reconciled it yet (it then no longer counts as recovered).
+  caf::actor take_recovered(const std::string& key);
 
   /// Removes and returns the dormant record of `key` ("user:<id>"), if any.
   std::optional<storage::user_record> take_dormant(const std::string& key);
@@ -153,7 +166,8 @@ public:
   caf::expected<std::pair<intent_view, caf::actor>> create_intent(intent_spec spec);
 
   /// Registers an actor spawned elsewhere (recovery) under `key`, unless one is
-  /// there already; returns the registered one.
+  /// there already; returns the registered one. It counts as recovered until
+  /// the cluster's copy replaces it or the node owns it (`take_over`).
   caf::actor adopt(const std::string& key, caf::actor a);
 
   /// Keeps a restored user that has no live session as a record only: its actor
@@ -171,8 +185,14 @@ public:
   void forget(const std::string& key, const caf::actor_addr& who);
 
   /// Removes `key` (as `forget`) for an entity handed to another node, which
-  /// lives on as a forwarder; it is told to exit with the node (`all`).
+  /// lives on as a forwarder; it is told to exit with the node (`all`). While
+  /// this node's view still gives it the key (the new owner's view is newer),
+  /// the forwarder stays registered, so that nothing here starts the entity
+  /// again; `drop_forwarders` removes it once the view moved on.
   void retire(const std::string& key, const caf::actor_addr& who);
+
+  /// Unregisters the forwarders `retire` kept (after a view change).
+  void drop_forwarders();
 
   /// Every registered actor (shutdown, diagnostics).
   std::vector<caf::actor> all() const;
@@ -192,6 +212,7 @@ private:
     std::unordered_map<std::string, caf::actor> actors; // guarded by mtx
     std::unordered_map<std::string, storage::user_record> dormant; // guarded by mtx
     std::unordered_map<std::string, caf::actor> stubs; // guarded by mtx: remote keys
+    std::unordered_set<std::string> recovered; // guarded by mtx: from disk, not reconciled
   };
 
   bool remote(const std::string& key) const {
@@ -204,6 +225,9 @@ private:
   // registers it unless another is there; returns the registered one.
   caf::actor pull(const std::string& key, const caf::actor& source,
                   std::optional<storage::user_record> dormant);
+  // Spawns the entity of `key` here from its replica (its owner died), or
+  // nothing if there is none; registers it as `settle` does.
+  caf::actor promote(const std::string& key);
   // Registers a freshly spawned `fresh` under `key` unless one is there (then
   // `fresh` exits); returns the registered one. Drops a dormant record of it.
   caf::actor settle(const std::string& key, caf::actor fresh, bool start);
@@ -221,6 +245,8 @@ private:
   std::atomic<bool> closed_{false};
   mutable std::mutex retired_mtx_;
   std::vector<caf::actor_addr> retired_; // guarded by retired_mtx_: forwarders
+  std::vector<std::pair<std::string, caf::actor_addr>> forwarding_; // guarded by
+                                         // retired_mtx_: registered forwarders
   std::array<shard, shard_count> shards_;
 };
 

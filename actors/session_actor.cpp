@@ -93,9 +93,15 @@ void rearm(session_actor_type* self, int64_t now) {
 void save(session_actor_type* self, int64_t now) {
   auto& st = self->state;
   auto* w = st.owner->writer();
-  if (w == nullptr)
+  bool replicated = static_cast<bool>(st.owner->replicator());
+  if (w == nullptr && !replicated)
     return;
-  w->put(to_record(st));
+  auto rec = to_record(st);
+  if (replicated)
+    replicate(st.owner, "session:" + st.session_id,
+              caf::make_message(session_transfer{rec}));
+  if (w != nullptr)
+    w->put(std::move(rec));
   st.saved_at = now;
   st.saved_declared = st.clk.declared;
   st.dirty = false;
@@ -107,10 +113,11 @@ void save(session_actor_type* self, int64_t now) {
 void save_after_signal(session_actor_type* self, int64_t now, bool changed) {
   auto& st = self->state;
   auto* w = st.owner->writer();
-  if (w == nullptr)
+  if (w == nullptr && !st.owner->replicator())
     return;
-  if (changed || st.clk.declared != st.saved_declared
-      || now - st.saved_at >= w->flush_interval_ms())
+  auto interval = w != nullptr ? w->flush_interval_ms()
+                               : static_cast<int64_t>(replicate_interval.count());
+  if (changed || st.clk.declared != st.saved_declared || now - st.saved_at >= interval)
     save(self, now);
   else
     st.dirty = true;
@@ -123,6 +130,7 @@ void finish(session_actor_type* self) {
   st.ended = true;
   if (auto* w = st.owner->writer())
     w->erase(storage::kind::sessions, st.session_id);
+  replicate(st.owner, "session:" + st.session_id, caf::message{});
   st.owner->router().forget("session:" + st.session_id, self->address());
   self->quit();
 }
@@ -342,6 +350,11 @@ caf::behavior session_actor(session_actor_type* self, node* owner, session_init 
       become_forwarder(self, n, std::move(key), via, epoch);
       return t;
     },
+    [self](replicate_atom) {
+      auto& st = self->state;
+      replicate(st.owner, "session:" + st.session_id,
+                caf::make_message(session_transfer{to_record(st)}));
+    },
     [self](identify_atom, const std::string& new_user,
            const std::string& acting) -> caf::result<session_view> {
       if (!allowed(self, acting))
@@ -352,29 +365,46 @@ caf::behavior session_actor(session_actor_type* self, node* owner, session_init 
   };
 }
 
+namespace {
+
+// A session as another node held it: its clocks, rooms and token; its timers
+// keep their due times (they follow from the clocks).
+caf::behavior session_from_transfer(session_actor_type* self, node* owner,
+                                    session_transfer& t) {
+  auto& r = t.rec;
+  session_init init;
+  init.session_id = std::move(r.session_id);
+  init.user_id = std::move(r.user_id);
+  init.device = std::move(r.device);
+  if (r.resume_hash.size() == init.resume_hash.size())
+    std::memcpy(init.resume_hash.data(), r.resume_hash.data(), init.resume_hash.size());
+  init.clk = clock_of(r);
+  init.initial = derive_state(init.clk, owner->now_ms(), owner->presence());
+  init.heartbeat_ms = r.heartbeat_ms;
+  init.rooms = std::move(r.rooms);
+  // Not `restored`: the session tells its user of its new address.
+  owner->metrics().sessions_by_state[static_cast<size_t>(init.initial)].fetch_add(
+    1, std::memory_order_relaxed);
+  return session_actor(self, owner, std::move(init));
+}
+
+} // namespace
+
+caf::behavior session_actor_promoted(session_actor_type* self, node* owner,
+                                     session_transfer t) {
+  auto b = session_from_transfer(self, owner, t);
+  // Its user and rooms may be new too (promoted, or started afresh): tell them.
+  self->send(self, announce_atom::value);
+  return b;
+}
+
 caf::behavior session_actor_handoff(session_actor_type* self, node* owner,
                                     std::string session_id, caf::actor source,
                                     uint64_t epoch) {
   auto key = "session:" + session_id;
   return await_handoff<session_transfer>(
     self, std::move(key), std::move(source), owner->cluster(), epoch,
-    [self, owner](session_transfer& t) {
-      auto& r = t.rec;
-      session_init init;
-      init.session_id = std::move(r.session_id);
-      init.user_id = std::move(r.user_id);
-      init.device = std::move(r.device);
-      if (r.resume_hash.size() == init.resume_hash.size())
-        std::memcpy(init.resume_hash.data(), r.resume_hash.data(), init.resume_hash.size());
-      init.clk = clock_of(r);
-      init.initial = derive_state(init.clk, owner->now_ms(), owner->presence());
-      init.heartbeat_ms = r.heartbeat_ms;
-      init.rooms = std::move(r.rooms);
-      // Not `restored`: the session tells its user of its new address.
-      owner->metrics().sessions_by_state[static_cast<size_t>(init.initial)].fetch_add(
-        1, std::memory_order_relaxed);
-      return session_actor(self, owner, std::move(init));
-    },
+    [self, owner](session_transfer& t) { return session_from_transfer(self, owner, t); },
     [self]() {
       self->quit();
       return caf::behavior{};

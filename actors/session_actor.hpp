@@ -74,6 +74,13 @@ using session_actor_type = caf::stateful_actor<session_state>;
 /// counted in the metrics and told to the client.
 caf::behavior session_actor(session_actor_type* self, node* owner, session_init init);
 
+struct session_transfer;
+
+/// A session whose node died, started from its replica on the key's new owner
+/// (cluster/replication.hpp): it tells its user and rooms where it is now.
+caf::behavior session_actor_promoted(session_actor_type* self, node* owner,
+                                     session_transfer t);
+
 /// A session that moved here (its node drains): pulled from `source` (that
 /// node's membership actor; handoff.hpp). Its timers keep their due times (they
 /// follow from its clocks). If that node has nothing, the actor stops.

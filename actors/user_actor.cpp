@@ -27,8 +27,10 @@ storage::user_record to_record(const user_state& st) {
 namespace {
 
 void save(user_actor_type* self) {
-  if (auto* w = self->state.owner->writer())
-    w->put(to_record(self->state));
+  auto& st = self->state;
+  if (auto* w = st.owner->writer())
+    w->put(to_record(st));
+  replicate_soon(self, st.owner, st.replicate_scheduled);
 }
 
 // How long the user waits for its sessions' fresh views when asked for its own.
@@ -161,6 +163,33 @@ void add_actor(user_actor_type* self, std::vector<caf::actor>& xs,
 
 caf::behavior user_behavior(user_actor_type* self);
 
+// Stops counting the sessions whose node died and that did not come back
+// within the grace; the others wait for their own grace.
+void drop_lost(user_actor_type* self) {
+  auto& st = self->state;
+  auto now = st.owner->now_ms();
+  int64_t next = 0;
+  std::vector<std::string> gone;
+  for (auto& [id, e] : st.sessions) {
+    if (e.lost_at == 0)
+      continue;
+    if (e.lost_at + lost_session_grace_ms <= now)
+      gone.push_back(id);
+    else if (next == 0 || e.lost_at + lost_session_grace_ms < next)
+      next = e.lost_at + lost_session_grace_ms;
+  }
+  for (auto& id : gone) {
+    st.sessions.erase(id);
+    drop_session_from_rooms(self, id);
+  }
+  if (next != 0)
+    st.lost.arm(caf::actor_cast<caf::actor>(self), next);
+  if (!gone.empty()) {
+    reaggregate(self, now);
+    save(self);
+  }
+}
+
 } // namespace
 
 namespace {
@@ -171,6 +200,7 @@ void start_user(user_actor_type* self, node* owner, std::string user_id, state p
   st.owner = owner;
   st.user_id = std::move(user_id);
   st.linger.bind(owner->timers());
+  st.lost.bind(owner->timers(), 1);
   st.published = published;
   owner->metrics().users_by_state[static_cast<size_t>(published)].fetch_add(
     1, std::memory_order_relaxed);
@@ -287,6 +317,10 @@ caf::behavior user_from_transfer(user_actor_type* self, node* owner, user_transf
 
 } // namespace
 
+caf::behavior user_actor_promoted(user_actor_type* self, node* owner, user_transfer t) {
+  return user_from_transfer(self, owner, t);
+}
+
 caf::behavior user_actor_handoff(user_actor_type* self, node* owner, std::string user_id,
                                  caf::actor source, uint64_t epoch,
                                  std::optional<storage::user_record> dormant) {
@@ -308,15 +342,15 @@ caf::behavior user_behavior(user_actor_type* self) {
     auto& st = self->state;
     remove_actor(st.subscribers, dm.source);
     remove_actor(st.inbox, dm.source);
-    // A session on another node is gone without telling (its node died): it
-    // cannot be resumed anywhere, so the user no longer counts it.
-    for (auto i = st.sessions.begin(); i != st.sessions.end(); ++i) {
-      if (i->second.monitored && i->second.ref == dm.source) {
-        auto id = i->first;
-        st.sessions.erase(i);
-        drop_session_from_rooms(self, id);
-        reaggregate(self, st.owner->now_ms());
-        save(self);
+    // A session on another node is gone without telling (its node died). Its
+    // replica may bring it back on another node within the grace (it then
+    // tells its new address); if not, the user stops counting it.
+    for (auto& [id, e] : st.sessions) {
+      if (e.monitored && e.ref == dm.source && e.lost_at == 0) {
+        auto now = st.owner->now_ms();
+        e.lost_at = now;
+        if (!st.lost.armed())
+          st.lost.arm(caf::actor_cast<caf::actor>(self), now + lost_session_grace_ms);
         break;
       }
     }
@@ -336,6 +370,7 @@ caf::behavior user_behavior(user_actor_type* self) {
         e.last_signal_at = u.last_signal_at;
         e.last_active_at = u.last_active_at;
         e.heartbeat_ms = u.heartbeat_ms;
+        e.lost_at = 0;
         if (u.ref && e.ref != u.ref) {
           // A new session, or the same one moved to another node (hand-off).
           e.ref = u.ref;
@@ -349,6 +384,10 @@ caf::behavior user_behavior(user_actor_type* self) {
     },
     [self](wake_atom, uint64_t generation) {
       auto& st = self->state;
+      if (st.lost.is_current(generation)) {
+        drop_lost(self);
+        return;
+      }
       if (!st.linger.is_current(generation))
         return;
       if (aggregate(st) == state::offline) {
@@ -454,6 +493,11 @@ caf::behavior user_behavior(user_actor_type* self) {
       n->router().retire(key, self->address());
       become_forwarder(self, n, std::move(key), via, epoch);
       return t;
+    },
+    [self](replicate_atom) {
+      auto& st = self->state;
+      st.replicate_scheduled = false;
+      replicate(st.owner, "user:" + st.user_id, caf::make_message(export_user(st)));
     },
     [self](list_atom, intent_atom) {
       auto& st = self->state;

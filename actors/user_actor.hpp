@@ -40,6 +40,8 @@ struct user_state {
     int64_t heartbeat_ms = 0;
     caf::actor_addr ref;
     bool monitored = false; ///< a session on another node: watched for its death
+    int64_t lost_at = 0;    ///< its node died then (0: it did not); dropped
+                            ///< unless promoted elsewhere within the grace
   };
   struct membership {
     caf::actor room;
@@ -60,9 +62,15 @@ struct user_state {
   std::map<std::string, membership> rooms;
   std::map<std::string, intent_view> intents;
   timer_slot linger;
+  timer_slot lost;  ///< the end of a lost session's grace (tag 1)
+  bool replicate_scheduled = false;
 
   static inline const char* name = "presence.user";
 };
+
+/// How long a user keeps counting a session whose node died, waiting for the
+/// session to come back from its replica on another node (cluster failover).
+inline constexpr int64_t lost_session_grace_ms = 2000;
 
 /// Finished intents a user keeps listing (the oldest are dropped beyond this).
 inline constexpr size_t max_finished_intents_per_user = 100;
@@ -90,6 +98,11 @@ caf::behavior user_actor_restored(user_actor_type* self, node* owner,
 caf::behavior user_actor_handoff(user_actor_type* self, node* owner, std::string user_id,
                                  caf::actor source, uint64_t epoch,
                                  std::optional<storage::user_record> dormant);
+
+struct user_transfer;
+
+/// A user whose owner died, started from its replica (cluster/replication.hpp).
+caf::behavior user_actor_promoted(user_actor_type* self, node* owner, user_transfer t);
 
 /// The durable record of a user's state.
 storage::user_record to_record(const user_state& st);

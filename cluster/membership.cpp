@@ -2,6 +2,7 @@
 
 #include "actors/messages.hpp"
 #include "actors/node.hpp"
+#include "cluster/replication.hpp"
 #include "cluster/ring.hpp"
 #include "cluster/routing.hpp"
 #include "actors/errors.hpp"
@@ -42,9 +43,25 @@ struct membership_state {
   /// actor (caf::ok_atom): the node is then joined.
   std::function<void(std::vector<std::string>, caf::actor)> dial;
   size_t vnodes = ring::default_vnodes;
+  /// Messages routed by a view newer than this node's: applied once it adopts
+  /// that view (the key's state may have to be pulled from its old owner first).
+  struct deferred_route {
+    std::string key;
+    uint64_t epoch = 0;
+    uint8_t hops = 0;
+    caf::message content;
+    caf::response_promise rp;
+  };
+  std::vector<deferred_route> deferred;
 
   static inline const char* name = "presence.membership";
 };
+
+/// How long a message routed by a newer view waits for this node to adopt it
+/// before it is applied anyway.
+constexpr auto deferred_route_limit = std::chrono::seconds{1};
+
+using replay_atom = caf::atom_constant<caf::atom("replay")>;
 
 using membership_actor_type = caf::stateful_actor<membership_state>;
 
@@ -66,26 +83,64 @@ void announce_all(membership_actor_type* self) {
 /// Keys per hand-off hint message.
 constexpr size_t hint_batch = 2000;
 
-// Tells the owners of what this node holds and no longer owns to pull it. A
-// helper does it, so the membership actor goes on routing meanwhile.
+// After a view change, on a helper (the membership actor goes on routing):
+//  - promotes the replicas of keys whose owner left the view and that this
+//    node owns now (they start from their replica before anyone asks);
+//  - tells the owners of what this node holds and no longer owns to pull it;
+//  - drops the replicas this node no longer holds for anyone;
+//  - asks every entity it owns for its state again, for the replicas that
+//    the new view adds.
 void hand_off_all(membership_actor_type* self) {
   auto& st = self->state;
   auto* n = st.node;
   auto placement = st.placement;
   auto me = caf::actor_cast<caf::actor>(self);
-  self->spawn([n, placement, me](caf::event_based_actor* helper) {
-    auto by_owner = placement->owners_elsewhere(n->router().local_keys());
+  auto factor = static_cast<size_t>(std::max<int64_t>(1, n->cfg().cluster.replication_factor));
+  self->spawn([n, placement, me, factor](caf::event_based_actor* helper) {
+    auto& r = n->router();
+    auto& replicas = placement->replicas();
+    std::vector<std::string> drop;
+    for (auto& key : replicas.keys()) {
+      if (placement->promotes(key))
+        r.local(key);
+      else if (!placement->holds_replica(key, factor))
+        drop.push_back(key);
+    }
+    replicas.drop(drop);
+    auto keys = r.local_keys();
+    auto by_owner = placement->owners_elsewhere(keys);
     auto epoch = placement->epoch();
-    for (auto& [owner, keys] : by_owner)
-      for (size_t i = 0; i < keys.size(); i += hint_batch) {
-        auto end = std::min(keys.size(), i + hint_batch);
+    for (auto& [owner, mine] : by_owner)
+      for (size_t i = 0; i < mine.size(); i += hint_batch) {
+        auto end = std::min(mine.size(), i + hint_batch);
         helper->send(owner, actors::handoff_atom::value,
-                     std::vector<std::string>(keys.begin() + static_cast<ptrdiff_t>(i),
-                                              keys.begin() + static_cast<ptrdiff_t>(end)),
+                     std::vector<std::string>(mine.begin() + static_cast<ptrdiff_t>(i),
+                                              mine.begin() + static_cast<ptrdiff_t>(end)),
                      me, epoch);
       }
+    if (n->replicator())
+      for (auto& key : keys)
+        if (r.owns(key))
+          if (auto a = r.find_local(key))
+            helper->send(a, actors::replicate_atom::value);
     helper->quit();
   });
+}
+
+// Routes again the deferred messages that the current view covers (all of
+// them when `all`).
+void replay_deferred(membership_actor_type* self, bool all) {
+  auto& st = self->state;
+  auto me = caf::actor_cast<caf::actor>(self);
+  std::vector<membership_state::deferred_route> later;
+  for (auto& d : st.deferred) {
+    if (all || d.epoch <= st.current.epoch)
+      d.rp.delegate(me, actors::route_atom::value, std::move(d.key),
+                    std::min(d.epoch, st.current.epoch), d.hops, std::move(d.content));
+    else
+      later.push_back(std::move(d));
+  }
+  st.deferred = std::move(later);
 }
 
 // Makes `v` the current view; if this node issued it, sends it to the others.
@@ -94,6 +149,7 @@ void adopt(membership_actor_type* self, view v, bool issued) {
   auto before = st.current.ids();
   st.current = std::move(v);
   st.placement->update(st.current);
+  st.node->router().drop_forwarders();
   bool member = st.current.find(st.me.id) != nullptr;
   bool was_member = std::find(before.begin(), before.end(), st.me.id) != before.end();
   bool dialing = member && !was_member && st.current.members.size() > 1 && st.dial;
@@ -107,8 +163,10 @@ void adopt(membership_actor_type* self, view v, bool issued) {
     else
       announce_all(self);
   }
-  if (member && was_member)
+  if (member)
     hand_off_all(self);
+  if (!st.deferred.empty())
+    replay_deferred(self, false);
   for (auto& m : st.current.members) {
     if (m.id == st.me.id || !m.handle)
       continue;
@@ -329,17 +387,49 @@ caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
     [self](actors::handoff_atom, const std::vector<std::string>& keys,
            const caf::actor& source, uint64_t epoch) {
       // The old owner hands these off: pull each that is ours (or will be,
-      // when the sender's view is newer).
+      // when the sender's view is newer). Keys held here already are told
+      // back: the sender's copies are stale and forward here from then on.
       auto& st = self->state;
       auto& r = st.node->router();
+      std::vector<std::string> kept;
       for (auto& key : keys)
         if (epoch > st.current.epoch || r.owns(key))
-          r.take_over(key, source);
+          if (!r.take_over(key, source))
+            kept.push_back(key);
+      if (!kept.empty())
+        self->send(source, actors::handoff_atom::value, reconcile_atom::value,
+                   std::move(kept), st.current.epoch);
     },
-    [self](actors::route_atom, const std::string& key, uint64_t epoch, uint8_t hops,
+    [self](actors::handoff_atom, reconcile_atom, const std::vector<std::string>& keys,
+           uint64_t epoch) {
+      // The owner of these keys has entities of its own: ours are stale
+      // (recovered from disk while the cluster carried on) and forward there.
+      auto& st = self->state;
+      auto& r = st.node->router();
+      auto owner = caf::actor_cast<caf::actor>(self->current_sender());
+      for (auto& key : keys)
+        if (!r.owns(key))
+          if (auto a = r.take_recovered(key))
+            self->send(a, actors::export_atom::value, owner, epoch);
+    },
+    [self](actors::handoff_atom) { hand_off_all(self); },
+    [self](actors::replica_atom, replica_batch& b) {
+      self->state.placement->replicas().apply(b);
+    },
+    [self](actors::route_atom, std::string& key, uint64_t epoch, uint8_t hops,
            caf::message& content) -> caf::result<caf::message> {
-      return self->state.placement->route(self, key, epoch, hops, std::move(content));
+      auto& st = self->state;
+      if (epoch > st.current.epoch) {
+        // Routed by a view this node has not adopted yet: it waits for it.
+        auto rp = self->make_response_promise<caf::message>();
+        if (st.deferred.empty())
+          self->delayed_send(self, deferred_route_limit, replay_atom::value);
+        st.deferred.push_back({std::move(key), epoch, hops, std::move(content), rp});
+        return rp;
+      }
+      return st.placement->route(self, key, epoch, hops, std::move(content));
     },
+    [self](replay_atom) { replay_deferred(self, true); },
     [self](caf::get_atom, stats_atom) {
       auto& st = self->state;
       return node_stats{st.me.id, static_cast<int64_t>(st.node->router().size())};
@@ -402,6 +492,7 @@ void configure(caf::actor_system_config& cfg, const config::settings& s) {
   cfg.add_message_type<view>("presence.cluster_view");
   cfg.add_message_type<node_stats>("presence.node_stats");
   cfg.add_message_type<cluster_status>("presence.cluster_status");
+  cfg.add_message_type<replica_batch>("presence.replica_batch");
 }
 
 cluster_node::cluster_node(caf::actor_system& sys, actors::node& n,
@@ -421,6 +512,9 @@ uint16_t cluster_node::start(uint16_t http_port) {
   auto placement = std::make_shared<cluster_placement>(
     node_, me.id, static_cast<size_t>(cfg_.cluster.vnodes));
   node_.router().set_placement(placement);
+  if (cfg_.cluster.replication_factor > 1)
+    node_.set_replicator(spawn_replicator(
+      sys_, placement, static_cast<size_t>(cfg_.cluster.replication_factor)));
   std::function<void(std::vector<std::string>, caf::actor)> dial =
     [q = dials_](std::vector<std::string> addresses, caf::actor done) {
       std::lock_guard<std::mutex> guard{q->mtx};

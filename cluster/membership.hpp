@@ -61,6 +61,7 @@ using status_atom = caf::atom_constant<caf::atom("status")>;
 using leave_atom = caf::atom_constant<caf::atom("mleave")>;
 using drain_atom = caf::atom_constant<caf::atom("drain")>;
 using rebalance_atom = caf::atom_constant<caf::atom("rebalance")>;
+using reconcile_atom = caf::atom_constant<caf::atom("reconcile")>;
 
 /// One node's own figures, for GET /v1/cluster.
 struct node_stats {

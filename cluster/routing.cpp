@@ -11,6 +11,8 @@
 #include <caf/scheduled_actor.hpp>
 #include <caf/send.hpp>
 
+#include <algorithm>
+
 namespace presence::cluster {
 
 namespace {
@@ -113,6 +115,50 @@ caf::actor cluster_placement::handoff_source(const std::string& key) const {
     return {};
   auto i = t->handles.find(was);
   return i == t->handles.end() ? caf::actor{} : i->second;
+}
+
+std::vector<std::string> cluster_placement::holders_in(const table& t, const std::string& key,
+                                                      size_t factor) {
+  std::vector<std::string> out;
+  auto owner = owner_in(t, key);
+  if (owner.empty())
+    return out;
+  out.push_back(owner);
+  for (auto& id : t.r.owners(key, factor + 1))
+    if (out.size() < factor && id != owner)
+      out.push_back(id);
+  return out;
+}
+
+std::vector<caf::actor> cluster_placement::replica_targets(const std::string& key,
+                                                           size_t factor) const {
+  std::vector<caf::actor> out;
+  auto t = load();
+  for (auto& id : holders_in(*t, key, factor))
+    if (id != self_)
+      if (auto i = t->handles.find(id); i != t->handles.end() && i->second)
+        out.push_back(i->second);
+  return out;
+}
+
+bool cluster_placement::holds_replica(const std::string& key, size_t factor) const {
+  auto t = load();
+  auto ids = holders_in(*t, key, factor);
+  return std::find(ids.begin(), ids.end(), self_) != ids.end();
+}
+
+bool cluster_placement::promotes(const std::string& key) const {
+  auto t = load();
+  if (!t->previous || owner_in(*t, key) != self_)
+    return false;
+  auto was = owner_in(*t->previous, key);
+  return !was.empty() && was != self_ && t->handles.count(was) == 0;
+}
+
+std::optional<caf::message> cluster_placement::take_replica(const std::string& key) {
+  if (!promotes(key))
+    return std::nullopt;
+  return replicas_.take(key);
 }
 
 void cluster_placement::hand_off(const std::string& key) {

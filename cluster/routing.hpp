@@ -14,6 +14,7 @@
 #pragma once
 
 #include "actors/router.hpp"
+#include "cluster/replication.hpp"
 #include "cluster/ring.hpp"
 #include "cluster/view.hpp"
 
@@ -55,6 +56,7 @@ public:
   std::string pinned_id(const std::string& random_part) const override;
   uint64_t epoch() const override { return load()->epoch; }
   caf::actor handoff_source(const std::string& key) const override;
+  std::optional<caf::message> take_replica(const std::string& key) override;
   void hand_off(const std::string& key) override;
   caf::result<caf::message> forward(caf::scheduled_actor* self, const std::string& key,
                                     const caf::actor& via, uint64_t epoch,
@@ -63,6 +65,20 @@ public:
   /// Installs the ring and member handles of `v`; the view before it stays
   /// known (where entities that moved here are pulled from).
   void update(const view& v);
+
+  /// The membership actors of the nodes that hold replicas of `key` (`factor`
+  /// copies in all, the owner's included), without this node.
+  std::vector<caf::actor> replica_targets(const std::string& key, size_t factor) const;
+
+  /// True if this node is among the `factor` holders of `key` (owner or replica).
+  bool holds_replica(const std::string& key, size_t factor) const;
+
+  /// True if `key`'s previous owner left the view and this node owns it now
+  /// (its replica here is promoted).
+  bool promotes(const std::string& key) const;
+
+  /// The replicas this node holds for others.
+  replica_store& replicas() { return replicas_; }
 
   /// The share of keys the ring gives each of `ids` (sampled).
   std::vector<double> shares(const std::vector<std::string>& ids) const;
@@ -98,6 +114,9 @@ private:
   // The node that owns `key` in `t` (empty if none): a pinned key's node while
   // it is an owner, else the ring's choice.
   static std::string owner_in(const table& t, const std::string& key);
+  // The `factor` nodes that hold `key` in `t`: its owner, then its replicas.
+  static std::vector<std::string> holders_in(const table& t, const std::string& key,
+                                             size_t factor);
 
   // The node a pinned key ("session:" or "intent:" with "@<node>") names, or
   // empty for a key the ring places.
@@ -108,6 +127,7 @@ private:
   bool pin_ = false; // self_ can be part of an id
   size_t vnodes_;
   std::shared_ptr<const table> table_ = std::make_shared<const table>();
+  replica_store replicas_;
 };
 
 } // namespace presence::cluster

@@ -3,6 +3,7 @@
 // the presence model, and runs until SIGTERM or SIGINT, then shuts down cleanly.
 #include "actors/clock.hpp"
 #include "actors/node.hpp"
+#include "actors/handoff.hpp"
 #include "actors/recovery.hpp"
 #include "actors/system_config.hpp"
 #include "cluster/membership.hpp"
@@ -123,6 +124,8 @@ int run(const presence::config::settings& s, sigset_t& stop_signals) {
                    r.elapsed_ms, r.sessions, r.sessions_dropped, r.users + r.users_dormant,
                    r.users_dormant, r.rooms, r.timeline_samples, r.intents,
                    r.intents_dropped, r.skipped);
+      // What it recovered and another node owns (or holds newer) goes there.
+      caf::anon_send(cluster.actor(), presence::actors::handoff_atom::value);
     }
     // Ready once recovered and a member of a view (a node with seeds waits for
     // one of them), unless it is told to stop first.
