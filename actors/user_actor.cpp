@@ -294,7 +294,14 @@ caf::behavior user_from_transfer(user_actor_type* self, node* owner, user_transf
     e.ref = s.ref;
     if (e.ref && e.ref.node() != self->node()) {
       e.monitored = true;
-      self->monitor(e.ref);
+      if (auto alive = caf::actor_cast<caf::actor>(e.ref)) {
+        self->monitor(alive);
+      } else {
+        // Its node is gone already: it has the grace to come back.
+        e.lost_at = owner->now_ms();
+        if (!st.lost.armed())
+          st.lost.arm(caf::actor_cast<caf::actor>(self), e.lost_at + lost_session_grace_ms);
+      }
     }
   }
   for (auto& a : t.subscribers)
@@ -376,7 +383,8 @@ caf::behavior user_behavior(user_actor_type* self) {
           e.ref = u.ref;
           e.monitored = u.ref.node() != self->node();
           if (e.monitored)
-            self->monitor(u.ref);
+            if (auto alive = caf::actor_cast<caf::actor>(u.ref))
+              self->monitor(alive);
         }
       }
       reaggregate(self, u.changed_at);
