@@ -24,6 +24,12 @@ void become_forwarder(caf::event_based_actor* self, node* n, std::string key,
   self->become(caf::behavior{[](route_atom, route_atom) {}});
 }
 
+void replicate_fired(node* n, bool& scheduled) {
+  if (scheduled)
+    n->metrics().replication_pending.fetch_sub(1, std::memory_order_relaxed);
+  scheduled = false;
+}
+
 void replicate(node* n, std::string key, caf::message payload) {
   if (auto& r = n->replicator())
     caf::anon_send(r, replica_atom::value, std::move(key), std::move(payload));
@@ -33,6 +39,7 @@ void replicate_soon(caf::event_based_actor* self, node* n, bool& scheduled) {
   if (scheduled || !n->replicator())
     return;
   scheduled = true;
+  n->metrics().replication_pending.fetch_add(1, std::memory_order_relaxed);
   self->delayed_send(self, replicate_interval, replicate_atom::value);
 }
 

@@ -184,6 +184,10 @@ void replicate(node* n, std::string key, caf::message payload);
 /// its way (`scheduled`) or the node does not replicate.
 void replicate_soon(caf::event_based_actor* self, node* n, bool& scheduled);
 
+/// The `replicate_atom` asked for by `replicate_soon` arrived (or will not
+/// matter: the entity moved); clears `scheduled`.
+void replicate_fired(node* n, bool& scheduled);
+
 /// The behavior of an entity that waits for its state from `source` (the old
 /// owner's membership actor; `via` is this node's, `epoch` this node's view). Messages other than `start_atom` wait in the
 /// mailbox; on `start_atom` (sent by the router once the entity is registered)

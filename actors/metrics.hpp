@@ -38,6 +38,9 @@ struct runtime_metrics {
   std::atomic<uint64_t> session_transitions{0};
   std::atomic<uint64_t> user_transitions{0};
   std::atomic<uint64_t> events_sent{0};
+  std::atomic<int64_t> replication_pending{0}; ///< changes not yet sent to replicas
+  std::atomic<uint64_t> replicated{0};         ///< changes sent to replica nodes
+  std::atomic<int64_t> replicas_held{0};       ///< replicas this node holds for others
   std::atomic<uint64_t> timer_fires{0};
   lateness_histogram timer_lateness;
   std::atomic<uint64_t> records_skipped{0};   ///< unreadable records at recovery

@@ -350,6 +350,7 @@ caf::behavior room_behavior(room_actor_type* self) {
       if (std::find(subs.begin(), subs.end(), who) == subs.end()) {
         subs.push_back(who);
         self->monitor(who);
+        replicate_soon(self, self->state.owner, self->state.replicate_scheduled);
       }
       return make_view(self, reply_query);
     },
@@ -391,6 +392,7 @@ caf::behavior room_behavior(room_actor_type* self) {
         flush_delta(self);
       auto t = export_room(st);
       auto* n = st.owner;
+      replicate_fired(n, st.replicate_scheduled);
       st.timer.disarm();
       st.delta_timer.disarm();
       n->metrics().rooms.fetch_sub(1, std::memory_order_relaxed);
@@ -407,7 +409,7 @@ caf::behavior room_behavior(room_actor_type* self) {
     },
     [self](replicate_atom) {
       auto& st = self->state;
-      st.replicate_scheduled = false;
+      replicate_fired(st.owner, st.replicate_scheduled);
       replicate(st.owner, "room:" + st.room_id, caf::make_message(export_room(st)));
     },
     [self](intent_atom, const intent_view& v) {
@@ -416,6 +418,7 @@ caf::behavior room_behavior(room_actor_type* self) {
         st.intents.erase(v.intent_id);
       else
         st.intents[v.intent_id] = v;
+      replicate_soon(self, st.owner, st.replicate_scheduled);
       if (v.status == intent_status::delivered) {
         // Push to every present member's own sockets.
         for (auto& [user_id, m] : st.members)

@@ -141,8 +141,10 @@ caf::actor router::promote(const std::string& key) {
 }
 
 caf::actor router::pull(const std::string& key, const caf::actor& source,
-                        std::optional<storage::user_record> dormant) {
-  auto epoch = placement_ ? placement_->epoch() : 0;
+                        std::optional<storage::user_record> dormant, uint64_t epoch) {
+  // The view that gives the key here: this node's, or the hint's when newer
+  // (the old owner's forwarder sends to this node under it).
+  epoch = std::max(epoch, placement_ ? placement_->epoch() : 0);
   caf::actor fresh;
   if (key.rfind("user:", 0) == 0)
     fresh = node_.system().spawn(user_actor_handoff, &node_, key.substr(5), source, epoch,
@@ -178,7 +180,7 @@ caf::actor router::settle(const std::string& key, caf::actor fresh, bool start) 
   return winner;
 }
 
-bool router::take_over(const std::string& key, const caf::actor& source) {
+bool router::take_over(const std::string& key, const caf::actor& source, uint64_t epoch) {
   if (closed_.load(std::memory_order_acquire))
     return true;
   std::optional<storage::user_record> dormant;
@@ -195,7 +197,7 @@ bool router::take_over(const std::string& key, const caf::actor& source) {
     if (auto i = sh.dormant.find(key); i != sh.dormant.end())
       dormant = i->second;
   }
-  auto fresh = pull(key, source, std::move(dormant));
+  auto fresh = pull(key, source, std::move(dormant), epoch);
   if (stale) {
     // The recovered entity stops acting and forwards to the pulled one (its
     // state is dropped; it answers this request to nobody).

@@ -131,11 +131,11 @@ public:
   caf::actor find_local(const std::string& key) const;
 
   /// Starts `key` here by pulling it from `source` (a hand-off hint from the
-  /// old owner). An entity of that key that this node recovered from its own
+  /// old owner, sent under its view `epoch`). An entity of that key that this node recovered from its own
   /// disk is replaced (the cluster's copy is newer: it carried on while this
   /// node was down) and forwards to the pulled one. Returns false when another
   /// entity of the key is here already (nothing is pulled).
-  bool take_over(const std::string& key, const caf::actor& source);
+  bool take_over(const std::string& key, const caf::actor& source, uint64_t epoch);
 
   /// The entity of `key` if this node recovered it from disk and the cluster
   /// has not reconciled it yet (it then no longer counts as recovered).
@@ -224,7 +224,7 @@ private:
   // Spawns the pending entity of `key` that pulls its state from `source`;
   // registers it unless another is there; returns the registered one.
   caf::actor pull(const std::string& key, const caf::actor& source,
-                  std::optional<storage::user_record> dormant);
+                  std::optional<storage::user_record> dormant, uint64_t epoch = 0);
   // Spawns the entity of `key` here from its replica (its owner died), or
   // nothing if there is none; registers it as `settle` does.
   caf::actor promote(const std::string& key);

@@ -443,17 +443,25 @@ caf::behavior user_behavior(user_actor_type* self) {
       return rp;
     },
     [self](subscribe_atom, const caf::actor& who) {
-      add_actor(self, self->state.subscribers, who);
+      auto& st = self->state;
+      add_actor(self, st.subscribers, who);
+      replicate_soon(self, st.owner, st.replicate_scheduled);
       return base_view(self);
     },
     [self](unsubscribe_atom, const caf::actor& who) {
-      remove_actor(self->state.subscribers, who.address());
+      auto& st = self->state;
+      remove_actor(st.subscribers, who.address());
+      replicate_soon(self, st.owner, st.replicate_scheduled);
     },
     [self](inbox_atom, const caf::actor& who) {
-      add_actor(self, self->state.inbox, who);
+      auto& st = self->state;
+      add_actor(self, st.inbox, who);
+      replicate_soon(self, st.owner, st.replicate_scheduled);
     },
     [self](unsubscribe_atom, inbox_atom, const caf::actor& who) {
-      remove_actor(self->state.inbox, who.address());
+      auto& st = self->state;
+      remove_actor(st.inbox, who.address());
+      replicate_soon(self, st.owner, st.replicate_scheduled);
     },
     [self](join_atom, const std::string& room_id, const std::string& session_id,
            bool visible) {
@@ -484,6 +492,7 @@ caf::behavior user_behavior(user_actor_type* self) {
     [self](intent_atom, const intent_view& v) {
       auto& st = self->state;
       remember_intent(st, v);
+      replicate_soon(self, st.owner, st.replicate_scheduled);
       send_all(self, st.inbox, caf::make_message(intent_event{v}));
     },
     [self](export_atom, const caf::actor& via, uint64_t epoch) {
@@ -491,6 +500,7 @@ caf::behavior user_behavior(user_actor_type* self) {
       auto& st = self->state;
       auto t = export_user(st);
       auto* n = st.owner;
+      replicate_fired(n, st.replicate_scheduled);
       st.linger.disarm();
       n->metrics().users_by_state[static_cast<size_t>(st.published)].fetch_sub(
         1, std::memory_order_relaxed);
@@ -504,7 +514,7 @@ caf::behavior user_behavior(user_actor_type* self) {
     },
     [self](replicate_atom) {
       auto& st = self->state;
-      st.replicate_scheduled = false;
+      replicate_fired(st.owner, st.replicate_scheduled);
       replicate(st.owner, "user:" + st.user_id, caf::make_message(export_user(st)));
     },
     [self](list_atom, intent_atom) {

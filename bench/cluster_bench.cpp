@@ -143,6 +143,7 @@ int main(int argc, char** argv) {
   double seconds = 4;
   size_t changes = 400;
   size_t connections = 8;
+  size_t drain_sessions = 100000;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::strcmp(argv[i], "--sessions") == 0)
       sessions = std::strtoull(argv[i + 1], nullptr, 10);
@@ -152,6 +153,8 @@ int main(int argc, char** argv) {
       connections = std::strtoull(argv[i + 1], nullptr, 10);
     else if (std::strcmp(argv[i], "--changes") == 0)
       changes = std::strtoull(argv[i + 1], nullptr, 10);
+    else if (std::strcmp(argv[i], "--drain-sessions") == 0)
+      drain_sessions = std::strtoull(argv[i + 1], nullptr, 10);
   }
   auto dir = std::filesystem::temp_directory_path() / ("cluster-bench-" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);
@@ -252,7 +255,7 @@ int main(int argc, char** argv) {
   }
 
   // 3. Failover: SIGKILL b; its users are served again once the survivors'
-  //    view drops it and the sessions re-announce themselves.
+  //    view drops it and its successors promote their replicas.
   presence::cluster::ring ring{{"a", "b", "c"}};
   std::vector<size_t> owned_by_b;
   for (size_t i = 0; i < sessions && owned_by_b.size() < 20; ++i)
@@ -289,8 +292,71 @@ int main(int argc, char** argv) {
               "%.0f ms; the %zu sampled users b owned served with their sessions again "
               "after %.0f ms\n",
               view_ms, owned_by_b.size(), served_ms);
-  std::printf("drain of a node holding 100k sessions: not measurable, hand-off is not "
-              "built yet\n");
+
+  // 4. Drain: a fourth node d joins a and c; its clients open sessions through
+  //    it (they live on d), then an operator drains d while a client keeps
+  //    signalling a sample of them through a.
+  auto d = start_node("d", seed);
+  {
+    std::vector<std::string> dsids(drain_sessions);
+    auto t0 = clk::now();
+    std::vector<std::thread> openers;
+    for (size_t k = 0; k < 4; ++k)
+      openers.emplace_back([&, k] {
+        http_conn conn{d.port};
+        for (size_t i = k; i < drain_sessions; i += 4)
+          dsids[i] = conn.call(http::verb::post, "/v1/sessions", "d" + std::to_string(i), "{}")
+                       .second.value("session_id", "");
+      });
+    for (auto& t : openers)
+      t.join();
+    auto open_ms = ms_since(t0);
+    auto actors_of = [](const json& v, const std::string& id) -> int64_t {
+      for (auto& n : v["nodes"])
+        if (n.value("id", "") == id)
+          return n.value("actors", int64_t{-1});
+      return -1;
+    };
+    http_conn ops{a.port};
+    auto before = actors_of(ops.call(http::verb::get, "/v1/cluster", "op").second, "d");
+    std::atomic<bool> draining{true};
+    std::atomic<size_t> ok{0}, failed{0};
+    std::thread client{[&] {
+      http_conn conn{a.port};
+      for (size_t i = 0; draining.load(); i = (i + 7919) % drain_sessions) {
+        auto r = conn.call(http::verb::post, "/v1/sessions/" + dsids[i] + "/signal",
+                           "d" + std::to_string(i), R"({"signal":"active"})");
+        ++(r.first == 200 ? ok : failed);
+      }
+    }};
+    auto started = clk::now();
+    auto accepted = ops.call(http::verb::post, "/v1/cluster/nodes/d/drain", "op").first;
+    double drained_ms = -1;
+    while (accepted == 202 && ms_since(started) < 120000) {
+      if (actors_of(ops.call(http::verb::get, "/v1/cluster", "op").second, "d") == 0) {
+        drained_ms = ms_since(started);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds{20});
+    }
+    draining = false;
+    client.join();
+    // Every session is still there, served by a or c.
+    size_t found = 0;
+    for (size_t i = 0; i < drain_sessions; i += std::max<size_t>(1, drain_sessions / 1000))
+      found += ops.call(http::verb::get, "/v1/sessions/" + dsids[i], "d" + std::to_string(i))
+                   .first == 200
+                 ? 1
+                 : 0;
+    std::printf("drain of d holding %lld entities (%zu sessions opened through it in "
+                "%.0f ms): all moved to a and c in %.0f ms; meanwhile %zu signals through a "
+                "answered 200, %zu did not; %zu of %zu sampled sessions found afterwards\n",
+                static_cast<long long>(before), drain_sessions, open_ms, drained_ms, ok.load(),
+                failed.load(), found,
+                (drain_sessions + std::max<size_t>(1, drain_sessions / 1000) - 1)
+                  / std::max<size_t>(1, drain_sessions / 1000));
+  }
+  stop(d);
   stop(a);
   stop(c);
   close(b.out);

@@ -107,6 +107,8 @@ void hand_off_all(membership_actor_type* self) {
         drop.push_back(key);
     }
     replicas.drop(drop);
+    n->metrics().replicas_held.store(static_cast<int64_t>(replicas.size()),
+                                     std::memory_order_relaxed);
     auto keys = r.local_keys();
     auto by_owner = placement->owners_elsewhere(keys);
     auto epoch = placement->epoch();
@@ -394,7 +396,7 @@ caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
       std::vector<std::string> kept;
       for (auto& key : keys)
         if (epoch > st.current.epoch || r.owns(key))
-          if (!r.take_over(key, source))
+          if (!r.take_over(key, source, epoch))
             kept.push_back(key);
       if (!kept.empty())
         self->send(source, actors::handoff_atom::value, reconcile_atom::value,
@@ -414,7 +416,10 @@ caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
     },
     [self](actors::handoff_atom) { hand_off_all(self); },
     [self](actors::replica_atom, replica_batch& b) {
-      self->state.placement->replicas().apply(b);
+      auto& replicas = self->state.placement->replicas();
+      replicas.apply(b);
+      self->state.node->metrics().replicas_held.store(static_cast<int64_t>(replicas.size()),
+                                                     std::memory_order_relaxed);
     },
     [self](actors::route_atom, std::string& key, uint64_t epoch, uint8_t hops,
            caf::message& content) -> caf::result<caf::message> {

@@ -2,6 +2,8 @@
 
 #include "cluster/routing.hpp"
 
+#include "actors/node.hpp"
+
 #include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
 
@@ -66,6 +68,10 @@ using replicator_type = caf::stateful_actor<replicator_state>;
 void flush(replicator_type* self) {
   auto& st = self->state;
   st.scheduled = false;
+  auto& m = st.placement->node().metrics();
+  m.replication_pending.fetch_sub(static_cast<int64_t>(st.pending.size()),
+                                  std::memory_order_relaxed);
+  m.replicated.fetch_add(st.pending.size(), std::memory_order_relaxed);
   std::map<caf::actor, replica_batch> out;
   for (auto& [key, payload] : st.pending) {
     for (auto& target : st.placement->replica_targets(key, st.factor)) {
@@ -91,7 +97,9 @@ caf::behavior replicator(replicator_type* self, std::shared_ptr<cluster_placemen
   return {
     [self](actors::replica_atom, std::string& key, caf::message& payload) {
       auto& st = self->state;
-      st.pending.insert_or_assign(std::move(key), std::move(payload));
+      if (st.pending.insert_or_assign(std::move(key), std::move(payload)).second)
+        st.placement->node().metrics().replication_pending.fetch_add(
+          1, std::memory_order_relaxed);
       if (!st.scheduled) {
         st.scheduled = true;
         self->delayed_send(self, replicate_interval, actors::tick_atom::value);

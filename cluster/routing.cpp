@@ -171,9 +171,11 @@ caf::result<caf::message> cluster_placement::forward(caf::scheduled_actor* self,
                                                     const std::string& key,
                                                     const caf::actor& via, uint64_t epoch,
                                                     caf::message content) {
-  if (via && this->epoch() < epoch)
-    return self->delegate(via, actors::route_atom::value, key, epoch, uint8_t{0},
-                          std::move(content));
+  // While this node's view is older, or still gives it the key (the forwarder
+  // itself is registered here then), the message goes to the new owner.
+  if (via && (this->epoch() < epoch || !owner_handle(key)))
+    return self->delegate(via, actors::route_atom::value, key, std::max(epoch, this->epoch()),
+                          uint8_t{0}, std::move(content));
   return route(self, key, this->epoch(), 0, std::move(content));
 }
 

@@ -86,6 +86,12 @@ std::string render_metrics(actors::node& n, const gateway_metrics& g,
           static_cast<double>(m.user_transitions.load()));
   counter("presence_events_sent_total", "Events sent to subscribers",
           static_cast<double>(m.events_sent.load()));
+  gauge("presence_replication_pending", "Entity changes not yet sent to their replicas",
+        static_cast<double>(m.replication_pending.load()));
+  counter("presence_replicated_total", "Entity changes sent to replica nodes",
+          static_cast<double>(m.replicated.load()));
+  gauge("presence_replicas_held", "Replicas this node holds for other nodes' entities",
+        static_cast<double>(m.replicas_held.load()));
   counter("presence_timer_fires_total", "Entity wake-ups fired",
           static_cast<double>(m.timer_fires.load()));
   gauge("presence_timer_lateness_p99_ms", "Timer lateness, 99th percentile since start",

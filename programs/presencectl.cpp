@@ -1,7 +1,7 @@
 // presencectl: operator tooling.
 //   presencectl token --secret S --user U [--role R] [--ttl-s N]
 //   presencectl --node HOST:PORT [--secret S | --token T | --dev] status
-//   presencectl --node HOST:PORT [...] drain NODE
+//   presencectl --node HOST:PORT [...] drain NODE [--wait [--wait-s N]]
 //   presencectl --node HOST:PORT [...] rebalance
 // The cluster commands talk to any node's gateway over HTTP as an admin: with a
 // token, one minted from the cluster secret, or (dev mode nodes) X-User/X-Role.
@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <thread>
 
 namespace {
 
@@ -128,6 +129,11 @@ int main(int argc, char** argv) {
   auto* drain = app.add_subcommand("drain", "Move all of a node's share away");
   std::string drain_node;
   drain->add_option("NODE", drain_node, "The node id")->required();
+  bool wait = false;
+  int64_t wait_s = 300;
+  drain->add_flag("--wait", wait, "Wait until the node holds no entity, showing progress");
+  drain->add_option("--wait-s", wait_s, "Give up waiting after this many seconds (default 300)")
+    ->check(CLI::Range(int64_t{1}, int64_t{86400}));
   auto* rebalance = app.add_subcommand("rebalance", "Move entities to their ring owners");
   CLI11_PARSE(app, argc, argv);
 
@@ -167,8 +173,34 @@ int main(int argc, char** argv) {
         std::cerr << "presencectl: NODE must be a node id\n";
         return 2;
       }
-      return report(call(node, http::verb::post, "/v1/cluster/nodes/" + drain_node + "/drain",
-                         token, dev));
+      auto a = call(node, http::verb::post, "/v1/cluster/nodes/" + drain_node + "/drain",
+                    token, dev);
+      if (report(a) != 0 || !wait)
+        return a.status >= 200 && a.status < 300 ? 0 : 1;
+      // Polls the view until the node owns nothing and holds no entity.
+      auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{wait_s};
+      int64_t last = -2;
+      while (std::chrono::steady_clock::now() < deadline) {
+        auto s = call(node, http::verb::get, "/v1/cluster", token, dev);
+        if (s.status != 200)
+          return report(s);
+        for (auto& n : s.body["nodes"]) {
+          if (n.value("id", "") != drain_node)
+            continue;
+          auto actors = n.value("actors", int64_t{-1});
+          if (actors != last)
+            std::cout << drain_node << ": " << actors << " entities left\n" << std::flush;
+          last = actors;
+          if (actors == 0 && n.value("share", 1.0) == 0.0) {
+            std::cout << drain_node << " is drained: it can stop now\n";
+            return 0;
+          }
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds{200});
+      }
+      std::cerr << "presencectl: " << drain_node << " still holds " << last
+                << " entities after " << wait_s << " s\n";
+      return 1;
     }
     if (rebalance->parsed())
       return report(call(node, http::verb::post, "/v1/cluster/rebalance", token, dev));

@@ -191,10 +191,16 @@ TEST(ClusterRoutingTest, AnyGatewayServesEveryEntity) {
     ASSERT_EQ(u.status, 200u) << u.raw;
     EXPECT_EQ(u.body["state"], "away") << u.raw;
     EXPECT_EQ(u.body["sessions"].size(), 1u);
-    auto r = call(*node, http::verb::get, "/v1/rooms/lobby", nullptr, "bob");
-    ASSERT_EQ(r.status, 200u) << r.raw;
-    ASSERT_EQ(r.body["members"].size(), 1u) << r.raw;
-    EXPECT_EQ(r.body["members"][0]["state"], "away");
+    // The room learns the member's state from the user, a moment later.
+    http_result r;
+    EXPECT_TRUE(eventually(
+      [&] {
+        r = call(*node, http::verb::get, "/v1/rooms/lobby", nullptr, "bob");
+        return r.status == 200u && r.body["members"].size() == 1u
+               && r.body["members"][0]["state"] == "away";
+      },
+      std::chrono::seconds{5}))
+      << r.raw;
   }
   // Not found is not found from everywhere, and someone else's session stays theirs.
   EXPECT_EQ(call(n.c, http::verb::get, "/v1/sessions/s_nope", nullptr, "alice").status, 404u);
@@ -635,18 +641,19 @@ TEST(ClusterFailoverTest, KilledNodeLosesNothing) {
   handoff_watcher watcher{n.a};
   ASSERT_TRUE(watcher.subscribe(load));
   std::vector<node_process*> survivors{&n.a, &n.c};
-  // Replicas are streamed every 50 ms: let the last changes reach them.
+  // Replicas are streamed every 50 ms: the last changes have reached them once
+  // no node has any left to send.
   ASSERT_TRUE(eventually(
     [&] {
       for (auto* p : n.all()) {
         http_client http{p->port()};
-        if (metric(http, "presence_storage_pending") != 0)
+        if (metric(http, "presence_replication_pending") != 0
+            || metric(http, "presence_storage_pending") != 0)
           return false;
       }
       return true;
     },
     std::chrono::seconds{5}));
-  std::this_thread::sleep_for(std::chrono::milliseconds{200}); // two replication intervals
 
   n.b.kill();
   size_t round = 0;

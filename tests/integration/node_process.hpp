@@ -2,6 +2,10 @@
 // its log), and stops it with SIGTERM (or SIGKILL) when the test is done.
 #pragma once
 
+#include <gtest/gtest.h>
+
+#include <exception>
+
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -61,6 +65,13 @@ public:
   const std::string& data_dir() const { return data_dir_; }
 
   ~node_process() {
+    // A failed test shows what its nodes said (a sanitizer's report, a crash).
+    if ((::testing::Test::HasFailure() || std::uncaught_exceptions() > 0) && out_ >= 0) {
+      auto& text = log();
+      auto tail = text.size() > 6000 ? text.substr(text.size() - 6000) : text;
+      std::fprintf(stderr, "---- log of presenced %s (last %zu bytes) ----\n%s\n", args_.empty() ? "" : args_.front().c_str(),
+                   tail.size(), tail.c_str());
+    }
     if (pid_ > 0 && !exited()) {
       ::kill(pid_, SIGKILL);
       waitpid(pid_, nullptr, 0);
