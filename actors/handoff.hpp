@@ -190,7 +190,7 @@ void replicate_fired(node* n, bool& scheduled);
 
 /// The behavior of an entity that waits for its state from `source` (the old
 /// owner's membership actor; `via` is this node's, `epoch` this node's view). Messages other than `start_atom` wait in the
-/// mailbox; on `start_atom` (sent by the router once the entity is registered)
+/// mailbox (skipped); on `start_atom` (sent by the router once the entity is registered)
 /// it pulls the transfer; `started(Transfer&)` or, when the old owner has
 /// nothing or does not answer, `fresh()` returns the entity's real behavior.
 template <class Transfer, class Self, class Started, class Fresh>
@@ -199,8 +199,10 @@ caf::behavior await_handoff(Self* self, std::string key, caf::actor source,
   self->set_default_handler(caf::skip);
   return {
     [self, key, source, via, epoch, started, fresh](start_atom) mutable {
+      // `then`, not `await`: an exit (the node stops) is handled at once, while
+      // every other message still waits (skip) for the state.
       self->request(source, handoff_timeout, handoff_atom::value, key, epoch, via)
-        .await(
+        .then(
           [self, started](Transfer& t) mutable {
             self->set_default_handler(caf::print_and_drop);
             self->become(started(t));

@@ -31,7 +31,12 @@ const router::shard& router::shard_of(const std::string& key) const {
 caf::actor router::find(const std::string& key) const {
   if (remote(key))
     return const_cast<router*>(this)->stub(key);
-  return find_local(key);
+  if (auto found = find_local(key))
+    return found;
+  // Not here yet: it may be moving here (pulled) or coming back from a replica.
+  if (placement_ && (key.rfind("session:", 0) == 0 || key.rfind("intent:", 0) == 0))
+    return const_cast<router*>(this)->local(key);
+  return {};
 }
 
 caf::actor router::find_local(const std::string& key) const {
@@ -45,6 +50,12 @@ caf::actor router::insert(const std::string& key, caf::actor fresh,
                           bool* inserted) {
   auto& sh = shard_of(key);
   std::lock_guard<std::mutex> guard{sh.mtx};
+  if (closed_.load(std::memory_order_acquire)) {
+    if (inserted != nullptr)
+      *inserted = false;
+    caf::anon_send_exit(fresh, caf::exit_reason::user_shutdown);
+    return fresh;
+  }
   auto [i, added] = sh.actors.try_emplace(key, std::move(fresh));
   if (inserted != nullptr)
     *inserted = added;
@@ -166,6 +177,12 @@ caf::actor router::settle(const std::string& key, caf::actor fresh, bool start) 
   {
     auto& sh = shard_of(key);
     std::lock_guard<std::mutex> guard{sh.mtx};
+    if (closed_.load(std::memory_order_acquire)) {
+      // The node stops: nothing new may start (clear() has run or will not
+      // see it).
+      caf::anon_send_exit(fresh, caf::exit_reason::user_shutdown);
+      return {};
+    }
     auto [i, added] = sh.actors.try_emplace(key, fresh);
     inserted = added;
     winner = i->second;
@@ -454,10 +471,14 @@ void router::clear() {
       std::lock_guard<std::mutex> guard{sh.mtx};
       released.swap(sh.actors);
       sh.dormant.clear();
+      sh.recovered.clear();
       for (auto& [key, a] : sh.stubs)
         released.emplace(key, std::move(a));
       sh.stubs.clear();
     }
+    // Told to exit again: one registered after `all()` was taken must stop too.
+    for (auto& [key, a] : released)
+      caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   }
   std::lock_guard<std::mutex> guard{retired_mtx_};
   retired_.clear();

@@ -144,6 +144,7 @@ int main(int argc, char** argv) {
   size_t changes = 400;
   size_t connections = 8;
   size_t drain_sessions = 100000;
+  std::string replication = "2";
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::strcmp(argv[i], "--sessions") == 0)
       sessions = std::strtoull(argv[i + 1], nullptr, 10);
@@ -155,6 +156,8 @@ int main(int argc, char** argv) {
       changes = std::strtoull(argv[i + 1], nullptr, 10);
     else if (std::strcmp(argv[i], "--drain-sessions") == 0)
       drain_sessions = std::strtoull(argv[i + 1], nullptr, 10);
+    else if (std::strcmp(argv[i], "--replication-factor") == 0)
+      replication = argv[i + 1];
   }
   auto dir = std::filesystem::temp_directory_path() / ("cluster-bench-" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);
@@ -163,7 +166,7 @@ int main(int argc, char** argv) {
     "--presence.active_window_ms=600000", "--presence.idle_after_ms=1200000",
     "--presence.stale_after_ms=1800000", "--presence.offline_after_ms=2400000",
     "--presence.heartbeat_active_ms=10000", "--cluster.failure_timeout_ms=3000",
-    "--limits.signals_per_second=1000000"};
+    "--limits.signals_per_second=1000000", "--cluster.replication_factor=" + replication};
   auto start_node = [&](const std::string& id, const std::string& seeds) {
     std::vector<std::string> args = {PRESENCED_BINARY, "--node.id=" + id,
                                      "--node.data_dir=" + (dir / id).string()};
@@ -176,7 +179,9 @@ int main(int argc, char** argv) {
   auto seed = "127.0.0.1:" + std::to_string(cluster_port(a));
   auto b = start_node("b", seed);
   auto c = start_node("c", seed);
-  std::printf("== 3 nodes on loopback (a, b, c), %zu sessions opened through a ==\n", sessions);
+  std::printf("== 3 nodes on loopback (a, b, c), %zu sessions opened through a, "
+              "cluster.replication_factor %s ==\n",
+              sessions, replication.c_str());
 
   // The sessions live on a, the node their client talks to.
   std::vector<std::string> sids(sessions);
@@ -321,12 +326,18 @@ int main(int argc, char** argv) {
     auto before = actors_of(ops.call(http::verb::get, "/v1/cluster", "op").second, "d");
     std::atomic<bool> draining{true};
     std::atomic<size_t> ok{0}, failed{0};
+    std::mutex fail_mtx;
+    std::string fail_example;
     std::thread client{[&] {
       http_conn conn{a.port};
       for (size_t i = 0; draining.load(); i = (i + 7919) % drain_sessions) {
         auto r = conn.call(http::verb::post, "/v1/sessions/" + dsids[i] + "/signal",
                            "d" + std::to_string(i), R"({"signal":"active"})");
         ++(r.first == 200 ? ok : failed);
+        if (r.first != 200) {
+          std::lock_guard<std::mutex> guard{fail_mtx};
+          fail_example = std::to_string(r.first) + " " + r.second.dump();
+        }
       }
     }};
     auto started = clk::now();
@@ -355,6 +366,8 @@ int main(int argc, char** argv) {
                 failed.load(), found,
                 (drain_sessions + std::max<size_t>(1, drain_sessions / 1000) - 1)
                   / std::max<size_t>(1, drain_sessions / 1000));
+    if (!fail_example.empty())
+      std::printf("  a signal that failed: %s\n", fail_example.c_str());
   }
   stop(d);
   stop(a);
