@@ -50,3 +50,34 @@ TEST(ViewTest, RemovingAMemberMovesTheLeadership) {
   EXPECT_EQ(last->leader(), nullptr);
   EXPECT_TRUE(last->members.empty());
 }
+
+// Verifies draining: the next epoch keeps the member but gives it no keys
+// (owner_ids), draining twice or a stranger changes nothing, and a node that
+// restarts under its id joins undrained.
+TEST(ViewTest, ADrainedMemberStaysButOwnsNothing) {
+  view v{3, {m("a"), m("b"), m("c")}};
+  auto d = with_draining(v, "b");
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->epoch, 4u);
+  EXPECT_EQ(d->ids(), (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(d->owner_ids(), (std::vector<std::string>{"a", "c"}));
+  EXPECT_TRUE(d->find("b")->draining);
+  EXPECT_FALSE(with_draining(*d, "b"));
+  EXPECT_FALSE(with_draining(v, "zz"));
+  auto back = with_member(*d, m("b"));
+  EXPECT_EQ(back.owner_ids(), (std::vector<std::string>{"a", "b", "c"}));
+  auto gone = without_member(*d, "b");
+  ASSERT_TRUE(gone);
+  EXPECT_EQ(gone->owner_ids(), (std::vector<std::string>{"a", "c"}));
+}
+
+// Verifies that a rebalance renumbers the view and keeps everything else.
+TEST(ViewTest, ARebalanceIsTheSameMembersUnderTheNextEpoch) {
+  view v{7, {m("a"), m("b")}};
+  v.members[1].draining = true;
+  auto r = renumbered(v);
+  EXPECT_EQ(r.epoch, 8u);
+  EXPECT_EQ(r.ids(), v.ids());
+  EXPECT_EQ(r.owner_ids(), v.owner_ids());
+  EXPECT_TRUE(newer(r, v));
+}

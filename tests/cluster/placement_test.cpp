@@ -1,0 +1,150 @@
+// Verifies the placement rules the cluster moves entities by, over three
+// placements (one per node) fed the same views: pinned keys stay on their node
+// while it owns keys and follow the ring once it drains; exactly the keys a dead
+// node owned are promoted, each on one survivor; every key has
+// `replication_factor` holders; a joiner pulls what it gains and promotes
+// nothing.
+#include "cluster/routing.hpp"
+
+#include "support/test_node.hpp"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <memory>
+
+using namespace presence;
+using presence::cluster::cluster_placement;
+using presence::cluster::member_info;
+using presence::cluster::view;
+
+namespace {
+
+view of(std::vector<std::string> ids, uint64_t epoch) {
+  view v{epoch, {}};
+  for (auto& id : ids)
+    v.members.push_back(member_info{id, id + ":7400", id + ":8080", {}});
+  return v;
+}
+
+std::vector<std::string> keys(size_t n) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < n; ++i) {
+    out.push_back("user:u" + std::to_string(i));
+    out.push_back("room:r" + std::to_string(i));
+  }
+  return out;
+}
+
+struct three {
+  presence::testing::test_node tn;
+  std::map<std::string, std::shared_ptr<cluster_placement>> at;
+  three() {
+    for (auto id : {"a", "b", "c"})
+      at[id] = std::make_shared<cluster_placement>(tn.node(), id, 128);
+  }
+  void update(const view& v) {
+    for (auto& [id, p] : at)
+      p->update(v);
+  }
+  // The node that says it owns `key` (exactly one must).
+  std::string owner(const std::string& key) {
+    std::string out;
+    for (auto& [id, p] : at)
+      if (p->is_local(key)) {
+        EXPECT_TRUE(out.empty()) << key << " owned by " << out << " and " << id;
+        out = id;
+      }
+    return out;
+  }
+};
+
+} // namespace
+
+TEST(PlacementTest, PinnedKeysFollowTheRingOnceTheirNodeDrains) {
+  three t;
+  t.update(of({"a", "b", "c"}, 3));
+  EXPECT_EQ(t.owner("session:s_1@b"), "b");
+  EXPECT_EQ(t.owner("intent:i_1@b"), "b");
+  auto drained = of({"a", "b", "c"}, 4);
+  drained.members[1].draining = true;
+  t.update(drained);
+  auto now = t.owner("session:s_1@b");
+  EXPECT_TRUE(now == "a" || now == "c") << now;
+  for (auto& k : keys(200))
+    EXPECT_NE(t.owner(k), "b") << k;
+}
+
+TEST(PlacementTest, ExactlyTheDeadNodesKeysArePromotedOnOneSurvivorEach) {
+  three t;
+  t.update(of({"a", "b", "c"}, 3));
+  std::map<std::string, std::string> before;
+  for (auto& k : keys(300))
+    before[k] = t.owner(k);
+  before["session:s_9@b"] = t.owner("session:s_9@b");
+  t.update(of({"a", "c"}, 4)); // b died
+  for (auto& [k, was] : before) {
+    int promoting = 0;
+    for (auto& [id, p] : t.at)
+      if (id != "b" && p->promotes(k)) {
+        ++promoting;
+        EXPECT_TRUE(p->is_local(k)) << k;
+      }
+    EXPECT_EQ(promoting, was == "b" ? 1 : 0) << k << " was on " << was;
+  }
+}
+
+TEST(PlacementTest, EveryKeyHasReplicationFactorHoldersAndTheFirstReplicaTakesOver) {
+  three t;
+  t.update(of({"a", "b", "c"}, 3));
+  std::map<std::string, std::string> replica_of;
+  for (auto& k : keys(300)) {
+    int holders = 0;
+    for (auto& [id, p] : t.at)
+      if (p->holds_replica(k, 2)) {
+        ++holders;
+        if (!p->is_local(k))
+          replica_of[k] = id;
+      }
+    EXPECT_EQ(holders, 2) << k;
+  }
+  // When an owner dies, its replica is the new owner.
+  auto b_view = of({"a", "c"}, 4);
+  std::map<std::string, std::string> owned_by_b;
+  for (auto& [k, r] : replica_of)
+    if (t.owner(k) == "b")
+      owned_by_b[k] = r;
+  ASSERT_FALSE(owned_by_b.empty());
+  t.update(b_view);
+  for (auto& [k, r] : owned_by_b)
+    EXPECT_EQ(t.owner(k), r) << k;
+}
+
+TEST(PlacementTest, AJoinerPromotesNothingAndPullsWhatItGains) {
+  presence::testing::test_node tn;
+  auto a = std::make_shared<cluster_placement>(tn.node(), "a", 128);
+  auto d = std::make_shared<cluster_placement>(tn.node(), "d", 128);
+  a->update(of({"a", "b", "c"}, 3));
+  auto before = keys(300);
+  std::map<std::string, bool> a_had;
+  for (auto& k : before)
+    a_had[k] = a->is_local(k);
+  auto v4 = of({"a", "b", "c", "d"}, 4);
+  a->update(v4);
+  d->update(v4);
+  size_t gained = 0;
+  for (auto& k : before) {
+    EXPECT_FALSE(d->promotes(k)) << k;
+    if (d->is_local(k)) {
+      ++gained;
+      // Before d, one of a, b, c owned it; none is gone, so nothing is promoted.
+      EXPECT_FALSE(a->promotes(k));
+    }
+    // A key a owns now, it owned before (a join only takes keys away).
+    if (a->is_local(k)) {
+      EXPECT_TRUE(a_had[k]) << k;
+    }
+  }
+  EXPECT_GT(gained, before.size() / 8);
+  EXPECT_LT(gained, before.size() / 2);
+}
