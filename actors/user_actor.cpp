@@ -163,6 +163,10 @@ void add_actor(user_actor_type* self, std::vector<caf::actor>& xs,
 
 caf::behavior user_behavior(user_actor_type* self);
 
+int64_t lost_grace(const node& n) {
+  return std::max(lost_session_grace_ms, n.cfg().cluster.failure_timeout_ms);
+}
+
 // Stops counting the sessions whose node died and that did not come back
 // within the grace; the others wait for their own grace.
 void drop_lost(user_actor_type* self) {
@@ -173,10 +177,10 @@ void drop_lost(user_actor_type* self) {
   for (auto& [id, e] : st.sessions) {
     if (e.lost_at == 0)
       continue;
-    if (e.lost_at + lost_session_grace_ms <= now)
+    if (e.lost_at + lost_grace(*st.owner) <= now)
       gone.push_back(id);
-    else if (next == 0 || e.lost_at + lost_session_grace_ms < next)
-      next = e.lost_at + lost_session_grace_ms;
+    else if (next == 0 || e.lost_at + lost_grace(*st.owner) < next)
+      next = e.lost_at + lost_grace(*st.owner);
   }
   for (auto& id : gone) {
     st.sessions.erase(id);
@@ -300,7 +304,7 @@ caf::behavior user_from_transfer(user_actor_type* self, node* owner, user_transf
         // Its node is gone already: it has the grace to come back.
         e.lost_at = owner->now_ms();
         if (!st.lost.armed())
-          st.lost.arm(caf::actor_cast<caf::actor>(self), e.lost_at + lost_session_grace_ms);
+          st.lost.arm(caf::actor_cast<caf::actor>(self), e.lost_at + lost_grace(*owner));
       }
     }
   }
@@ -357,7 +361,7 @@ caf::behavior user_behavior(user_actor_type* self) {
         auto now = st.owner->now_ms();
         e.lost_at = now;
         if (!st.lost.armed())
-          st.lost.arm(caf::actor_cast<caf::actor>(self), now + lost_session_grace_ms);
+          st.lost.arm(caf::actor_cast<caf::actor>(self), now + lost_grace(*st.owner));
         break;
       }
     }

@@ -69,7 +69,8 @@ struct user_state {
 };
 
 /// How long a user keeps counting a session whose node died, waiting for the
-/// session to come back from its replica on another node (cluster failover).
+/// session to come back from its replica on another node (cluster failover):
+/// this, or `cluster.failure_timeout_ms` if longer.
 inline constexpr int64_t lost_session_grace_ms = 2000;
 
 /// Finished intents a user keeps listing (the oldest are dropped beyond this).

@@ -53,6 +53,7 @@ struct membership_state {
     caf::response_promise rp;
   };
   std::vector<deferred_route> deferred;
+  bool refresh_pending = false; ///< leader: the view goes out again soon
 
   static inline const char* name = "presence.membership";
 };
@@ -62,6 +63,12 @@ struct membership_state {
 constexpr auto deferred_route_limit = std::chrono::seconds{1};
 
 using replay_atom = caf::atom_constant<caf::atom("replay")>;
+using suspect_atom = caf::atom_constant<caf::atom("suspect")>;
+using refresh_atom = caf::atom_constant<caf::atom("refresh")>;
+
+/// How long the leader waits before issuing the view again for a member that
+/// another node saw down but the leader sees alive.
+constexpr auto refresh_delay = std::chrono::milliseconds{300};
 
 using membership_actor_type = caf::stateful_actor<membership_state>;
 
@@ -175,8 +182,11 @@ void adopt(membership_actor_type* self, view v, bool issued) {
     if (st.monitored.insert(m.handle.address()).second)
       self->monitor(m.handle);
   }
+  // The leader keeps whom it saw down; the others believe the leader's view
+  // (a member it still lists is watched again, and reported again if down).
+  bool leading = is_leader(st, st.current);
   for (auto i = st.dead.begin(); i != st.dead.end();)
-    i = st.current.find(*i) == nullptr ? st.dead.erase(i) : std::next(i);
+    i = st.current.find(*i) == nullptr || !leading ? st.dead.erase(i) : std::next(i);
   if (issued)
     for (auto& m : st.current.members)
       if (m.id != st.me.id && m.handle)
@@ -272,7 +282,14 @@ caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
       st.log("cluster: node " + m->id + " is down (" + to_string(dm.reason) + ")");
     st.dead.insert(m->id);
     settle_dead(self);
+    // Not the leader: it may see the member alive (this node lost only its
+    // connection, or never had one yet). It checks and, if so, issues the
+    // view again, with handles that reach the member.
+    if (auto* l = st.current.leader(); l != nullptr && l->id != st.me.id && st.current.find(dm.source) != nullptr)
+      self->send(l->handle, suspect_atom::value, st.current.find(dm.source)->id);
   });
+  // A stray reply or unknown message is logged, never fatal.
+  self->set_default_handler(caf::print_and_drop);
   if (bootstrap)
     adopt(self, view{1, {st.me}}, false);
   return {
@@ -342,6 +359,22 @@ caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
       }
     },
     [self](caf::get_atom) { return self->state.current; },
+    [self](suspect_atom, const std::string& id) {
+      auto& st = self->state;
+      if (!is_leader(st, st.current) || st.current.find(id) == nullptr || st.dead.count(id) > 0
+          || st.refresh_pending)
+        return;
+      // Alive for the leader: the view again in a moment (once the suspecting
+      // node can reach it), so that every node monitors it anew.
+      st.refresh_pending = true;
+      self->delayed_send(self, refresh_delay, refresh_atom::value);
+    },
+    [self](refresh_atom) {
+      auto& st = self->state;
+      st.refresh_pending = false;
+      if (is_leader(st, st.current))
+        adopt(self, renumbered(st.current), true);
+    },
     [self](drain_atom, const std::string& id) -> caf::result<uint64_t> {
       auto& st = self->state;
       if (st.current.find(id) == nullptr)
@@ -412,7 +445,7 @@ caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
       for (auto& key : keys)
         if (!r.owns(key))
           if (auto a = r.take_recovered(key))
-            self->send(a, actors::export_atom::value, owner, epoch);
+            caf::anon_send(a, actors::export_atom::value, owner, epoch); // no reply wanted
     },
     [self](actors::handoff_atom) { hand_off_all(self); },
     [self](actors::replica_atom, replica_batch& b) {
@@ -576,12 +609,21 @@ void cluster_node::dial_loop() {
       dials_->jobs.pop_front();
     }
     // Opens (or reuses) a direct BASP connection; the handle itself is not needed.
+    // A busy member may miss one attempt (CAF's connect timeout): a few more,
+    // before this node counts as joined without that connection.
+    constexpr int attempts = 5;
     for (auto& address : job.addresses) {
       auto [host, port] = split_host_port(address);
-      auto handle = sys_.middleman().remote_actor(host, port);
-      if (!handle && log_)
-        log_("cluster: cannot connect to member at " + address + ": "
-             + sys_.render(handle.error()));
+      for (int i = 1; i <= attempts && !stopping_.load(); ++i) {
+        auto handle = sys_.middleman().remote_actor(host, port);
+        if (handle)
+          break;
+        if (log_)
+          log_("cluster: cannot connect to member at " + address + " (attempt "
+               + std::to_string(i) + " of " + std::to_string(attempts)
+               + "): " + sys_.render(handle.error()));
+        std::this_thread::sleep_for(std::chrono::milliseconds{100 * i});
+      }
     }
     caf::anon_send(job.done, caf::ok_atom::value);
   }
