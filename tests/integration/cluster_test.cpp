@@ -571,9 +571,13 @@ TEST(ClusterHandoffTest, FourthNodeJoinsWithNothingLost) {
   bool moved = eventually(
     [&] {
       load.signal_all(four, round++);
-      for (auto* p : four)
-        if (cluster_of(*p)["epoch"] != 4)
+      // Every node holds the same view with d (the leader may issue it again).
+      auto epoch = cluster_of(n.a)["epoch"];
+      for (auto* p : four) {
+        auto c = cluster_of(*p);
+        if (c["epoch"] != epoch || c["nodes"].size() != 4u)
           return false;
+      }
       auto row = node_row(cluster_of(n.a), "d");
       return row["share"].get<double>() > 0.1 && row["actors"].get<int>() > 0;
     },
@@ -641,19 +645,27 @@ TEST(ClusterFailoverTest, KilledNodeLosesNothing) {
   handoff_watcher watcher{n.a};
   ASSERT_TRUE(watcher.subscribe(load));
   std::vector<node_process*> survivors{&n.a, &n.c};
+  std::string seen;
   // Replicas are streamed every 50 ms: the last changes have reached them once
-  // no node has any left to send.
+  // no node has any left to send and the nodes hold one replica per entity
+  // (replication_factor 2).
   ASSERT_TRUE(eventually(
     [&] {
+      double entities = 0, replicas = 0;
+      auto view = cluster_of(n.a);
+      for (auto& x : view["nodes"])
+        entities += x["actors"].get<double>();
       for (auto* p : n.all()) {
         http_client http{p->port()};
         if (metric(http, "presence_replication_pending") != 0
             || metric(http, "presence_storage_pending") != 0)
           return false;
+        replicas += metric(http, "presence_replicas_held");
       }
-      return true;
+      seen = std::to_string(replicas) + " replicas for " + std::to_string(entities) + " entities";
+      return replicas == entities;
     },
-    std::chrono::seconds{5}));
+    std::chrono::seconds{5})) << seen;
 
   n.b.kill();
   size_t round = 0;
