@@ -97,43 +97,48 @@ constexpr size_t hint_batch = 2000;
 //  - drops the replicas this node no longer holds for anyone;
 //  - asks every entity it owns for its state again, for the replicas that
 //    the new view adds.
+// The helper of hand_off_all (arguments, not captures: CAF 0.17 dereferences
+// an empty argument tuple when an actor is spawned without any).
+void hand_off_helper(caf::event_based_actor* helper, actors::node* n,
+                     std::shared_ptr<cluster_placement> placement, caf::actor me,
+                     size_t factor) {
+  auto& r = n->router();
+  auto& replicas = placement->replicas();
+  std::vector<std::string> drop;
+  for (auto& key : replicas.keys()) {
+    if (placement->promotes(key))
+      r.local(key);
+    else if (!placement->holds_replica(key, factor))
+      drop.push_back(key);
+  }
+  replicas.drop(drop);
+  n->metrics().replicas_held.store(static_cast<int64_t>(replicas.size()),
+                                   std::memory_order_relaxed);
+  auto keys = r.local_keys();
+  auto by_owner = placement->owners_elsewhere(keys);
+  auto epoch = placement->epoch();
+  for (auto& [owner, mine] : by_owner)
+    for (size_t i = 0; i < mine.size(); i += hint_batch) {
+      auto end = std::min(mine.size(), i + hint_batch);
+      helper->send(owner, actors::handoff_atom::value,
+                   std::vector<std::string>(mine.begin() + static_cast<ptrdiff_t>(i),
+                                            mine.begin() + static_cast<ptrdiff_t>(end)),
+                   me, epoch);
+    }
+  if (n->replicator())
+    for (auto& key : keys)
+      if (r.owns(key))
+        if (auto a = r.find_local(key))
+          helper->send(a, actors::replicate_atom::value);
+  helper->quit();
+}
+
 void hand_off_all(membership_actor_type* self) {
   auto& st = self->state;
-  auto* n = st.node;
-  auto placement = st.placement;
-  auto me = caf::actor_cast<caf::actor>(self);
-  auto factor = static_cast<size_t>(std::max<int64_t>(1, n->cfg().cluster.replication_factor));
-  self->spawn([n, placement, me, factor](caf::event_based_actor* helper) {
-    auto& r = n->router();
-    auto& replicas = placement->replicas();
-    std::vector<std::string> drop;
-    for (auto& key : replicas.keys()) {
-      if (placement->promotes(key))
-        r.local(key);
-      else if (!placement->holds_replica(key, factor))
-        drop.push_back(key);
-    }
-    replicas.drop(drop);
-    n->metrics().replicas_held.store(static_cast<int64_t>(replicas.size()),
-                                     std::memory_order_relaxed);
-    auto keys = r.local_keys();
-    auto by_owner = placement->owners_elsewhere(keys);
-    auto epoch = placement->epoch();
-    for (auto& [owner, mine] : by_owner)
-      for (size_t i = 0; i < mine.size(); i += hint_batch) {
-        auto end = std::min(mine.size(), i + hint_batch);
-        helper->send(owner, actors::handoff_atom::value,
-                     std::vector<std::string>(mine.begin() + static_cast<ptrdiff_t>(i),
-                                              mine.begin() + static_cast<ptrdiff_t>(end)),
-                     me, epoch);
-      }
-    if (n->replicator())
-      for (auto& key : keys)
-        if (r.owns(key))
-          if (auto a = r.find_local(key))
-            helper->send(a, actors::replicate_atom::value);
-    helper->quit();
-  });
+  auto factor = static_cast<size_t>(
+    std::max<int64_t>(1, st.node->cfg().cluster.replication_factor));
+  self->spawn(hand_off_helper, st.node, st.placement, caf::actor_cast<caf::actor>(self),
+              factor);
 }
 
 // Routes again the deferred messages that the current view covers (all of
