@@ -74,8 +74,11 @@ using replicate_atom = caf::atom_constant<caf::atom("replicate")>;
 inline constexpr auto replicate_interval = std::chrono::milliseconds{50};
 
 /// How long a pending entity waits for its old owner's answer before it
-/// starts without the state (the old owner died meanwhile).
-inline constexpr auto handoff_timeout = std::chrono::seconds{10};
+/// starts without the state. A dead old owner fails the request at once (its
+/// connection closes); this bounds a hung one. Long, because an answer that
+/// comes after the timeout is dropped, and with it the state (the old entity
+/// forwards by then): under a big drain, pulls queue up for seconds.
+inline constexpr auto handoff_timeout = std::chrono::seconds{60};
 
 /// One of a user's live sessions, as the user knows it.
 struct handoff_session {
