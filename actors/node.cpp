@@ -31,10 +31,10 @@ void node::shutdown() {
   router_.clear();
   timers_.clear();
   cluster_ = nullptr;
-  if (replicator_) {
+  // The handle stays (entities that are still stopping may read it; what they
+  // send to a stopped actor is dropped).
+  if (replicator_)
     caf::anon_send_exit(replicator_, caf::exit_reason::user_shutdown);
-    replicator_ = nullptr;
-  }
   std::lock_guard<std::mutex> guard{listeners_mtx_};
   listeners_.clear();
 }
