@@ -356,12 +356,14 @@ TEST(ClusterFailoverTest, KilledOwnerIsInvisibleToLiveUsers) {
                          std::chrono::seconds{3}));
 }
 
-// Verifies that the sessions of a killed node stop counting for their users
-// (owned elsewhere), and that the node, restarted on its data directory, brings
-// them back: recovered from disk, announced to their users' owners once it has
-// joined again, and served by every node.
+// Verifies, without replication (cluster.replication_factor = 1), that the
+// sessions of a killed node stop counting for their users (owned elsewhere),
+// and that the node, restarted on its data directory, brings them back:
+// recovered from disk, announced to their users' owners once it has joined
+// again, and served by every node. (With replicas they would not stop
+// counting at all: KilledNodeLosesNothing.)
 TEST(ClusterRoutingTest, RestartedNodeBringsItsSessionsBack) {
-  three_nodes n{{"--storage.flush_interval_ms=20"}};
+  three_nodes n{{"--storage.flush_interval_ms=20", "--cluster.replication_factor=1"}};
   // A user that another node owns: only the announcement can tell it.
   presence::cluster::ring ring{{"a", "b", "c"}};
   std::string user = "alice";
