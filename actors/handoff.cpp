@@ -10,6 +10,7 @@ namespace presence::actors {
 
 void become_forwarder(caf::event_based_actor* self, node* n, std::string key,
                       caf::actor via, uint64_t epoch) {
+  n->router().retire(key, self->address());
   self->set_down_handler([](caf::down_msg&) {});
   self->set_default_handler(
     [n, key = std::move(key), via = std::move(via),

@@ -173,8 +173,8 @@ typename Inspector::result_type inspect(Inspector& f, intent_transfer& x) {
 
 class node;
 
-/// Turns `self` into a forwarder of `key` (after it exported its state): every
-/// message goes on to the key's owner (through `via` with `epoch` while this
+/// Turns `self` into a forwarder of `key` (after it exported its state): the
+/// router retires it (router::retire), and every message goes on to the key's owner (through `via` with `epoch` while this
 /// node's view is older), replies straight back to the sender.
 void become_forwarder(caf::event_based_actor* self, node* n, std::string key,
                       caf::actor via, uint64_t epoch);

@@ -35,11 +35,14 @@ namespace {
 // change of an intent passes here.
 void announce(intent_actor_type* self) {
   auto& st = self->state;
-  if (auto* w = st.owner->writer())
-    w->put(to_record(st));
-  if (st.owner->replicator())
-    replicate(st.owner, "intent:" + st.view.intent_id,
-              caf::make_message(intent_transfer{to_record(st)}));
+  auto* w = st.owner->writer();
+  if (w != nullptr || st.owner->replicator()) {
+    auto rec = to_record(st);
+    if (st.owner->replicator())
+      replicate(st.owner, "intent:" + st.view.intent_id, caf::make_message(intent_transfer{rec}));
+    if (w != nullptr)
+      w->put(std::move(rec));
+  }
   self->send(st.sender, intent_atom::value, st.view);
   if (!st.view.to_user.empty() && st.view.to_user != st.view.from_user)
     self->send(st.target, intent_atom::value, st.view);
@@ -170,7 +173,6 @@ caf::behavior intent_actor(intent_actor_type* self, node* owner, intent_view vie
       if (auto* w = n->writer())
         w->erase(storage::kind::intents, st.view.intent_id);
       auto key = "intent:" + st.view.intent_id;
-      n->router().retire(key, self->address());
       become_forwarder(self, n, std::move(key), via, epoch);
       return t;
     },
@@ -203,9 +205,7 @@ caf::behavior intent_actor_handoff(intent_actor_type* self, node* owner,
   auto key = "intent:" + intent_id;
   return await_handoff<intent_transfer>(
     self, std::move(key), std::move(source), owner->cluster(), epoch,
-    [self, owner](intent_transfer& t) {
-      return intent_actor(self, owner, to_view(t.rec), t.rec.retain_until);
-    },
+    [self, owner](intent_transfer& t) { return intent_actor_promoted(self, owner, t); },
     [self]() {
       self->quit();
       return caf::behavior{};

@@ -403,7 +403,6 @@ caf::behavior room_behavior(room_actor_type* self) {
           w->erase(storage::kind::timeline, storage::timeline_key(st.room_id, sample.t));
       }
       auto key = "room:" + st.room_id;
-      n->router().retire(key, self->address());
       become_forwarder(self, n, std::move(key), via, epoch);
       return t;
     },

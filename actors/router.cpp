@@ -120,14 +120,19 @@ caf::actor router::local(const std::string& key) {
     return local_room(key.substr(5));
   if (auto found = find_local(key))
     return found;
-  // A session or intent that moved here (its node drains): pulled from there;
-  // or one whose node died: promoted from its replica.
-  if (placement_ && !closed_.load(std::memory_order_acquire)) {
-    if (auto source = placement_->handoff_source(key))
-      return pull(key, source, std::nullopt);
-    return promote(key);
-  }
-  return {};
+  // A session or intent that moved here (its node drains), or whose node died.
+  if (closed_.load(std::memory_order_acquire))
+    return {};
+  return arriving(key, std::nullopt);
+}
+
+caf::actor router::arriving(const std::string& key,
+                            const std::optional<storage::user_record>& dormant) {
+  if (!placement_)
+    return {};
+  if (auto source = placement_->handoff_source(key))
+    return pull(key, source, dormant);
+  return promote(key);
 }
 
 caf::actor router::promote(const std::string& key) {
@@ -299,14 +304,10 @@ caf::actor router::local_user(const std::string& id) {
       dormant = i->second; // stays until an actor is registered: a racing
                            // spawn also starts from it
   }
-  // Moved here from a node that still holds it: pulled (the dormant record is
-  // what it starts from if that node has nothing). Its owner died: promoted.
-  if (placement_) {
-    if (auto source = placement_->handoff_source(key))
-      return pull(key, source, std::move(dormant));
-    if (auto promoted = promote(key))
-      return promoted;
-  }
+  // Moved here from a node that still holds it (the dormant record is what it
+  // starts from if that node has nothing), or its owner died.
+  if (auto moved = arriving(key, dormant))
+    return moved;
   // Spawned outside the lock. A dormant user wakes with its record.
   auto fresh = dormant ? node_.system().spawn(user_actor_restored, &node_,
                                               user_restore{std::move(*dormant), {}})
@@ -326,12 +327,8 @@ caf::actor router::local_room(const std::string& id) {
   auto key = "room:" + id;
   if (auto found = find_local(key))
     return found;
-  if (placement_) {
-    if (auto source = placement_->handoff_source(key))
-      return pull(key, source, std::nullopt);
-    if (auto promoted = promote(key))
-      return promoted;
-  }
+  if (auto moved = arriving(key, std::nullopt))
+    return moved;
   return settle(key, node_.system().spawn(room_actor, &node_, id), false);
 }
 

@@ -225,6 +225,11 @@ private:
   // registers it unless another is there; returns the registered one.
   caf::actor pull(const std::string& key, const caf::actor& source,
                   std::optional<storage::user_record> dormant, uint64_t epoch = 0);
+  // The entity of `key` if it is on its way here: pulled from the node that
+  // owned it in the previous view, or promoted from its replica (that node
+  // died); else nothing. `dormant` is what a pulled user falls back to.
+  caf::actor arriving(const std::string& key,
+                      const std::optional<storage::user_record>& dormant);
   // Spawns the entity of `key` here from its replica (its owner died), or
   // nothing if there is none; registers it as `settle` does.
   caf::actor promote(const std::string& key);

@@ -346,7 +346,6 @@ caf::behavior session_actor(session_actor_type* self, node* owner, session_init 
       if (auto* w = n->writer())
         w->erase(storage::kind::sessions, st.session_id);
       auto key = "session:" + st.session_id;
-      n->router().retire(key, self->address());
       become_forwarder(self, n, std::move(key), via, epoch);
       return t;
     },

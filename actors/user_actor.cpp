@@ -512,7 +512,6 @@ caf::behavior user_behavior(user_actor_type* self) {
       if (auto* w = n->writer())
         w->erase(storage::kind::users, st.user_id);
       auto key = "user:" + st.user_id;
-      n->router().retire(key, self->address());
       become_forwarder(self, n, std::move(key), via, epoch);
       return t;
     },
