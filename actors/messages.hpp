@@ -95,6 +95,7 @@ using quiet_atom = caf::atom_constant<caf::atom("quiet")>;
 using identify_atom = caf::atom_constant<caf::atom("identify")>;
 using announce_atom = caf::atom_constant<caf::atom("announce")>;
 using route_atom = caf::atom_constant<caf::atom("route")>;
+using passivate_atom = caf::atom_constant<caf::atom("passivate")>;
 
 /// The acting user of a request that may touch any session (operators).
 inline const std::string admin_caller = "\x01" "admin";

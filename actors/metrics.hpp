@@ -33,6 +33,7 @@ struct runtime_metrics {
   std::array<std::atomic<int64_t>, state_count> sessions_by_state{};
   std::array<std::atomic<int64_t>, state_count> users_by_state{};
   std::atomic<int64_t> rooms{0};
+  std::atomic<uint64_t> passivated{0}; ///< idle users and rooms stopped
   std::atomic<int64_t> intents{0};
   std::atomic<uint64_t> signals{0};
   std::atomic<uint64_t> session_transitions{0};

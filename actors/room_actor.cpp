@@ -2,6 +2,7 @@
 
 #include "actors/handoff.hpp"
 #include "actors/node.hpp"
+#include "actors/passivation.hpp"
 
 #include <caf/event_based_actor.hpp>
 
@@ -236,6 +237,7 @@ void start_room(room_actor_type* self, node* owner, std::string room_id) {
   st.room_id = std::move(room_id);
   st.timer.bind(owner->timers(), 0);
   st.delta_timer.bind(owner->timers(), 1);
+  st.idle.bind(owner->timers(), 2);
   owner->metrics().rooms.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -329,6 +331,56 @@ caf::behavior room_actor_handoff(room_actor_type* self, node* owner, std::string
 
 namespace {
 
+// Nothing needs the room to run: no member, subscriber, open intent, pending
+// delta or restored member still on its way.
+bool is_idle(const room_state& st) {
+  return st.members.empty() && st.subscribers.empty() && st.intents.empty()
+         && st.delta.empty() && !st.delta_truncated && !st.delta_timer.armed()
+         && st.awaiting_restored == 0;
+}
+
+// Arms the passivation check when the room became idle, disarms it when busy.
+void review_idle(room_actor_type* self) {
+  auto& st = self->state;
+  if (st.owner == nullptr)
+    return;
+  if (!is_idle(st))
+    st.idle.disarm();
+  else if (!st.idle.armed())
+    st.idle.arm(caf::actor_cast<caf::actor>(self),
+                st.owner->now_ms() + st.owner->cfg().node.passivate_after_ms);
+}
+
+// The passivation check: an idle room stops (what it keeps stays dormant: its
+// media flag, momentum and timeline), a busy one looks again later.
+void check_idle(room_actor_type* self) {
+  auto& st = self->state;
+  auto* n = st.owner;
+  if (!is_idle(st)) {
+    st.idle.arm(caf::actor_cast<caf::actor>(self),
+                n->now_ms() + n->cfg().node.passivate_after_ms);
+    return;
+  }
+  std::optional<dormant_room> rest;
+  if (st.media_attached || !st.timeline.empty() || st.joins.at != 0) {
+    rest.emplace();
+    rest->rec = to_record(st);
+    for (auto& x : st.timeline)
+      rest->timeline.push_back(storage::timeline_record{
+        st.room_id, x.t, x.counts, x.readiness, static_cast<uint8_t>(x.phase)});
+  }
+  auto key = "room:" + st.room_id;
+  if (!n->router().passivate(key, self->address(), std::nullopt, std::move(rest))) {
+    st.idle.arm(caf::actor_cast<caf::actor>(self),
+                n->now_ms() + n->cfg().node.passivate_after_ms);
+    return;
+  }
+  st.timer.disarm();
+  n->metrics().rooms.fetch_sub(1, std::memory_order_relaxed);
+  st.owner = nullptr;
+  become_passivated(self, n, std::move(key));
+}
+
 caf::behavior room_behavior(room_actor_type* self) {
   self->set_down_handler([self](caf::down_msg& dm) {
     auto& subs = self->state.subscribers;
@@ -337,11 +389,17 @@ caf::behavior room_behavior(room_actor_type* self) {
                                 return a.address() == dm.source;
                               }),
                subs.end());
+    review_idle(self);
   });
+  review_idle(self);
   return {
-    [self](member_atom, const member_update& u) { apply_member(self, u); },
+    [self](member_atom, const member_update& u) {
+      apply_member(self, u);
+      review_idle(self);
+    },
     [self](join_atom, const member_update& u) {
       apply_member(self, u);
+      review_idle(self);
       return make_view(self, reply_query);
     },
     [self](caf::get_atom, const room_query& q) { return make_view(self, q); },
@@ -352,11 +410,13 @@ caf::behavior room_behavior(room_actor_type* self) {
         self->monitor(who);
         replicate_soon(self, self->state.owner, self->state.replicate_scheduled);
       }
+      review_idle(self);
       return make_view(self, reply_query);
     },
     [self](unsubscribe_atom, const caf::actor& who) {
       auto& subs = self->state.subscribers;
       subs.erase(std::remove(subs.begin(), subs.end(), who), subs.end());
+      review_idle(self);
     },
     [self](media_atom, bool attached) {
       self->state.media_attached = attached;
@@ -372,9 +432,11 @@ caf::behavior room_behavior(room_actor_type* self) {
     },
     [self](wake_atom, uint64_t generation) {
       auto& st = self->state;
+      if (st.idle.is_current(generation))
+        return check_idle(self);
       if (st.delta_timer.is_current(generation)) {
         flush_delta(self);
-        return;
+        return review_idle(self);
       }
       if (!st.timer.is_current(generation))
         return;
@@ -395,6 +457,7 @@ caf::behavior room_behavior(room_actor_type* self) {
       replicate_fired(n, st.replicate_scheduled);
       st.timer.disarm();
       st.delta_timer.disarm();
+      st.idle.disarm();
       n->metrics().rooms.fetch_sub(1, std::memory_order_relaxed);
       st.owner = nullptr;
       if (auto* w = n->writer()) {
@@ -425,6 +488,7 @@ caf::behavior room_behavior(room_actor_type* self) {
             self->send(st.owner->router().user(user_id), intent_atom::value, v);
       }
       reevaluate(self);
+      review_idle(self);
     },
   };
 }

@@ -50,6 +50,7 @@ struct room_state {
   std::vector<caf::actor> subscribers;
   timer_slot timer;       ///< the next timeline sample (tag 0)
   timer_slot delta_timer; ///< the next room_delta of a big room (tag 1)
+  timer_slot idle;        ///< the next passivation check (tag 2): passivation.hpp
   std::map<std::string, state> delta; ///< changes since the last room_delta
   bool delta_truncated = false;
   int64_t awaiting_restored = 0; ///< restored members not yet back

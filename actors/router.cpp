@@ -192,6 +192,7 @@ caf::actor router::settle(const std::string& key, caf::actor fresh, bool start) 
     inserted = added;
     winner = i->second;
     sh.dormant.erase(key);
+    sh.dormant_rooms.erase(key);
   }
   // A racing spawn of the same key loses and exits before it received
   // anything (a pending one has not pulled yet: it waits for start_atom).
@@ -264,6 +265,8 @@ std::vector<std::string> router::local_keys() const {
         out.push_back(key);
     for (auto& [key, rec] : sh.dormant)
       out.push_back(key);
+    for (auto& [key, rec] : sh.dormant_rooms)
+      out.push_back(key);
   }
   return out;
 }
@@ -325,11 +328,99 @@ caf::actor router::local_room(const std::string& id) {
   if (closed_.load(std::memory_order_acquire))
     return {};
   auto key = "room:" + id;
-  if (auto found = find_local(key))
-    return found;
+  std::optional<dormant_room> dormant;
+  {
+    auto& sh = shard_of(key);
+    std::lock_guard<std::mutex> guard{sh.mtx};
+    if (auto i = sh.actors.find(key); i != sh.actors.end())
+      return i->second;
+    if (auto i = sh.dormant_rooms.find(key); i != sh.dormant_rooms.end())
+      dormant = i->second; // stays until an actor is registered
+  }
   if (auto moved = arriving(key, std::nullopt))
     return moved;
+  if (dormant)
+    return settle(key,
+                  node_.system().spawn(room_actor_restored, &node_,
+                                       room_restore{std::move(dormant->rec),
+                                                    std::move(dormant->timeline), 0}),
+                  false);
   return settle(key, node_.system().spawn(room_actor, &node_, id), false);
+}
+
+caf::actor router::user_for_read(const std::string& id,
+                                 std::optional<storage::user_record>* rest) {
+  auto key = "user:" + id;
+  if (remote(key))
+    return stub(key);
+  if (closed_.load(std::memory_order_acquire))
+    return {};
+  {
+    auto& sh = shard_of(key);
+    std::lock_guard<std::mutex> guard{sh.mtx};
+    if (auto i = sh.actors.find(key); i != sh.actors.end())
+      return i->second;
+    if (auto i = sh.dormant.find(key); i != sh.dormant.end())
+      *rest = i->second;
+  }
+  return arriving(key, *rest);
+}
+
+caf::actor router::room_for_read(const std::string& id) {
+  auto key = "room:" + id;
+  if (remote(key))
+    return stub(key);
+  if (closed_.load(std::memory_order_acquire))
+    return {};
+  bool dormant = false;
+  {
+    auto& sh = shard_of(key);
+    std::lock_guard<std::mutex> guard{sh.mtx};
+    if (auto i = sh.actors.find(key); i != sh.actors.end())
+      return i->second;
+    dormant = sh.dormant_rooms.count(key) > 0;
+  }
+  if (auto moved = arriving(key, std::nullopt))
+    return moved;
+  return dormant ? local_room(id) : caf::actor{};
+}
+
+caf::actor router::entity(const std::string& key) {
+  if (key.rfind("user:", 0) == 0)
+    return user(key.substr(5));
+  if (key.rfind("room:", 0) == 0)
+    return room(key.substr(5));
+  return find(key);
+}
+
+bool router::passivate(const std::string& key, const caf::actor_addr& who,
+                       std::optional<storage::user_record> user,
+                       std::optional<dormant_room> room) {
+  caf::actor released;
+  auto& sh = shard_of(key);
+  std::lock_guard<std::mutex> guard{sh.mtx};
+  if (closed_.load(std::memory_order_acquire))
+    return false;
+  auto i = sh.actors.find(key);
+  if (i == sh.actors.end() || i->second.address() != who)
+    return false;
+  released = std::move(i->second);
+  sh.actors.erase(i);
+  sh.recovered.erase(key);
+  if (user)
+    sh.dormant.insert_or_assign(key, std::move(*user));
+  if (room)
+    sh.dormant_rooms.insert_or_assign(key, std::move(*room));
+  return true;
+}
+
+size_t router::dormant_rooms() const {
+  size_t n = 0;
+  for (auto& sh : shards_) {
+    std::lock_guard<std::mutex> guard{sh.mtx};
+    n += sh.dormant_rooms.size();
+  }
+  return n;
 }
 
 opened_session router::open_session(const session_spec& spec) {
@@ -468,6 +559,7 @@ void router::clear() {
       std::lock_guard<std::mutex> guard{sh.mtx};
       released.swap(sh.actors);
       sh.dormant.clear();
+      sh.dormant_rooms.clear();
       sh.recovered.clear();
       for (auto& [key, a] : sh.stubs)
         released.emplace(key, std::move(a));

@@ -64,6 +64,12 @@ inline constexpr int64_t max_intent_ttl_ms = 86'400'000;
 /// How long a finished intent stays readable by id.
 inline constexpr int64_t finished_intent_retention_ms = 300'000;
 
+/// A passivated room's durable state (its record and timeline, oldest first).
+struct dormant_room {
+  storage::room_record rec;
+  std::vector<storage::timeline_record> timeline;
+};
+
 /// Where keys live once the node is part of a cluster: the cluster sets one
 /// (before the node is ready); without it every key is local. Thread-safe.
 class placement {
@@ -153,6 +159,33 @@ public:
   /// The user's actor, spawned on first use.
   caf::actor user(const std::string& id);
 
+  /// For a read of the user: its actor if one runs here, is on its way here or
+  /// lives on another node (a stub); else an invalid handle, and `*rest` holds
+  /// its dormant record if it has one (nothing is spawned: a read of an
+  /// unknown id costs no actor).
+  caf::actor user_for_read(const std::string& id,
+                           std::optional<storage::user_record>* rest);
+
+  /// For a read of the room: as `user_for_read`; an invalid handle means a room
+  /// that never held anything (its view is empty). A dormant room is started.
+  caf::actor room_for_read(const std::string& id);
+
+  /// The entity of a "user:" or "room:" key wherever it lives (spawned on
+  /// first use), as `user` and `room`.
+  caf::actor entity(const std::string& key);
+
+  /// An idle user or room stops: `key` is unregistered if it still maps to
+  /// `who`, and what it leaves behind is kept dormant (`user` for a user,
+  /// `room` for a room; nothing for an entity with nothing durable). Returns
+  /// false (nothing changes) when `key` maps to another actor or the node
+  /// stops.
+  bool passivate(const std::string& key, const caf::actor_addr& who,
+                 std::optional<storage::user_record> user,
+                 std::optional<dormant_room> room);
+
+  /// Dormant rooms (tests, diagnostics).
+  size_t dormant_rooms() const;
+
   /// The room's actor, spawned on first use.
   caf::actor room(const std::string& id);
 
@@ -211,6 +244,7 @@ private:
     mutable std::mutex mtx;
     std::unordered_map<std::string, caf::actor> actors; // guarded by mtx
     std::unordered_map<std::string, storage::user_record> dormant; // guarded by mtx
+    std::unordered_map<std::string, dormant_room> dormant_rooms; // guarded by mtx
     std::unordered_map<std::string, caf::actor> stubs; // guarded by mtx: remote keys
     std::unordered_set<std::string> recovered; // guarded by mtx: from disk, not reconciled
   };

@@ -3,6 +3,7 @@
 #include "actors/errors.hpp"
 #include "actors/handoff.hpp"
 #include "actors/node.hpp"
+#include "actors/passivation.hpp"
 #include "actors/session_actor.hpp"
 
 #include <caf/event_based_actor.hpp>
@@ -205,6 +206,7 @@ void start_user(user_actor_type* self, node* owner, std::string user_id, state p
   st.user_id = std::move(user_id);
   st.linger.bind(owner->timers());
   st.lost.bind(owner->timers(), 1);
+  st.idle.bind(owner->timers(), 2);
   st.published = published;
   owner->metrics().users_by_state[static_cast<size_t>(published)].fetch_add(
     1, std::memory_order_relaxed);
@@ -348,6 +350,110 @@ caf::behavior user_actor_handoff(user_actor_type* self, node* owner, std::string
 
 namespace {
 
+// Nothing needs the user to run: no live session, subscriber, socket, room,
+// open intent or pending timer.
+bool is_idle(const user_state& st) {
+  if (!st.sessions.empty() || !st.subscribers.empty() || !st.inbox.empty()
+      || !st.rooms.empty() || st.linger.armed() || st.lost.armed())
+    return false;
+  for (auto& [id, v] : st.intents)
+    if (!is_final(v.status))
+      return false;
+  return true;
+}
+
+// Arms the passivation check when the user became idle, disarms it when busy.
+void review_idle(user_actor_type* self) {
+  auto& st = self->state;
+  if (st.owner == nullptr)
+    return;
+  if (!is_idle(st))
+    st.idle.disarm();
+  else if (!st.idle.armed())
+    st.idle.arm(caf::actor_cast<caf::actor>(self),
+                st.owner->now_ms() + st.owner->cfg().node.passivate_after_ms);
+}
+
+// The passivation check: an idle user stops (its record stays dormant), a
+// busy one looks again later.
+void check_idle(user_actor_type* self) {
+  auto& st = self->state;
+  auto* n = st.owner;
+  auto again = [&] {
+    st.idle.arm(caf::actor_cast<caf::actor>(self),
+                n->now_ms() + n->cfg().node.passivate_after_ms);
+  };
+  if (!is_idle(st))
+    return again();
+  std::optional<storage::user_record> rec;
+  if (st.seq > 0 || st.last_active_at > 0 || st.last_seen_at > 0)
+    rec = to_record(st);
+  auto key = "user:" + st.user_id;
+  if (!n->router().passivate(key, self->address(), std::move(rec), std::nullopt))
+    return again();
+  n->metrics().users_by_state[static_cast<size_t>(st.published)].fetch_sub(
+    1, std::memory_order_relaxed);
+  st.owner = nullptr;
+  become_passivated(self, n, std::move(key));
+}
+
+// The user's view with its sessions' current clocks: a heartbeat that changed
+// no state never reached the user, so `last_active_at`, `last_seen_at` and the
+// confidence are read from the sessions when the view is asked for.
+caf::result<user_view> fresh_view(user_actor_type* self) {
+  auto& st = self->state;
+  auto view = std::make_shared<user_view>(base_view(self));
+  if (st.sessions.empty())
+    return *view;
+  auto rp = self->make_response_promise<user_view>();
+  auto pending = std::make_shared<size_t>(st.sessions.size());
+  auto done = [self, view, pending, rp]() mutable {
+    if (--*pending > 0)
+      return;
+    auto& st = self->state;
+    // What the user published meanwhile (a subscriber's events up to here
+    // were not its own yet: the snapshot must include them).
+    view->current = st.published;
+    view->since = st.since;
+    view->seq = st.seq;
+    for (auto& s : view->sessions) {
+      view->last_seen_at = std::max(view->last_seen_at, s.last_signal_at);
+      view->last_active_at = std::max(view->last_active_at, s.last_active_at);
+      view->confidence = std::max(view->confidence, s.confidence);
+      if (auto i = st.sessions.find(s.session_id); i != st.sessions.end()) {
+        i->second.last_active_at = std::max(i->second.last_active_at, s.last_active_at);
+        i->second.last_signal_at = std::max(i->second.last_signal_at, s.last_signal_at);
+      }
+    }
+    // Kept (it is durable) without a save: the sessions' own records have it,
+    // and the next change of the user writes it.
+    st.last_active_at = std::max(st.last_active_at, view->last_active_at);
+    st.last_seen_at = std::max(st.last_seen_at, view->last_seen_at);
+    rp.deliver(*view);
+  };
+  for (auto& sv : view->sessions) {
+    auto& entry = st.sessions[sv.session_id];
+    auto ref = caf::actor_cast<caf::actor>(entry.ref);
+    if (!ref) {
+      // A restored session does not announce itself: find it once.
+      ref = st.owner->router().session(sv.session_id);
+      entry.ref = ref.address();
+    }
+    if (!ref) {
+      done();
+      continue;
+    }
+    auto* slot = &sv;
+    self->request(ref, session_view_timeout, caf::get_atom::value)
+      .then([slot, done](session_view& fresh) mutable {
+              *slot = std::move(fresh);
+              done();
+            },
+            [done](caf::error&) mutable { done(); });
+  }
+  return rp;
+}
+
 caf::behavior user_behavior(user_actor_type* self) {
   self->set_down_handler([self](caf::down_msg& dm) {
     auto& st = self->state;
@@ -365,8 +471,9 @@ caf::behavior user_behavior(user_actor_type* self) {
         break;
       }
     }
+    review_idle(self);
   });
-  return {
+  caf::behavior b{
     [self](session_atom, const session_update& u) {
       auto& st = self->state;
       st.last_active_at = std::max(st.last_active_at, u.last_active_at);
@@ -393,12 +500,15 @@ caf::behavior user_behavior(user_actor_type* self) {
       }
       reaggregate(self, u.changed_at);
       save(self);
+      review_idle(self);
     },
     [self](wake_atom, uint64_t generation) {
       auto& st = self->state;
+      if (st.idle.is_current(generation))
+        return check_idle(self);
       if (st.lost.is_current(generation)) {
         drop_lost(self);
-        return;
+        return review_idle(self);
       }
       if (!st.linger.is_current(generation))
         return;
@@ -406,66 +516,33 @@ caf::behavior user_behavior(user_actor_type* self) {
         publish(self, state::offline, st.linger.due_ms());
         save(self);
       }
+      review_idle(self);
     },
-    [self](caf::get_atom) -> caf::result<user_view> {
-      auto& st = self->state;
-      auto view = std::make_shared<user_view>(base_view(self));
-      if (st.sessions.empty())
-        return *view;
-      // Fetch fresh views: heartbeats that changed nothing never reached us.
-      auto rp = self->make_response_promise<user_view>();
-      auto pending = std::make_shared<size_t>(st.sessions.size());
-      auto done = [view, pending, rp]() mutable {
-        if (--*pending > 0)
-          return;
-        for (auto& s : view->sessions) {
-          view->last_seen_at = std::max(view->last_seen_at, s.last_signal_at);
-          view->confidence = std::max(view->confidence, s.confidence);
-        }
-        rp.deliver(*view);
-      };
-      for (auto& sv : view->sessions) {
-        auto& entry = st.sessions[sv.session_id];
-        auto ref = caf::actor_cast<caf::actor>(entry.ref);
-        if (!ref) {
-          // A restored session does not announce itself: find it once.
-          ref = st.owner->router().session(sv.session_id);
-          entry.ref = ref.address();
-        }
-        if (!ref) {
-          done();
-          continue;
-        }
-        auto* slot = &sv;
-        self->request(ref, session_view_timeout, caf::get_atom::value)
-          .then([slot, done](session_view& fresh) mutable {
-                  *slot = std::move(fresh);
-                  done();
-                },
-                [done](caf::error&) mutable { done(); });
-      }
-      return rp;
-    },
-    [self](subscribe_atom, const caf::actor& who) {
+    [self](caf::get_atom) -> caf::result<user_view> { return fresh_view(self); },
+    [self](subscribe_atom, const caf::actor& who) -> caf::result<user_view> {
       auto& st = self->state;
       add_actor(self, st.subscribers, who);
       replicate_soon(self, st.owner, st.replicate_scheduled);
-      return base_view(self);
+      review_idle(self);
+      return fresh_view(self);
     },
     [self](unsubscribe_atom, const caf::actor& who) {
       auto& st = self->state;
       remove_actor(st.subscribers, who.address());
       replicate_soon(self, st.owner, st.replicate_scheduled);
+      review_idle(self);
     },
     [self](inbox_atom, const caf::actor& who) {
       auto& st = self->state;
       add_actor(self, st.inbox, who);
       replicate_soon(self, st.owner, st.replicate_scheduled);
+      review_idle(self);
     },
     [self](unsubscribe_atom, inbox_atom, const caf::actor& who) {
       auto& st = self->state;
       remove_actor(st.inbox, who.address());
       replicate_soon(self, st.owner, st.replicate_scheduled);
+      review_idle(self);
     },
     [self](join_atom, const std::string& room_id, const std::string& session_id,
            bool visible) {
@@ -475,6 +552,7 @@ caf::behavior user_behavior(user_actor_type* self) {
         mem.room = st.owner->router().room(room_id);
       mem.sessions.insert(session_id);
       mem.visible = visible; // the latest join decides
+      review_idle(self);
       return self->delegate(mem.room, join_atom::value,
                             make_member_update(st, visible, true));
     },
@@ -491,6 +569,7 @@ caf::behavior user_behavior(user_actor_type* self) {
         return self->delegate(room, caf::get_atom::value, room_query{});
       auto update = make_member_update(st, i->second.visible, false);
       st.rooms.erase(i);
+      review_idle(self);
       return self->delegate(room, join_atom::value, update);
     },
     [self](intent_atom, const intent_view& v) {
@@ -498,6 +577,7 @@ caf::behavior user_behavior(user_actor_type* self) {
       remember_intent(st, v);
       replicate_soon(self, st.owner, st.replicate_scheduled);
       send_all(self, st.inbox, caf::make_message(intent_event{v}));
+      review_idle(self);
     },
     [self](export_atom, const caf::actor& via, uint64_t epoch) {
       // Handed to the next owner: from now on this actor only forwards.
@@ -506,6 +586,7 @@ caf::behavior user_behavior(user_actor_type* self) {
       auto* n = st.owner;
       replicate_fired(n, st.replicate_scheduled);
       st.linger.disarm();
+      st.idle.disarm();
       n->metrics().users_by_state[static_cast<size_t>(st.published)].fetch_sub(
         1, std::memory_order_relaxed);
       st.owner = nullptr;
@@ -537,6 +618,8 @@ caf::behavior user_behavior(user_actor_type* self) {
       return out;
     },
   };
+  review_idle(self);
+  return b;
 }
 
 } // namespace

@@ -63,6 +63,7 @@ struct user_state {
   std::map<std::string, intent_view> intents;
   timer_slot linger;
   timer_slot lost;  ///< the end of a lost session's grace (tag 1)
+  timer_slot idle;  ///< the next passivation check (tag 2): passivation.hpp
   bool replicate_scheduled = false;
 
   static inline const char* name = "presence.user";

@@ -53,6 +53,7 @@ const std::vector<key_spec>& key_table() {
     PRESENCE_KEY(node, worker_threads),
     PRESENCE_KEY(node, io_threads),
     PRESENCE_KEY(node, timer_tick_ms),
+    PRESENCE_KEY(node, passivate_after_ms),
     PRESENCE_KEY(presence, active_window_ms),
     PRESENCE_KEY(presence, idle_after_ms),
     PRESENCE_KEY(presence, stale_after_ms),
@@ -85,6 +86,8 @@ const std::vector<key_spec>& key_table() {
     PRESENCE_KEY(limits, max_body_bytes),
     PRESENCE_KEY(limits, signals_per_second),
     PRESENCE_KEY(limits, max_connections),
+    PRESENCE_KEY(limits, ws_ping_interval_ms),
+    PRESENCE_KEY(limits, slow_reader_ms),
   };
   return table;
 }
@@ -502,6 +505,9 @@ std::vector<std::string> validate(settings& s) {
   positive("limits.max_body_bytes", s.limits.max_body_bytes);
   positive("limits.signals_per_second", s.limits.signals_per_second);
   positive("limits.max_connections", s.limits.max_connections);
+  positive("limits.ws_ping_interval_ms", s.limits.ws_ping_interval_ms);
+  positive("limits.slow_reader_ms", s.limits.slow_reader_ms);
+  positive("node.passivate_after_ms", s.node.passivate_after_ms);
   return errors;
 }
 

@@ -31,6 +31,7 @@ struct node_section {
   int64_t worker_threads = 0;      ///< CAF scheduler threads; 0: one per core
   int64_t io_threads = 1;          ///< Asio threads of the gateway
   int64_t timer_tick_ms = 10;      ///< resolution of the decay timer wheel
+  int64_t passivate_after_ms = 60000; ///< idle users and rooms stop after this
 };
 
 /// `[presence]`: the session state table's thresholds (PROTOCOL.md).
@@ -87,6 +88,8 @@ struct limits_section {
   int64_t max_body_bytes = 65536;
   int64_t signals_per_second = 20;
   int64_t max_connections = 10000;
+  int64_t ws_ping_interval_ms = 25000; ///< a silent socket is pinged after this
+  int64_t slow_reader_ms = 10000;      ///< a socket behind this long is closed (1013)
 };
 
 /// The whole configuration.

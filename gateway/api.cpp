@@ -86,6 +86,35 @@ http_response error_response(const api_error& e) {
 api::api(actors::node& n, const authenticator& auth) : node_(n), auth_(auth) {
 }
 
+namespace {
+
+// The view of a user that has no actor here: its dormant record, or a user
+// that never had a session (offline, seq 0).
+user_view resting_user(const std::string& id,
+                       const std::optional<storage::user_record>& rec, int64_t now) {
+  user_view v;
+  v.user_id = id;
+  v.server_time = now;
+  if (rec) {
+    v.current = static_cast<state>(rec->published);
+    v.seq = rec->seq;
+    v.since = rec->since;
+    v.last_active_at = rec->last_active_at;
+    v.last_seen_at = rec->last_seen_at;
+  }
+  return v;
+}
+
+} // namespace
+
+void api::read_user(const std::string& id, std::function<void(caf::expected<user_view>)> f) {
+  std::optional<storage::user_record> rest;
+  auto h = node_.router().user_for_read(id, &rest);
+  if (!h)
+    return f(resting_user(id, rest, node_.now_ms()));
+  ask<user_view>(node_.system(), h, std::move(f), caf::get_atom::value);
+}
+
 void api::handle(const http_request& req, respond_fn done) {
   auto now_s = node_.now_ms() / 1000;
   if (req.path == "/healthz" || req.path == "/readyz" || req.path == "/metrics") {
@@ -228,16 +257,33 @@ void api::route(const http_request& req, const principal& who, respond_fn& done)
     auto answer = session_created(opened);
     if (rooms.empty())
       return done(json_response(201, answer));
-    // Join the rooms, then answer.
-    auto pending = std::make_shared<std::pair<std::mutex, size_t>>();
-    pending->second = rooms.size();
+    // Join the rooms, then answer. A failed join fails the request: the
+    // session is ended (nothing half-done stays behind) and the client retries.
+    struct joins {
+      std::mutex mtx;
+      size_t pending = 0;      // guarded by mtx
+      caf::error first_error;  // guarded by mtx
+    };
+    auto pending = std::make_shared<joins>();
+    pending->pending = rooms.size();
     auto visible = who.role != role::guest;
+    auto session = opened.handle;
     for (auto& room : rooms)
       ask<room_view>(sys, opened.handle,
-                     [done, answer, pending](caf::expected<room_view>) {
-                       std::lock_guard<std::mutex> guard{pending->first};
-                       if (--pending->second == 0)
-                         done(json_response(201, answer));
+                     [done, answer, pending, session](caf::expected<room_view> joined) {
+                       caf::error failed;
+                       {
+                         std::lock_guard<std::mutex> guard{pending->mtx};
+                         if (!joined && !pending->first_error)
+                           pending->first_error = joined.error();
+                         if (--pending->pending > 0)
+                           return;
+                         failed = pending->first_error;
+                       }
+                       if (!failed)
+                         return done(json_response(201, answer));
+                       caf::anon_send(session, leave_atom::value);
+                       done(error_response(from_actor_error(failed)));
                      },
                      join_atom::value, room, visible);
     return;
@@ -327,11 +373,9 @@ void api::route(const http_request& req, const principal& who, respond_fn& done)
     if (seg[3] == "presence") {
       if (!may_read_users(who))
         return done(error_response({403, "forbidden", "guests may not read users"}));
-      return ask<user_view>(sys, r.user(uid),
-                            reply_with<user_view>(done, [](const user_view& v) {
-                              return to_json(v);
-                            }),
-                            caf::get_atom::value);
+      return read_user(uid, reply_with<user_view>(done, [](const user_view& v) {
+                         return to_json(v);
+                       }));
     }
     if (uid != who.user_id && who.role != role::admin)
       return done(error_response({403, "forbidden", "only your own intents"}));
@@ -364,7 +408,7 @@ void api::route(const http_request& req, const principal& who, respond_fn& done)
     if (users.empty())
       return done(json_response(200, {{"users", json::array()}}));
     for (size_t i = 0; i < users.size(); ++i)
-      ask<user_view>(sys, r.user(users[i]),
+      read_user(users[i],
                      [done, results, state, i, uid = users[i]](caf::expected<user_view> v) {
                        std::lock_guard<std::mutex> guard{state->first};
                        (*results)[i] = v ? to_json(*v)
@@ -373,8 +417,7 @@ void api::route(const http_request& req, const principal& who, respond_fn& done)
                                                             v.error()))["error"]}};
                        if (--state->second == 0)
                          done(json_response(200, {{"users", *results}}));
-                     },
-                     caf::get_atom::value);
+                     });
     return;
   }
 
@@ -399,7 +442,13 @@ void api::route(const http_request& req, const principal& who, respond_fn& done)
           return done(error_response({400, "invalid_field", "counts_only must be true or false"}));
         q.counts_only = c->second == "true";
       }
-      return ask<room_view>(sys, r.room(rid), reply_with<room_view>(done, render_room),
+      auto h = r.room_for_read(rid);
+      if (!h) { // a room that never held anything: empty, and no actor for it
+        room_view empty;
+        empty.room_id = rid;
+        return done(json_response(200, render_room(empty)));
+      }
+      return ask<room_view>(sys, h, reply_with<room_view>(done, render_room),
                             caf::get_atom::value, q);
     }
     if (is({"v1", "rooms", "*", "timeline"})) {
@@ -409,8 +458,11 @@ void api::route(const http_request& req, const principal& who, respond_fn& done)
       auto qi = req.query.find("since");
       if (qi != req.query.end() && !parse_int(qi->second, since))
         return done(error_response({400, "invalid_field", "since must be an integer (ms)"}));
+      auto h = r.room_for_read(rid);
+      if (!h)
+        return done(json_response(200, {{"samples", json::array()}}));
       return ask<std::vector<timeline_sample>>(
-        sys, r.room(rid),
+        sys, h,
         reply_with<std::vector<timeline_sample>>(done,
                                                  [](const std::vector<timeline_sample>& xs) {
                                                    json out = json::array();

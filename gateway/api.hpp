@@ -94,6 +94,10 @@ public:
 
 private:
   void route(const http_request& req, const principal& who, respond_fn& done);
+  // Reads a user's view: from its actor, or from its dormant record (or as a
+  // user that never had a session) without starting an actor.
+  void read_user(const std::string& id,
+                 std::function<void(caf::expected<actors::user_view>)> f);
 
   actors::node& node_;
   const authenticator& auth_;

@@ -7,7 +7,10 @@
 
 #include <caf/event_based_actor.hpp>
 #include <caf/send.hpp>
+#include <caf/scheduler/abstract_coordinator.hpp>
 #include <caf/stateful_actor.hpp>
+
+#include <algorithm>
 
 #include <functional>
 #include <unordered_map>
@@ -42,11 +45,12 @@ void deliver(caf::stateful_actor<shard_state>* self, const std::string& key,
   if (i == st.topics.end())
     return;
   auto frame = std::make_shared<const std::string>(j.dump());
+  auto topic = std::make_shared<const std::string>(key);
   auto& sinks = i->second.sinks;
   size_t kept = 0;
   for (auto& s : sinks) {
     if (auto p = s.sink.lock()) {
-      p->deliver(frame);
+      p->deliver(frame, topic);
       sinks[kept++] = s;
     }
   }
@@ -138,14 +142,25 @@ caf::behavior shard_actor(caf::stateful_actor<shard_state>* self, node* owner) {
         on_snapshot(snapshot.dump());
       };
       // Bounded: the entity may live on a node that dies before it answers.
+      // A failure is answered too (the socket tells its client), and a topic
+      // nobody receives is not kept.
+      auto failed = [self, key, on_snapshot](caf::error&) {
+        auto i = self->state.topics.find(key);
+        if (i != self->state.topics.end() && i->second.sinks.empty()
+            && !i->second.subscribed)
+          self->state.topics.erase(i);
+        on_snapshot(std::string{});
+      };
+      if (!t.entity) {
+        caf::error none;
+        return failed(none);
+      }
       if (room)
         self->request(t.entity, subscribe_timeout, subscribe_atom::value, self_handle())
-          .then([add](const room_view& v) mutable { add(to_json(v)); },
-                [](caf::error&) {});
+          .then([add](const room_view& v) mutable { add(to_json(v)); }, failed);
       else
         self->request(t.entity, subscribe_timeout, subscribe_atom::value, self_handle())
-          .then([add](const user_view& v) mutable { add(to_json(v)); },
-                [](caf::error&) {});
+          .then([add](const user_view& v) mutable { add(to_json(v)); }, failed);
     },
     [self, self_handle](unsubscribe_atom, bool room, const std::string& id,
                         uintptr_t sink_id) {
@@ -171,6 +186,8 @@ caf::behavior shard_actor(caf::stateful_actor<shard_state>* self, node* owner) {
 } // namespace
 
 fanout::fanout(actors::node& n, size_t shards) {
+  if (shards == 0) // as many as the scheduler has workers
+    shards = std::max<size_t>(2, n.system().scheduler().num_workers());
   for (size_t i = 0; i < shards; ++i) {
     shards_.push_back(n.system().spawn(shard_actor, &n));
     n.add_view_listener(shards_.back());
@@ -182,26 +199,33 @@ fanout::~fanout() {
 }
 
 void fanout::stop() {
+  if (stopped_.exchange(true))
+    return;
   for (auto& s : shards_)
     caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
-  shards_.clear();
 }
 
-const caf::actor& fanout::shard_of(const topic_ref& t) const {
+const caf::actor* fanout::shard_of(const topic_ref& t) const {
+  if (stopped_.load(std::memory_order_acquire) || shards_.empty())
+    return nullptr; // stopped: sockets destroyed after the stop unsubscribe here
   auto h = std::hash<std::string>{}(t.id) ^ (t.room ? 0x9e3779b97f4a7c15ULL : 0);
-  return shards_[h % shards_.size()];
+  return &shards_[h % shards_.size()];
 }
 
 void fanout::subscribe(const topic_ref& t, const std::shared_ptr<event_sink>& sink,
                        std::function<void(std::string)> on_snapshot) {
-  caf::anon_send(shard_of(t), subscribe_atom::value, t.room, t.id,
+  auto* shard = shard_of(t);
+  if (shard == nullptr)
+    return on_snapshot(std::string{});
+  caf::anon_send(*shard, subscribe_atom::value, t.room, t.id,
                  sink_ref{sink, reinterpret_cast<uintptr_t>(sink.get())},
                  std::move(on_snapshot));
 }
 
 void fanout::unsubscribe(const topic_ref& t, const event_sink* sink) {
-  caf::anon_send(shard_of(t), unsubscribe_atom::value, t.room, t.id,
-                 reinterpret_cast<uintptr_t>(sink));
+  if (auto* shard = shard_of(t))
+    caf::anon_send(*shard, unsubscribe_atom::value, t.room, t.id,
+                   reinterpret_cast<uintptr_t>(sink));
 }
 
 } // namespace presence::gateway

@@ -11,6 +11,7 @@
 #include <caf/actor.hpp>
 #include <caf/allowed_unsafe_message_type.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -23,8 +24,11 @@ namespace presence::gateway {
 class event_sink {
 public:
   virtual ~event_sink() = default;
-  /// Queues one text frame (shared by all sinks of an event).
-  virtual void deliver(std::shared_ptr<const std::string> frame) = 0;
+  /// Queues one text frame of `topic` ("user:<id>" or "room:<id>"; both shared by
+  /// all sinks of an event). A frame not yet sent may be replaced by a later
+  /// one of the same topic (PROTOCOL.md 1.1: bursts are coalesced).
+  virtual void deliver(std::shared_ptr<const std::string> frame,
+                       std::shared_ptr<const std::string> topic) = 0;
 };
 
 /// A weak reference to a sink, as carried in messages (local only).
@@ -47,20 +51,23 @@ public:
 
   /// Subscribes `sink` to the topic; `on_snapshot` receives the snapshot JSON
   /// (a user or room view) on a CAF worker, before any event of the topic is
-  /// delivered to the sink.
+  /// delivered to the sink; or, when the entity could not answer, an empty
+  /// string (the sink is not subscribed).
   void subscribe(const topic_ref& t, const std::shared_ptr<event_sink>& sink,
                  std::function<void(std::string)> on_snapshot);
 
   /// Stops delivering the topic to `sink`.
   void unsubscribe(const topic_ref& t, const event_sink* sink);
 
-  /// Stops the shards (shutdown).
+  /// Stops the shards (shutdown); later calls do nothing.
   void stop();
 
 private:
-  const caf::actor& shard_of(const topic_ref& t) const;
+  // The shard of `t`, or nullptr once stopped.
+  const caf::actor* shard_of(const topic_ref& t) const;
 
-  std::vector<caf::actor> shards_;
+  std::vector<caf::actor> shards_; // written only by the constructor
+  std::atomic<bool> stopped_{false};
 };
 
 } // namespace presence::gateway

@@ -28,27 +28,67 @@ void http_metrics::record(const std::string& route, unsigned status, double seco
   latency_->Add({{"route", route}}, buckets).Observe(seconds);
 }
 
-std::string route_label(std::string_view method, std::string_view path) {
-  // /v1/<collection>/<id>/<action>: every third segment is an id.
-  std::string out{method};
-  out += ' ';
-  size_t seg = 0;
-  size_t i = 0;
-  if (path.substr(0, 4) != "/v1/")
-    return out + (path == "/healthz" || path == "/readyz" || path == "/metrics"
-                    ? std::string{path}
-                    : std::string{"other"});
-  while (i < path.size()) {
-    auto j = path.find('/', i + 1);
-    auto part = path.substr(i, j == std::string_view::npos ? j : j - i);
-    ++seg;
-    bool is_id = seg == 3 && !(path.substr(0, 16) == "/v1/presence/que");
-    out += is_id ? std::string{"/{id}"} : std::string{part};
-    if (j == std::string_view::npos || seg >= 4)
-      break;
-    i = j;
+namespace {
+
+/// Every path the gateway serves; "{id}" matches one path segment.
+constexpr std::string_view route_table[] = {
+  "/healthz",
+  "/readyz",
+  "/metrics",
+  "/v1/ws",
+  "/v1/guests",
+  "/v1/sessions",
+  "/v1/sessions/{id}",
+  "/v1/sessions/{id}/signal",
+  "/v1/sessions/{id}/identify",
+  "/v1/sessions/{id}/leave",
+  "/v1/users/{id}/presence",
+  "/v1/users/{id}/intents",
+  "/v1/presence/query",
+  "/v1/rooms/{id}",
+  "/v1/rooms/{id}/join",
+  "/v1/rooms/{id}/leave",
+  "/v1/rooms/{id}/media",
+  "/v1/rooms/{id}/timeline",
+  "/v1/intents",
+  "/v1/intents/{id}",
+  "/v1/intents/{id}/accept",
+  "/v1/intents/{id}/decline",
+  "/v1/intents/{id}/cancel",
+  "/v1/cluster",
+  "/v1/cluster/rebalance",
+  "/v1/cluster/nodes/{id}/drain",
+};
+
+// True if `path` matches `pattern` segment by segment.
+bool matches(std::string_view pattern, std::string_view path) {
+  while (!pattern.empty() && !path.empty()) {
+    if (pattern[0] != '/' || path[0] != '/')
+      return false;
+    pattern.remove_prefix(1);
+    path.remove_prefix(1);
+    auto pe = pattern.find('/');
+    auto qe = path.find('/');
+    auto p = pattern.substr(0, pe);
+    auto q = path.substr(0, qe);
+    if (p == "{id}" ? q.empty() : p != q)
+      return false;
+    pattern.remove_prefix(p.size());
+    path.remove_prefix(q.size());
   }
-  return out;
+  return pattern.empty() && path.empty();
+}
+
+} // namespace
+
+std::string route_label(std::string_view method, std::string_view path) {
+  std::string out{method == "GET" || method == "POST" || method == "DELETE" ? method
+                                                                             : "OTHER"};
+  out += ' ';
+  for (auto pattern : route_table)
+    if (matches(pattern, path))
+      return out.append(pattern);
+  return out.append("unmatched");
 }
 
 std::string render_metrics(actors::node& n, const gateway_metrics& g,
@@ -107,6 +147,9 @@ std::string render_metrics(actors::node& n, const gateway_metrics& g,
           static_cast<double>(g.ws_frames_out.load()));
   counter("presence_ws_closed_slow_total", "WebSockets closed as slow readers",
           static_cast<double>(g.ws_closed_slow.load()));
+  counter("presence_ws_frames_coalesced_total",
+          "Events replaced by a newer event of their topic before they were sent",
+          static_cast<double>(g.ws_frames_coalesced.load()));
   counter("presence_ws_closed_policy_total", "WebSockets closed with 1008",
           static_cast<double>(g.ws_closed_policy.load()));
   counter("presence_rejected_connections_total", "Connections over limits.max_connections",

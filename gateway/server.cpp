@@ -9,6 +9,7 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -21,6 +22,7 @@
 #include <deque>
 #include <mutex>
 #include <set>
+#include <unordered_map>
 #include <stdexcept>
 
 namespace presence::gateway {
@@ -36,8 +38,17 @@ namespace {
 
 constexpr auto http_idle_timeout = std::chrono::seconds{30};
 constexpr size_t max_header_bytes = 16 * 1024;
-/// Frames queued for a socket before it counts as a slow reader and is closed.
-constexpr size_t max_queued_frames = 1024;
+/// Frames a socket may have queued that are not coalesced (replies, errors,
+/// intents, acks; events of a topic replace their unsent predecessor): beyond
+/// this the reader is far behind and is closed (1013) whatever its age.
+constexpr size_t max_queued_frames = 4096;
+/// Topics one socket may receive (users and rooms together).
+constexpr size_t max_topics_per_socket = 10000;
+/// Frames a socket buffers while its `hello` resumes a session.
+constexpr size_t max_frames_before_welcome = 64;
+/// How long a closing socket's peer has to answer the close before its TCP
+/// connection is cut (a peer that does not read never answers).
+constexpr auto close_grace = std::chrono::seconds{1};
 /// Malformed frames in a row before the socket is closed with 1008.
 constexpr int max_strikes = 10;
 
@@ -104,8 +115,8 @@ public:
   }
 
   ~ws_session() override {
-    for (auto& t : topics_)
-      srv_.events.unsubscribe(t, this);
+    for (auto& [room, id] : topics_)
+      srv_.events.unsubscribe({room, id}, this);
     srv_.metrics.sockets_open.fetch_sub(1, std::memory_order_relaxed);
     if (socket_actor_)
       caf::anon_send_exit(socket_actor_, caf::exit_reason::user_shutdown);
@@ -113,7 +124,13 @@ public:
 
   void run(http::request<http::string_body> req) {
     srv_.metrics.sockets_open.fetch_add(1, std::memory_order_relaxed);
-    ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
+    // A socket silent for limits.ws_ping_interval_ms is pinged; one that
+    // answers nothing within another interval is dropped (Beast pings at half
+    // the idle timeout and fails the stream at the full one).
+    auto timeouts = websocket::stream_base::timeout::suggested(beast::role_type::server);
+    timeouts.idle_timeout = std::chrono::milliseconds{2 * srv_.cfg.limits.ws_ping_interval_ms};
+    timeouts.keep_alive_pings = true;
+    ws_.set_option(timeouts);
     ws_.set_option(websocket::stream_base::decorator(
       [](websocket::response_type& res) { res.set(http::field::server, "presenced"); }));
     ws_.read_message_max(static_cast<size_t>(srv_.cfg.limits.max_body_bytes));
@@ -121,16 +138,17 @@ public:
                                                     shared_from_this()));
   }
 
-  /// Queues a text frame; thread-safe.
+  /// Queues a text frame that is never coalesced; thread-safe.
   void send(std::string text) {
-    deliver(std::make_shared<const std::string>(std::move(text)));
+    deliver(std::make_shared<const std::string>(std::move(text)), nullptr);
   }
 
-  void deliver(std::shared_ptr<const std::string> frame) override {
-    net::post(ws_.get_executor(),
-              [self = shared_from_this(), f = std::move(frame)]() mutable {
-                self->enqueue(std::move(f));
-              });
+  void deliver(std::shared_ptr<const std::string> frame,
+               std::shared_ptr<const std::string> topic) override {
+    net::post(ws_.get_executor(), [self = shared_from_this(), f = std::move(frame),
+                                   t = std::move(topic)]() mutable {
+      self->enqueue(std::move(f), std::move(t));
+    });
   }
 
   /// Closes with `code`; thread-safe.
@@ -213,34 +231,81 @@ private:
     srv_.sockets.erase(weak_from_this());
   }
 
-  void enqueue(std::shared_ptr<const std::string> text) {
+  // The write queue (on the strand). The front entry may be in flight; every
+  // entry behind it that carries a topic is listed in `unsent_`, so a newer
+  // event of the topic replaces it instead of queueing behind it.
+  void enqueue(std::shared_ptr<const std::string> text,
+               std::shared_ptr<const std::string> topic) {
     if (closing_)
       return;
-    if (queue_.size() >= max_queued_frames) {
-      srv_.metrics.ws_closed_slow.fetch_add(1, std::memory_order_relaxed);
-      spdlog::warn("closing a slow WebSocket reader (session {})", session_id_);
-      queue_.clear();
-      close_now(websocket::close_code::try_again_later);
-      return;
+    auto now = std::chrono::steady_clock::now();
+    if (topic) {
+      if (auto i = unsent_.find(*topic); i != unsent_.end()) {
+        i->second->frame = std::move(text);
+        srv_.metrics.ws_frames_coalesced.fetch_add(1, std::memory_order_relaxed);
+        return check_behind(now);
+      }
+    } else if (++plain_queued_ > max_queued_frames) {
+      return close_slow("more than 4096 frames queued");
     }
-    queue_.push_back(std::move(text));
-    if (queue_.size() == 1)
+    queue_.push_back(outgoing{std::move(text), topic, now});
+    if (topic)
+      unsent_.emplace(*topic, &queue_.back());
+    if (!writing_)
       do_write();
+    if (!slow_timer_armed_)
+      arm_slow_timer(queue_.front().queued);
+    check_behind(now);
+  }
+
+  // A frame that waited limits.slow_reader_ms unsent: the reader stays behind.
+  void check_behind(std::chrono::steady_clock::time_point now) {
+    if (!queue_.empty() && now - queue_.front().queued >= slow_reader_)
+      close_slow("a frame waited limits.slow_reader_ms");
+  }
+
+  void arm_slow_timer(std::chrono::steady_clock::time_point since) {
+    slow_timer_armed_ = true;
+    slow_timer_.expires_at(since + slow_reader_);
+    slow_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      self->slow_timer_armed_ = false;
+      if (ec || self->closing_ || self->queue_.empty())
+        return;
+      auto now = std::chrono::steady_clock::now();
+      self->check_behind(now);
+      if (!self->closing_)
+        self->arm_slow_timer(self->queue_.front().queued);
+    });
+  }
+
+  void close_slow(const char* why) {
+    srv_.metrics.ws_closed_slow.fetch_add(1, std::memory_order_relaxed);
+    spdlog::warn("closing a slow WebSocket reader (session {}): {}", session_id_, why);
+    close_now(websocket::close_code::try_again_later);
   }
 
   void do_write() {
+    auto& front = queue_.front();
+    if (front.topic)
+      unsent_.erase(*front.topic);
+    writing_ = true;
     ws_.text(true);
-    ws_.async_write(net::buffer(*queue_.front()),
+    ws_.async_write(net::buffer(*front.frame),
                     beast::bind_front_handler(&ws_session::on_write,
                                               shared_from_this()));
   }
 
   void on_write(beast::error_code ec, size_t) {
+    writing_ = false;
     if (ec) {
+      drop_unsent();
       queue_.clear();
+      plain_queued_ = 0;
       return;
     }
     srv_.metrics.ws_frames_out.fetch_add(1, std::memory_order_relaxed);
+    if (!queue_.front().topic)
+      --plain_queued_;
     queue_.pop_front();
     if (!queue_.empty())
       do_write();
@@ -248,14 +313,42 @@ private:
       close_now(websocket::close_code::normal);
   }
 
+  // Forgets every frame not yet handed to Beast (the in-flight one stays until
+  // its write completes: its buffer is in use).
+  void drop_unsent() {
+    unsent_.clear();
+    if (queue_.empty())
+      return;
+    queue_.erase(queue_.begin() + (writing_ ? 1 : 0), queue_.end());
+    plain_queued_ = queue_.empty() || queue_.front().topic ? 0 : 1;
+  }
+
   void close_now(websocket::close_code code) {
     if (closing_)
       return;
     closing_ = true;
-    ws_.async_close(code, [self = shared_from_this()](beast::error_code) {});
+    drop_unsent();
+    slow_timer_.cancel();
+    ws_.async_close(code, [self = shared_from_this()](beast::error_code) {
+      self->cut();
+    });
+    // A peer that does not read never answers the close: its connection is
+    // cut after a grace (which also completes the close and the read above).
+    close_timer_.expires_after(close_grace);
+    close_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (!ec)
+        self->cut();
+    });
   }
 
-  void reply(const json& j) { enqueue(std::make_shared<const std::string>(j.dump())); }
+  void cut() {
+    close_timer_.cancel();
+    beast::error_code ignored;
+    beast::get_lowest_layer(ws_).socket().shutdown(tcp::socket::shutdown_both, ignored);
+    beast::get_lowest_layer(ws_).socket().close(ignored);
+  }
+
+  void reply(const json& j) { enqueue(std::make_shared<const std::string>(j.dump()), nullptr); }
 
   void error(const std::string& code, const std::string& message) {
     reply({{"op", "error"}, {"code", code}, {"message", message}});
@@ -301,6 +394,14 @@ private:
       return strike("invalid_frame", "every frame needs a string field 'op'");
     auto op = op_it->get<std::string>();
     fields f{*j, &err};
+    if (resuming_) {
+      // The hello's resume is on its way: later frames wait for its answer (a
+      // second hello then finds this socket carrying a session).
+      if (waiting_frames_.size() >= max_frames_before_welcome)
+        return strike("hello_pending", "wait for 'welcome' before sending more frames");
+      waiting_frames_.push_back(text);
+      return;
+    }
     if (!session_) {
       if (op != "hello")
         return strike("hello_required", "the first frame must be 'hello'");
@@ -425,17 +526,35 @@ private:
     auto h = srv_.node.router().session(sid);
     if (!h)
       return error("session_not_found", "no such session: send hello without session_id");
+    resuming_ = true;
     ask<session_view>(srv_.node.system(), h,
                       on_strand<session_view>([this, h, sid, token, sig, has_signal](auto r) {
+                        resuming_ = false;
                         if (!r)
-                          return fail_with(r.error());
-                        if (r->user_id != who_.user_id)
-                          return error("forbidden", "the session belongs to another user");
-                        bind(h, sid, token, r->heartbeat_ms, true);
-                        if (has_signal)
-                          caf::anon_send(h, signal_atom::value, sig);
+                          fail_with(r.error());
+                        else if (r->user_id != who_.user_id)
+                          error("forbidden", "the session belongs to another user");
+                        else {
+                          bind(h, sid, token, r->heartbeat_ms, true);
+                          if (has_signal)
+                            caf::anon_send(h, signal_atom::value, sig);
+                        }
+                        replay_waiting();
                       }),
                       resume_atom::value, token);
+  }
+
+  // The frames that arrived while a resume was pending, in their order.
+  void replay_waiting() {
+    std::deque<std::string> frames;
+    frames.swap(waiting_frames_);
+    for (auto& f : frames) {
+      if (closing_ || resuming_) {
+        waiting_frames_.push_back(std::move(f));
+        continue;
+      }
+      on_frame(f);
+    }
   }
 
   void bind(caf::actor h, const std::string& sid, const std::string& token,
@@ -462,25 +581,46 @@ private:
     struct gather {
       json users = json::array();
       json rooms = json::array();
+      json failed = json::array(); ///< topics whose entity did not answer
       size_t pending = 0;
     };
     auto g = std::make_shared<gather>();
     g->pending = users.size() + rooms.size();
     if (g->pending == 0)
       return reply({{"op", "subscribed"}, {"users", g->users}, {"rooms", g->rooms}});
-    auto self = shared_from_this();
-    auto add = [this, self, g](bool room, const std::string& id) {
+    size_t fresh = 0;
+    for (auto* list : {&users, &rooms})
+      for (auto& id : *list)
+        fresh += topics_.count({list == &rooms, id}) == 0 ? 1 : 0;
+    if (topics_.size() + fresh > max_topics_per_socket)
+      return error("too_many_subscriptions",
+                   "a socket receives at most 10000 users and rooms together");
+    // The answer comes back weakly: a socket the gateway destroyed meanwhile
+    // (it stopped) is not kept alive by the fan-out.
+    std::weak_ptr<ws_session> weak = shared_from_this();
+    auto add = [this, weak, g](bool room, const std::string& id) {
       topic_ref t{room, id};
-      bool known = false;
-      for (auto& x : topics_)
-        known = known || (x.room == room && x.id == id);
-      if (!known)
-        topics_.push_back(t);
-      srv_.events.subscribe(t, self, [self, g, room](std::string snapshot) {
-        net::post(self->ws_.get_executor(), [self, g, room, snapshot] {
-          (room ? g->rooms : g->users).push_back(json::parse(snapshot));
-          if (--g->pending == 0)
-            self->reply({{"op", "subscribed"}, {"users", g->users}, {"rooms", g->rooms}});
+      topics_.insert({room, id});
+      srv_.events.subscribe(t, shared_from_this(), [weak, g, room, id](std::string snapshot) {
+        auto self = weak.lock();
+        if (!self)
+          return;
+        net::post(self->ws_.get_executor(), [self, g, room, id, snapshot] {
+          if (snapshot.empty()) {
+            // Not subscribed: the client is told, and may subscribe again.
+            self->topics_.erase({room, id});
+            g->failed.push_back(json{{room ? "room" : "user", id}});
+          } else {
+            (room ? g->rooms : g->users).push_back(json::parse(snapshot));
+          }
+          if (--g->pending > 0)
+            return;
+          self->reply({{"op", "subscribed"}, {"users", g->users}, {"rooms", g->rooms}});
+          if (!g->failed.empty())
+            self->reply({{"op", "error"},
+                         {"code", "unavailable"},
+                         {"message", "these topics could not be subscribed to now; retry"},
+                         {"topics", g->failed}});
         });
       });
     };
@@ -494,11 +634,7 @@ private:
                    const std::vector<std::string>& rooms) {
     auto drop = [this](bool room, const std::string& id) {
       srv_.events.unsubscribe({room, id}, this);
-      topics_.erase(std::remove_if(topics_.begin(), topics_.end(),
-                                   [&](const topic_ref& t) {
-                                     return t.room == room && t.id == id;
-                                   }),
-                    topics_.end());
+      topics_.erase({room, id});
     };
     for (auto& u : users)
       drop(false, u);
@@ -513,10 +649,26 @@ private:
   caf::actor socket_actor_;
   caf::actor session_;
   std::string session_id_;
-  std::deque<std::shared_ptr<const std::string>> queue_;
-  std::vector<topic_ref> topics_; ///< what this socket receives through the fan-out
+  struct outgoing {
+    std::shared_ptr<const std::string> frame;
+    std::shared_ptr<const std::string> topic; ///< null: never coalesced
+    std::chrono::steady_clock::time_point queued;
+  };
+  std::deque<outgoing> queue_; ///< front in flight while writing_
+  /// Unsent entries of `queue_` by topic (deque ends keep references stable).
+  std::unordered_map<std::string, outgoing*> unsent_;
+  size_t plain_queued_ = 0; ///< entries of `queue_` without a topic
+  bool writing_ = false;
+  std::chrono::milliseconds slow_reader_{srv_.cfg.limits.slow_reader_ms};
+  net::steady_timer slow_timer_{ws_.get_executor()};
+  bool slow_timer_armed_ = false;
+  net::steady_timer close_timer_{ws_.get_executor()};
+  /// What this socket receives through the fan-out: (is a room, id).
+  std::set<std::pair<bool, std::string>> topics_;
   bool closing_ = false;
   bool close_after_write_ = false;
+  bool resuming_ = false;                 ///< a hello's resume awaits its answer
+  std::deque<std::string> waiting_frames_; ///< frames received meanwhile
   int strikes_ = 0;
   token_bucket signals_;
   int64_t over_limit_ = 0;

@@ -26,6 +26,7 @@ struct gateway_metrics {
   std::atomic<uint64_t> ws_frames_in{0};
   std::atomic<uint64_t> ws_frames_out{0};
   std::atomic<uint64_t> ws_closed_slow{0};
+  std::atomic<uint64_t> ws_frames_coalesced{0}; ///< events replaced before sending
   std::atomic<uint64_t> ws_closed_policy{0};
   std::atomic<uint64_t> rejected_connections{0};
 };

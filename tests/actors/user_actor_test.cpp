@@ -136,9 +136,77 @@ TEST_F(UserActorTest, ViewFetchesFreshSessionClocks) {
   ASSERT_EQ(v.sessions.size(), 1u);
   EXPECT_EQ(v.sessions[0].last_signal_at, test_node::t0 + 400);
   EXPECT_EQ(v.last_seen_at, test_node::t0 + 400);
-  EXPECT_EQ(v.last_active_at, test_node::t0); // the change-time copy
+  // The user's last_active_at follows its sessions' latest active signal,
+  // although the quiet signal never reached the user actor.
+  EXPECT_EQ(v.last_active_at, test_node::t0 + 400);
   EXPECT_EQ(v.sessions[0].last_active_at, test_node::t0 + 400);
   EXPECT_DOUBLE_EQ(v.confidence, 1.0);
+}
+
+// Verifies a subscriber's snapshot carries the latest active signal too, and an
+// active user's last_active_at keeps up with signals second by second.
+TEST_F(UserActorTest, LastActiveAtFollowsActiveSignals) {
+  recorded log;
+  auto s = n.open("u1");
+  for (int i = 1; i <= 6; ++i) {
+    n.advance(1000);
+    signal(s.session_id, signal_kind::active);
+    EXPECT_EQ(view("u1").last_active_at, test_node::t0 + 1000 * i) << i;
+  }
+  auto snap = n.ask<user_view>(user("u1"), subscribe_atom::value, n.recorder(log));
+  ASSERT_TRUE(snap);
+  EXPECT_EQ(snap->last_active_at, test_node::t0 + 6000);
+  EXPECT_TRUE(log.presence.empty()) << "quiet signals send no event";
+}
+
+// Verifies an idle user (no session, subscriber or socket) is passivated after
+// node.passivate_after_ms: its actor goes, its record stays dormant, and the
+// next use starts it again with the same seq and last_active_at.
+TEST_F(UserActorTest, IdleUserIsPassivatedAndComesBack) {
+  auto s = n.open("u1");
+  n.advance(500);
+  leave(s.session_id);
+  auto before = view("u1");
+  EXPECT_EQ(before.current, state::offline);
+  EXPECT_GT(before.seq, 0u);
+  auto& r = n.node().router();
+  EXPECT_TRUE(r.find_local("user:u1"));
+  auto passivate_ms = n.node().cfg().node.passivate_after_ms;
+  n.advance(passivate_ms + 100);
+  EXPECT_FALSE(r.find_local("user:u1")) << "an idle user is passivated";
+  EXPECT_EQ(r.dormant(), 1u);
+  EXPECT_EQ(n.node().metrics().passivated.load(), 1u);
+  std::optional<presence::storage::user_record> rest;
+  EXPECT_FALSE(r.user_for_read("u1", &rest)) << "a read starts no actor";
+  ASSERT_TRUE(rest);
+  EXPECT_EQ(rest->seq, before.seq);
+  EXPECT_EQ(rest->last_active_at, before.last_active_at);
+  // Back on next use, with its seq going on from where it was.
+  recorded log;
+  auto t2 = n.open("u1");
+  ASSERT_TRUE(n.ask<user_view>(user("u1"), subscribe_atom::value, n.recorder(log)));
+  auto after = view("u1");
+  EXPECT_EQ(after.current, state::active);
+  EXPECT_EQ(after.seq, before.seq + 1);
+  EXPECT_EQ(r.dormant(), 0u);
+  // A subscribed user is never passivated.
+  leave(t2.session_id);
+  n.advance(passivate_ms * 3);
+  EXPECT_TRUE(r.find_local("user:u1"));
+}
+
+// Verifies a read of an id that never had a session starts no actor.
+TEST_F(UserActorTest, ReadOfUnknownIdStartsNoActor) {
+  std::optional<presence::storage::user_record> rest;
+  EXPECT_FALSE(n.node().router().user_for_read("nobody", &rest));
+  EXPECT_FALSE(rest);
+  EXPECT_EQ(n.node().router().size(), 0u);
+  // One started by a use that leaves nothing behind goes without a record.
+  ASSERT_TRUE(n.ask<intent_list>(user("ghost"), list_atom::value, intent_atom::value));
+  EXPECT_EQ(n.node().router().size(), 1u);
+  n.advance(n.node().cfg().node.passivate_after_ms + 100);
+  EXPECT_EQ(n.node().router().size(), 0u);
+  EXPECT_EQ(n.node().router().dormant(), 0u);
 }
 
 // Verifies offline_linger_ms delays the move to offline.
@@ -179,4 +247,32 @@ TEST_F(LingerTest, ExpiryWithLinger) {
   n.advance_to(8500);
   EXPECT_EQ(log.presence.back().current, state::offline);
   EXPECT_EQ(log.presence.back().since, test_node::t0 + 8500);
+}
+
+// Verifies an idle room is passivated: one that never held anything leaves no
+// record; one with a timeline keeps it dormant and comes back with it.
+TEST_F(UserActorTest, IdleRoomIsPassivatedWithItsTimeline) {
+  auto& r = n.node().router();
+  auto passivate_ms = n.node().cfg().node.passivate_after_ms;
+  EXPECT_FALSE(r.room_for_read("never")) << "a read of an unknown room starts nothing";
+  ASSERT_TRUE(n.ask<room_view>(r.room("never"), caf::get_atom::value, room_query{}));
+  auto s = n.open("u1");
+  ASSERT_TRUE(n.ask<room_view>(r.session(s.session_id), join_atom::value,
+                               std::string{"r1"}, true));
+  n.advance(n.node().rooms().timeline_interval_ms * 2 + 10);
+  leave(s.session_id);
+  auto samples = n.ask<std::vector<timeline_sample>>(r.room("r1"), timeline_atom::value,
+                                                     int64_t{0});
+  ASSERT_TRUE(samples);
+  ASSERT_FALSE(samples->empty());
+  n.advance(passivate_ms + 100);
+  EXPECT_FALSE(r.find_local("room:never"));
+  EXPECT_FALSE(r.find_local("room:r1"));
+  EXPECT_EQ(r.dormant_rooms(), 1u);
+  auto back = r.room_for_read("r1");
+  ASSERT_TRUE(back) << "a dormant room starts again when read";
+  auto again = n.ask<std::vector<timeline_sample>>(back, timeline_atom::value, int64_t{0});
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->size(), samples->size());
+  EXPECT_EQ(r.dormant_rooms(), 0u);
 }

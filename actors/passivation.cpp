@@ -1,0 +1,23 @@
+#include "actors/passivation.hpp"
+
+#include "actors/messages.hpp"
+#include "actors/node.hpp"
+
+namespace presence::actors {
+
+void become_passivated(caf::event_based_actor* self, node* n, std::string key) {
+  n->metrics().passivated.fetch_add(1, std::memory_order_relaxed);
+  self->set_down_handler([](caf::down_msg&) {});
+  self->set_default_handler(
+    [n, key = std::move(key)](caf::scheduled_actor* s,
+                              caf::message_view& x) -> caf::result<caf::message> {
+      auto next = n->router().entity(key);
+      if (!next || next.address() == s->address())
+        return caf::make_error(caf::sec::request_receiver_down);
+      return s->delegate(next, x.move_content_to_message());
+    });
+  self->become(caf::behavior{[self](passivate_atom) { self->quit(); }});
+  self->delayed_send(self, passivated_grace, passivate_atom::value);
+}
+
+} // namespace presence::actors

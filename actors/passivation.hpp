@@ -1,0 +1,25 @@
+// Passivation: a user or room that nothing needs (no live session, member,
+// subscriber, socket or open intent) stops after `node.passivate_after_ms`, as
+// Orleans deactivates idle grains and Akka passivates idle entities. Its
+// durable record stays with the router (dormant) and in storage; the next use
+// starts it again from there. Messages that still reach the stopped actor
+// (sent through a handle taken before it stopped) go on to the new one.
+#pragma once
+
+#include <caf/event_based_actor.hpp>
+
+#include <string>
+
+namespace presence::actors {
+
+class node;
+
+/// How long a passivated actor forwards what still reaches it before it exits.
+inline constexpr auto passivated_grace = std::chrono::seconds{5};
+
+/// Makes `self` (already unregistered from the router under `key`) forward
+/// every message to the entity the router gives for `key` from now on, and exit
+/// after `passivated_grace`.
+void become_passivated(caf::event_based_actor* self, node* n, std::string key);
+
+} // namespace presence::actors
