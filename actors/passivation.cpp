@@ -16,8 +16,9 @@ void become_passivated(caf::event_based_actor* self, node* n, std::string key) {
         return caf::make_error(caf::sec::request_receiver_down);
       return s->delegate(next, x.move_content_to_message());
     });
-  self->become(caf::behavior{[self](passivate_atom) { self->quit(); }});
-  self->delayed_send(self, passivated_grace, passivate_atom::value);
+  // A behavior that matches nothing keeps the actor alive while it is held;
+  // everything goes to the default handler above.
+  self->become(caf::behavior{[](passivate_atom, passivate_atom) {}});
 }
 
 } // namespace presence::actors

@@ -3,7 +3,8 @@
 // Orleans deactivates idle grains and Akka passivates idle entities. Its
 // durable record stays with the router (dormant) and in storage; the next use
 // starts it again from there. Messages that still reach the stopped actor
-// (sent through a handle taken before it stopped) go on to the new one.
+// (sent through a handle taken before it stopped) go on to the new one; it
+// lives as long as someone holds such a handle (as a hand-off's forwarder).
 #pragma once
 
 #include <caf/event_based_actor.hpp>
@@ -14,12 +15,8 @@ namespace presence::actors {
 
 class node;
 
-/// How long a passivated actor forwards what still reaches it before it exits.
-inline constexpr auto passivated_grace = std::chrono::seconds{5};
-
 /// Makes `self` (already unregistered from the router under `key`) forward
-/// every message to the entity the router gives for `key` from now on, and exit
-/// after `passivated_grace`.
+/// every message to the entity the router gives for `key` from now on.
 void become_passivated(caf::event_based_actor* self, node* n, std::string key);
 
 } // namespace presence::actors

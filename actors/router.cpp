@@ -107,6 +107,10 @@ caf::actor router::stub(const std::string& key) {
   }
   auto fresh = placement_->make_stub(key);
   std::lock_guard<std::mutex> guard{sh.mtx};
+  // Bounded: reads of random remote ids must not grow the map. A stub dropped
+  // here lives on while a holder still uses it; a new lookup makes another.
+  if (sh.stubs.size() >= max_stubs_per_shard && sh.stubs.count(key) == 0)
+    sh.stubs.clear();
   auto [i, added] = sh.stubs.try_emplace(key, fresh);
   if (!added)
     caf::anon_send_exit(fresh, caf::exit_reason::user_shutdown);

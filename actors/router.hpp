@@ -240,6 +240,8 @@ public:
 
 private:
   static constexpr size_t shard_count = 32;
+  /// Stubs of remote keys kept per shard for reuse (then the shard's are dropped).
+  static constexpr size_t max_stubs_per_shard = 256;
   struct shard {
     mutable std::mutex mtx;
     std::unordered_map<std::string, caf::actor> actors; // guarded by mtx

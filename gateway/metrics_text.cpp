@@ -28,69 +28,6 @@ void http_metrics::record(const std::string& route, unsigned status, double seco
   latency_->Add({{"route", route}}, buckets).Observe(seconds);
 }
 
-namespace {
-
-/// Every path the gateway serves; "{id}" matches one path segment.
-constexpr std::string_view route_table[] = {
-  "/healthz",
-  "/readyz",
-  "/metrics",
-  "/v1/ws",
-  "/v1/guests",
-  "/v1/sessions",
-  "/v1/sessions/{id}",
-  "/v1/sessions/{id}/signal",
-  "/v1/sessions/{id}/identify",
-  "/v1/sessions/{id}/leave",
-  "/v1/users/{id}/presence",
-  "/v1/users/{id}/intents",
-  "/v1/presence/query",
-  "/v1/rooms/{id}",
-  "/v1/rooms/{id}/join",
-  "/v1/rooms/{id}/leave",
-  "/v1/rooms/{id}/media",
-  "/v1/rooms/{id}/timeline",
-  "/v1/intents",
-  "/v1/intents/{id}",
-  "/v1/intents/{id}/accept",
-  "/v1/intents/{id}/decline",
-  "/v1/intents/{id}/cancel",
-  "/v1/cluster",
-  "/v1/cluster/rebalance",
-  "/v1/cluster/nodes/{id}/drain",
-};
-
-// True if `path` matches `pattern` segment by segment.
-bool matches(std::string_view pattern, std::string_view path) {
-  while (!pattern.empty() && !path.empty()) {
-    if (pattern[0] != '/' || path[0] != '/')
-      return false;
-    pattern.remove_prefix(1);
-    path.remove_prefix(1);
-    auto pe = pattern.find('/');
-    auto qe = path.find('/');
-    auto p = pattern.substr(0, pe);
-    auto q = path.substr(0, qe);
-    if (p == "{id}" ? q.empty() : p != q)
-      return false;
-    pattern.remove_prefix(p.size());
-    path.remove_prefix(q.size());
-  }
-  return pattern.empty() && path.empty();
-}
-
-} // namespace
-
-std::string route_label(std::string_view method, std::string_view path) {
-  std::string out{method == "GET" || method == "POST" || method == "DELETE" ? method
-                                                                             : "OTHER"};
-  out += ' ';
-  for (auto pattern : route_table)
-    if (matches(pattern, path))
-      return out.append(pattern);
-  return out.append("unmatched");
-}
-
 std::string render_metrics(actors::node& n, const gateway_metrics& g,
                            http_metrics& http) {
   using namespace prometheus;
@@ -116,6 +53,14 @@ std::string render_metrics(actors::node& n, const gateway_metrics& g,
     BuildCounter().Name(name).Help(help).Register(reg).Add({}).Increment(v);
   };
   gauge("presence_rooms", "Room actors", static_cast<double>(m.rooms.load()));
+  gauge("presence_users_dormant", "Users kept as a record only (no actor)",
+        static_cast<double>(n.router().dormant()));
+  gauge("presence_rooms_dormant", "Rooms kept as a record only (no actor)",
+        static_cast<double>(n.router().dormant_rooms()));
+  counter("presence_passivated_total", "Idle users and rooms stopped (node.passivate_after_ms)",
+          static_cast<double>(m.passivated.load()));
+  gauge("presence_entities", "Entities registered with the router (all kinds)",
+        static_cast<double>(n.router().size()));
   gauge("presence_intents", "Intent actors", static_cast<double>(m.intents.load()));
   gauge("presence_timers_armed", "Pending entity wake-ups",
         static_cast<double>(n.timers().armed()));

@@ -2,6 +2,8 @@
 // built with prometheus-cpp at each scrape. Thread-safe (reads atomics only).
 #pragma once
 
+#include "gateway/request_target.hpp" // route_label
+
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
 #include <prometheus/histogram.h>
@@ -36,12 +38,7 @@ private:
   prometheus::Family<prometheus::Histogram>* latency_;
 };
 
-/// The route label of a request, taken from the gateway's fixed route table so
-/// that the label set stays bounded whatever clients send: "GET
-/// /v1/users/{id}/presence" for a path of the table (ids become {id}), the method
-/// "OTHER" for a method outside GET, POST and DELETE, and the path "unmatched"
-/// for a path of no route.
-std::string route_label(std::string_view method, std::string_view path);
+
 
 std::string render_metrics(actors::node& n, const gateway_metrics& g,
                            http_metrics& http);

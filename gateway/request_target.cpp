@@ -52,4 +52,67 @@ void split_target(std::string_view target, std::string& path,
   }
 }
 
+namespace {
+
+/// Every path the gateway serves; "{id}" matches one path segment.
+constexpr std::string_view route_table[] = {
+  "/healthz",
+  "/readyz",
+  "/metrics",
+  "/v1/ws",
+  "/v1/guests",
+  "/v1/sessions",
+  "/v1/sessions/{id}",
+  "/v1/sessions/{id}/signal",
+  "/v1/sessions/{id}/identify",
+  "/v1/sessions/{id}/leave",
+  "/v1/users/{id}/presence",
+  "/v1/users/{id}/intents",
+  "/v1/presence/query",
+  "/v1/rooms/{id}",
+  "/v1/rooms/{id}/join",
+  "/v1/rooms/{id}/leave",
+  "/v1/rooms/{id}/media",
+  "/v1/rooms/{id}/timeline",
+  "/v1/intents",
+  "/v1/intents/{id}",
+  "/v1/intents/{id}/accept",
+  "/v1/intents/{id}/decline",
+  "/v1/intents/{id}/cancel",
+  "/v1/cluster",
+  "/v1/cluster/rebalance",
+  "/v1/cluster/nodes/{id}/drain",
+};
+
+// True if `path` matches `pattern` segment by segment.
+bool matches(std::string_view pattern, std::string_view path) {
+  while (!pattern.empty() && !path.empty()) {
+    if (pattern[0] != '/' || path[0] != '/')
+      return false;
+    pattern.remove_prefix(1);
+    path.remove_prefix(1);
+    auto pe = pattern.find('/');
+    auto qe = path.find('/');
+    auto p = pattern.substr(0, pe);
+    auto q = path.substr(0, qe);
+    if (p == "{id}" ? q.empty() : p != q)
+      return false;
+    pattern.remove_prefix(p.size());
+    path.remove_prefix(q.size());
+  }
+  return pattern.empty() && path.empty();
+}
+
+} // namespace
+
+std::string route_label(std::string_view method, std::string_view path) {
+  std::string out{method == "GET" || method == "POST" || method == "DELETE" ? method
+                                                                             : "OTHER"};
+  out += ' ';
+  for (auto pattern : route_table)
+    if (matches(pattern, path))
+      return out.append(pattern);
+  return out.append("unmatched");
+}
+
 } // namespace presence::gateway

@@ -562,15 +562,30 @@ private:
     session_ = std::move(h);
     session_id_ = sid;
     caf::anon_send(socket_actor_, watch_atom::value, session_);
-    caf::anon_send(srv_.node.router().user(who_.user_id), inbox_atom::value,
-                   socket_actor_);
-    reply({{"op", "welcome"},
-           {"session_id", sid},
-           {"user_id", who_.user_id},
-           {"resume_token", token},
-           {"heartbeat_ms", heartbeat_ms},
-           {"server_time", srv_.node.now_ms()},
-           {"resumed", resumed}});
+    // Welcome once the user knows this socket: an intent delivered to the user
+    // right after the client saw `welcome` reaches the socket. Frames that
+    // arrive meanwhile wait (as during a resume).
+    resuming_ = true;
+    auto self = shared_from_this();
+    auto welcome = json{{"op", "welcome"},
+                        {"session_id", sid},
+                        {"user_id", who_.user_id},
+                        {"resume_token", token},
+                        {"heartbeat_ms", heartbeat_ms},
+                        {"server_time", srv_.node.now_ms()},
+                        {"resumed", resumed}};
+    ask_unit(srv_.node.system(), srv_.node.router().user(who_.user_id),
+             [self, welcome](caf::error e) mutable {
+               if (e)
+                 spdlog::warn("socket of session {} not registered with its user: {}",
+                              welcome["session_id"].get<std::string>(), to_string(e));
+               net::post(self->ws_.get_executor(), [self, welcome] {
+                 self->resuming_ = false;
+                 self->reply(welcome);
+                 self->replay_waiting();
+               });
+             },
+             inbox_atom::value, socket_actor_);
   }
 
   // Subscribes through the node's fan-out and answers `subscribed` with every
