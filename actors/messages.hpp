@@ -7,6 +7,8 @@
 // Session actor (spawned by `router::create_session`):
 //   (signal_atom, signal_kind)            gateway -> reply signal_reply
 //   (leave_atom)                          gateway -> reply unit; offline at once
+//   (locate_atom)                         gateway -> reply actor: the session
+//                                         itself (behind a stub: its real handle)
 //   (get_atom)                            anyone  -> reply session_view
 //   (join_atom, room_id, visible)         gateway -> reply room_view
 //   (leave_room_atom, room_id)            gateway -> reply room_view
@@ -96,6 +98,7 @@ using identify_atom = caf::atom_constant<caf::atom("identify")>;
 using announce_atom = caf::atom_constant<caf::atom("announce")>;
 using route_atom = caf::atom_constant<caf::atom("route")>;
 using passivate_atom = caf::atom_constant<caf::atom("passivate")>;
+using locate_atom = caf::atom_constant<caf::atom("locate")>;
 
 /// The acting user of a request that may touch any session (operators).
 inline const std::string admin_caller = "\x01" "admin";

@@ -16,9 +16,10 @@ void become_passivated(caf::event_based_actor* self, node* n, std::string key) {
         return caf::make_error(caf::sec::request_receiver_down);
       return s->delegate(next, x.move_content_to_message());
     });
-  // A behavior that matches nothing keeps the actor alive while it is held;
-  // everything goes to the default handler above.
-  self->become(caf::behavior{[](passivate_atom, passivate_atom) {}});
+  // Its own timers' wake-ups still in flight are dropped (forwarded, they would
+  // start the entity again); the rest goes to the default handler above. The
+  // behavior keeps the actor alive while it is held.
+  self->become(caf::behavior{[](wake_atom, uint64_t) {}});
 }
 
 } // namespace presence::actors

@@ -281,6 +281,7 @@ caf::behavior session_actor(session_actor_type* self, node* owner, session_init 
       return caf::unit;
     },
     [self](caf::get_atom) { return make_view(self); },
+    [self](locate_atom) { return caf::actor_cast<caf::actor>(self); },
     [self](wake_atom, uint64_t generation) {
       auto& st = self->state;
       if (!st.timer.is_current(generation))

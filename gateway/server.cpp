@@ -170,6 +170,7 @@ private:
     // replies, renders them once and posts the text to the socket's strand.
     auto fn = [](caf::event_based_actor* self,
                  std::weak_ptr<ws_session> ws) -> caf::behavior {
+      auto watched = std::make_shared<caf::actor>();
       auto push = [ws](const json& j) {
         if (auto s = ws.lock())
           s->send(j.dump());
@@ -191,8 +192,25 @@ private:
                   {"state", std::string{to_string(r.current)}},
                   {"heartbeat_ms", r.heartbeat_ms}});
         },
-        [self](watch_atom, const caf::actor& session) { self->monitor(session); },
-        [self](unwatch_atom, const caf::actor& session) { self->demonitor(session); },
+        // The session itself is watched, not the stub that reaches it on
+        // another node (a stub never goes down).
+        [self, watched](watch_atom, const caf::actor& session) {
+          self->request(session, std::chrono::seconds{10}, locate_atom::value)
+            .then(
+              [self, watched](const caf::actor& real) {
+                *watched = real;
+                self->monitor(real);
+              },
+              [self, watched, session](caf::error&) {
+                *watched = session;
+                self->monitor(session);
+              });
+        },
+        [self, watched](unwatch_atom, const caf::actor&) {
+          if (*watched)
+            self->demonitor(*watched);
+          *watched = nullptr;
+        },
         [push](caf::error& e) {
           auto err = from_actor_error(e);
           push({{"op", "error"}, {"code", err.code}, {"message", err.message}});
