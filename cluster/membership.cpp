@@ -54,6 +54,9 @@ struct membership_state {
   };
   std::vector<deferred_route> deferred;
   bool refresh_pending = false; ///< leader: the view goes out again soon
+  /// A seed that is a member did not answer a join in time (it is busy): the
+  /// first seed then waits instead of founding a second cluster.
+  bool seed_busy = false;
 
   static inline const char* name = "presence.membership";
 };
@@ -255,7 +258,11 @@ void try_join(membership_actor_type* self, const caf::actor& seed) {
         if (newer(v, self->state.current))
           adopt(self, std::move(v), false);
       },
-      [self, seed](caf::error&) {
+      [self, seed](caf::error& e) {
+        // "Not joined yet" is request_receiver_down; a timeout means a member
+        // that is busy (or hung).
+        if (e != caf::sec::request_receiver_down)
+          self->state.seed_busy = true;
         if (!self->state.joined->load())
           self->delayed_send(self, rejoin_pause, seed_atom::value, seed);
       });
@@ -301,6 +308,21 @@ caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
     [self](seed_atom, const caf::actor& seed) {
       if (!self->state.joined->load())
         try_join(self, seed);
+    },
+    [self](found_atom) {
+      auto& st = self->state;
+      if (!st.current.members.empty())
+        return; // joined a cluster (or is joining one)
+      if (st.seed_busy) {
+        // A seed is in a cluster but slow to answer: joining it is right.
+        st.seed_busy = false;
+        self->delayed_send(self, found_after, found_atom::value);
+        return;
+      }
+      if (st.log)
+        st.log("cluster: no seed is in a cluster; this node is the first seed and "
+               "founds one");
+      adopt(self, view{1, {st.me}}, false);
     },
     [self](join_atom, member_info& m) -> caf::result<view> {
       auto& st = self->state;
@@ -521,6 +543,20 @@ std::pair<std::string, uint16_t> split_host_port(const std::string& hp) {
 
 } // namespace
 
+std::string first_seed(const std::vector<std::string>& seeds, const std::string& self) {
+  auto key = [](const std::string& hp) {
+    auto [host, port] = split_host_port(hp);
+    return std::make_pair(host, port);
+  };
+  std::string best = self;
+  for (auto& s : seeds)
+    if (key(s) < key(best))
+      best = s;
+  return best;
+}
+
+
+
 void configure(caf::actor_system_config& cfg, const config::settings& s) {
   cfg.load<caf::io::middleman>();
   // A hung peer: the connection times out after failure_timeout_ms without
@@ -580,19 +616,31 @@ uint16_t cluster_node::start(uint16_t http_port) {
   // before any join starts.
   caf::anon_send(actor_, caf::put_atom::value, cfg_.node.bind + ":" + std::to_string(*port));
   if (!bootstrap) {
-    connector_ = std::thread{[this] {
-      // Try the seeds in turn until one answers; the actor does the joining.
-      while (!stopping_.load()) {
+    auto self_address = cfg_.node.bind + ":" + std::to_string(*port);
+    // Seeds started together all wait for a cluster: the first seed founds it
+    // if none has one (found_after), the others join it (Akka's rule).
+    if (first_seed(cfg_.node.seeds, self_address) == self_address) {
+      if (log_)
+        log_("cluster: this node (" + self_address + ") is the first seed");
+      caf::delayed_anon_send(actor_, found_after, found_atom::value);
+    }
+    connector_ = std::thread{[this, self_address] {
+      // Reach every seed (but itself); the actor joins through each one it is
+      // told of until one has a view for it.
+      std::set<std::string> reached;
+      while (!stopping_.load() && !joined()) {
         for (auto& seed : cfg_.node.seeds) {
-          if (stopping_.load())
+          if (stopping_.load() || joined())
             return;
+          if (seed == self_address || reached.count(seed) > 0)
+            continue;
           auto [host, p] = split_host_port(seed);
           auto handle = sys_.middleman().remote_actor(host, p);
           if (handle) {
             if (log_)
               log_("cluster: reached seed " + seed);
+            reached.insert(seed);
             caf::anon_send(actor_, seed_atom::value, *handle);
-            return;
           }
         }
         std::this_thread::sleep_for(std::chrono::milliseconds{200});

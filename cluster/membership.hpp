@@ -10,6 +10,8 @@
 //
 // Messages (membership actor):
 //   (seed_atom, actor)                 connector thread -> no reply; join through it
+//   (found_atom)                       itself, on the first seed -> no reply; a
+//                                      view of its own unless it joined one
 //   (join_atom, member_info)           a joining node -> reply view (delegated
 //                                      to the leader by other members)
 //   (leave_atom, std::string id)       a stopping node -> no reply
@@ -38,6 +40,7 @@
 #include <caf/atom.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -62,6 +65,16 @@ using leave_atom = caf::atom_constant<caf::atom("mleave")>;
 using drain_atom = caf::atom_constant<caf::atom("drain")>;
 using rebalance_atom = caf::atom_constant<caf::atom("rebalance")>;
 using reconcile_atom = caf::atom_constant<caf::atom("reconcile")>;
+using found_atom = caf::atom_constant<caf::atom("found")>;
+
+/// How long the first seed tries to join an existing cluster before it founds
+/// one (Akka Cluster's first-seed rule: only that node may start a cluster).
+inline constexpr auto found_after = std::chrono::seconds{2};
+
+/// The founder among `seeds` and `self` ("host:port" cluster addresses): the
+/// smallest by host, then by port as a number. Every node started with the
+/// same seed list (listing itself or not) picks the same one.
+std::string first_seed(const std::vector<std::string>& seeds, const std::string& self);
 
 /// One node's own figures, for GET /v1/cluster.
 struct node_stats {

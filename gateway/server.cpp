@@ -44,6 +44,8 @@ constexpr size_t max_header_bytes = 16 * 1024;
 constexpr size_t max_queued_frames = 4096;
 /// Topics one socket may receive (users and rooms together).
 constexpr size_t max_topics_per_socket = 10000;
+/// SO_SNDBUF of a WebSocket (Linux doubles it for its bookkeeping).
+constexpr int ws_send_buffer_bytes = 128 * 1024;
 /// Frames a socket buffers while its `hello` resumes a session.
 constexpr size_t max_frames_before_welcome = 64;
 /// How long a closing socket's peer has to answer the close before its TCP
@@ -134,6 +136,12 @@ public:
     ws_.set_option(websocket::stream_base::decorator(
       [](websocket::response_type& res) { res.set(http::field::server, "presenced"); }));
     ws_.read_message_max(static_cast<size_t>(srv_.cfg.limits.max_body_bytes));
+    // A bounded kernel send buffer: what a reader has not taken stays in the
+    // write queue, where it is coalesced and its age seen (limits.slow_reader_ms),
+    // instead of megabytes the kernel would hold for a stalled peer.
+    beast::error_code ignored;
+    beast::get_lowest_layer(ws_).socket().set_option(
+      net::socket_base::send_buffer_size(ws_send_buffer_bytes), ignored);
     ws_.async_accept(req, beast::bind_front_handler(&ws_session::on_accept,
                                                     shared_from_this()));
   }
@@ -231,6 +239,7 @@ private:
       if (ec == websocket::error::message_too_big)
         close_now(websocket::close_code::too_big);
       forget();
+      slow_timer_.cancel();
       return;
     }
     srv_.metrics.ws_frames_in.fetch_add(1, std::memory_order_relaxed);
@@ -285,7 +294,11 @@ private:
   void arm_slow_timer(std::chrono::steady_clock::time_point since) {
     slow_timer_armed_ = true;
     slow_timer_.expires_at(since + slow_reader_);
-    slow_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+    // Weakly held: a socket that is gone otherwise goes at once.
+    slow_timer_.async_wait([weak = weak_from_this()](beast::error_code ec) {
+      auto self = weak.lock();
+      if (!self)
+        return;
       self->slow_timer_armed_ = false;
       if (ec || self->closing_ || self->queue_.empty())
         return;
@@ -353,8 +366,8 @@ private:
     // A peer that does not read never answers the close: its connection is
     // cut after a grace (which also completes the close and the read above).
     close_timer_.expires_after(close_grace);
-    close_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
-      if (!ec)
+    close_timer_.async_wait([weak = weak_from_this()](beast::error_code ec) {
+      if (auto self = weak.lock(); self && !ec)
         self->cut();
     });
   }

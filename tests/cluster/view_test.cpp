@@ -1,6 +1,7 @@
 // Verifies the view rules: a member added or replaced (a restarted node keeps its
 // place under its id) or removed gives the next epoch, ids stay sorted and
 // unique, the leader is the smallest id, and only a greater epoch is newer.
+#include "cluster/membership.hpp"
 #include "cluster/view.hpp"
 
 #include <gtest/gtest.h>
@@ -80,4 +81,19 @@ TEST(ViewTest, ARebalanceIsTheSameMembersUnderTheNextEpoch) {
   EXPECT_EQ(r.ids(), v.ids());
   EXPECT_EQ(r.owner_ids(), v.owner_ids());
   EXPECT_TRUE(newer(r, v));
+}
+
+// Verifies the first seed is the same whatever a node's own list holds: the
+// smallest address by host, then by port as a number (not as text).
+TEST(FirstSeedTest, SameFounderForEveryNode) {
+  using presence::cluster::first_seed;
+  const std::string a = "127.0.0.1:7401", b = "127.0.0.1:7402", c = "127.0.0.1:10000";
+  EXPECT_EQ(first_seed({b, c}, a), a);
+  EXPECT_EQ(first_seed({a, c}, b), a);
+  EXPECT_EQ(first_seed({a, b}, c), a);
+  EXPECT_EQ(first_seed({a, b, c}, c), a) << "a list that names the node itself";
+  EXPECT_EQ(first_seed({}, c), c) << "alone";
+  EXPECT_EQ(first_seed({"127.0.0.1:9999"}, c), "127.0.0.1:9999") << "9999 < 10000";
+  EXPECT_EQ(first_seed({"10.0.0.2:7400"}, "10.0.0.10:7400"), "10.0.0.10:7400")
+    << "hosts compare as text";
 }

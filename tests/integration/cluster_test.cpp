@@ -11,6 +11,8 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
+#include <set>
 #include <thread>
 
 using namespace presence::testing;
@@ -135,6 +137,65 @@ TEST(ClusterIntegrationTest, ThreeNodesFormOneView) {
                                 admin_token());
   EXPECT_EQ(rebalance.status, 202u) << rebalance.raw;
   EXPECT_EQ(rebalance.body["epoch"], 4) << rebalance.raw;
+}
+
+// Free loopback ports, for nodes that must know each other's before they start
+// (bound and released: another process could take one in between, unlikely).
+std::vector<uint16_t> free_ports(size_t n) {
+  std::vector<uint16_t> out;
+  net::io_context ioc;
+  std::vector<tcp::acceptor> held;
+  for (size_t i = 0; i < n; ++i) {
+    held.emplace_back(ioc, tcp::endpoint{net::ip::make_address("127.0.0.1"), 0});
+    out.push_back(held.back().local_endpoint().port());
+  }
+  return out;
+}
+
+// Verifies that nodes started at the same moment, each with the others as its
+// seeds (one lists itself too, as a shared seed list does), form exactly one
+// cluster within a few seconds (Akka's first-seed rule), whichever starts first.
+TEST(ClusterIntegrationTest, NodesStartedTogetherFormOneCluster) {
+  auto ports = free_ports(3);
+  auto address = [&](size_t i) { return "127.0.0.1:" + std::to_string(ports[i]); };
+  const std::vector<std::string> names = {"n1", "n2", "n3"};
+  std::vector<std::unique_ptr<node_process>> nodes(3);
+  std::vector<std::string> failures(3);
+  std::vector<std::thread> starters;
+  for (size_t i = 0; i < 3; ++i)
+    starters.emplace_back([&, i] {
+      std::string seeds;
+      for (size_t j = 0; j < 3; ++j)
+        if (j != i || i == 2)
+          seeds += (seeds.empty() ? "" : ",") + address(j);
+      try {
+        nodes[i] = std::make_unique<node_process>(
+          node_args(names[i], {"--node.cluster_port=" + std::to_string(ports[i]),
+                               "--node.seeds=" + seeds}));
+      } catch (const std::exception& e) {
+        failures[i] = e.what();
+      }
+    });
+  for (auto& t : starters)
+    t.join();
+  for (size_t i = 0; i < 3; ++i)
+    ASSERT_TRUE(nodes[i]) << names[i] << " never became ready: "
+                          << failures[i].substr(0, 3000);
+  // One view, the same on every node, with all three in it.
+  EXPECT_TRUE(eventually(
+    [&] {
+      std::set<std::string> views;
+      for (auto& n : nodes) {
+        auto c = cluster_of(*n);
+        if (ids(c) != names)
+          return false;
+        views.insert(c["epoch"].dump());
+      }
+      return views.size() == 1;
+    },
+    std::chrono::seconds{10}));
+  for (auto& n : nodes)
+    EXPECT_EQ(ids(cluster_of(*n)), names) << n->log().substr(0, 4000);
 }
 
 // Verifies failure detection and rejoining: a SIGKILLed member is out of the

@@ -135,11 +135,15 @@ private:
     std::vector<std::string> args;
     args.push_back(PRESENCED_BINARY);
     if (with_defaults) {
-      args.insert(args.end(), {"--node.http_port=0", "--node.cluster_port=0",
-                               "--node.data_dir=" + data_dir_});
+      args.insert(args.end(), {"--node.http_port=0", "--node.data_dir=" + data_dir_});
       bool has_id = false;
-      for (auto& a : args_)
+      bool has_cluster_port = false; // nodes that must know each other's first
+      for (auto& a : args_) {
         has_id = has_id || a.rfind("--node.id=", 0) == 0;
+        has_cluster_port = has_cluster_port || a.rfind("--node.cluster_port=", 0) == 0;
+      }
+      if (!has_cluster_port)
+        args.push_back("--node.cluster_port=0");
       if (!has_id)
         args.push_back("--node.id=test");
     }
