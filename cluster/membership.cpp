@@ -7,14 +7,19 @@
 #include "cluster/routing.hpp"
 #include "actors/errors.hpp"
 #include "actors/handoff.hpp"
+#include "actors/ids.hpp"
 
 #include <caf/event_based_actor.hpp>
 #include <caf/io/middleman.hpp>
 #include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
 
+#include <openssl/crypto.h>
+#include <openssl/hmac.h>
+
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <set>
 #include <stdexcept>
 
@@ -57,6 +62,9 @@ struct membership_state {
   /// A seed that is a member did not answer a join in time (it is busy): the
   /// first seed then waits instead of founding a second cluster.
   bool seed_busy = false;
+  std::string secret; ///< the cluster secret (cluster.secret or auth.secret)
+  /// Join nonces this node issued as leader, with their expiry (steady ms).
+  std::map<std::string, int64_t> nonces;
 
   static inline const char* name = "presence.membership";
 };
@@ -251,21 +259,76 @@ caf::result<uint64_t> via_leader(membership_actor_type* self, Ts... xs) {
   return rp;
 }
 
+int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::steady_clock::now().time_since_epoch())
+    .count();
+}
+
+/// How long a join nonce stays valid, and how many may be outstanding.
+constexpr int64_t nonce_ttl_ms = 30'000;
+constexpr size_t max_nonces = 1024;
+/// Pause before a refused node tries again (its operator has to fix the secret).
+constexpr auto refused_pause = std::chrono::seconds{5};
+
+// Joins through `seed`: the leader's challenge, then the join with its proof;
+// the answer's view is adopted only if it proves the same secret.
 void try_join(membership_actor_type* self, const caf::actor& seed) {
-  self->request(seed, remote_timeout, join_atom::value, self->state.me)
+  auto retry = [self, seed](caf::error& e) {
+    // "Not joined yet" is request_receiver_down; a timeout means a member
+    // that is busy (or hung).
+    if (e != caf::sec::request_receiver_down)
+      self->state.seed_busy = true;
+    if (!self->state.joined->load())
+      self->delayed_send(self, rejoin_pause, seed_atom::value, seed);
+  };
+  self->request(seed, remote_timeout, challenge_atom::value)
     .then(
-      [self](view& v) {
-        if (newer(v, self->state.current))
-          adopt(self, std::move(v), false);
+      [self, seed, retry](std::string& nonce) {
+        auto& st = self->state;
+        auto mine = actors::random_id("", 16);
+        auto proof = join_proof(st.secret, nonce, st.me.id, st.me.cluster_address);
+        self->request(seed, remote_timeout, join_atom::value, st.me, nonce, proof, mine)
+          .then(
+            [self, seed, mine](view& v, std::string& signature) {
+              auto& st = self->state;
+              if (signature != view_proof(st.secret, mine, v.epoch, v.ids())) {
+                if (st.log)
+                  st.log("cluster: refused the view of the node it joined through: "
+                         "it does not prove this node's cluster secret "
+                         "(cluster.secret, else auth.secret)");
+                self->delayed_send(self, refused_pause, seed_atom::value, seed);
+                return;
+              }
+              if (newer(v, st.current))
+                adopt(self, std::move(v), false);
+            },
+            [self, seed, retry](caf::error& e) mutable {
+              if (actors::code_of(e) == actors::errc::forbidden) {
+                if (self->state.log)
+                  self->state.log("cluster: the cluster refused this node: "
+                                  + actors::render(e));
+                self->delayed_send(self, refused_pause, seed_atom::value, seed);
+                return;
+              }
+              retry(e);
+            });
       },
-      [self, seed](caf::error& e) {
-        // "Not joined yet" is request_receiver_down; a timeout means a member
-        // that is busy (or hung).
-        if (e != caf::sec::request_receiver_down)
-          self->state.seed_busy = true;
-        if (!self->state.joined->load())
-          self->delayed_send(self, rejoin_pause, seed_atom::value, seed);
-      });
+      retry);
+}
+
+// True if `proof` answers a nonce this leader issued (each is used once).
+bool check_join(membership_actor_type* self, const member_info& m,
+                const std::string& nonce, const std::string& proof) {
+  auto& st = self->state;
+  auto now = steady_ms();
+  auto i = st.nonces.find(nonce);
+  if (i == st.nonces.end() || i->second < now)
+    return false;
+  st.nonces.erase(i);
+  auto expected = join_proof(st.secret, nonce, m.id, m.cluster_address);
+  return expected.size() == proof.size()
+         && CRYPTO_memcmp(expected.data(), proof.data(), proof.size()) == 0;
 }
 
 caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
@@ -281,6 +344,8 @@ caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
   st.me = std::move(me);
   st.me.handle = caf::actor_cast<caf::actor>(self);
   st.joined = std::move(joined);
+  st.secret = n->cfg().cluster.secret.empty() ? n->cfg().auth.secret
+                                              : n->cfg().cluster.secret;
   st.log = std::move(log);
   st.dial = std::move(dial);
   st.vnodes = vnodes;
@@ -324,23 +389,54 @@ caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
                "founds one");
       adopt(self, view{1, {st.me}}, false);
     },
-    [self](join_atom, member_info& m) -> caf::result<view> {
+    [self](challenge_atom) -> caf::result<std::string> {
+      auto& st = self->state;
+      if (st.current.members.empty())
+        return caf::make_error(caf::sec::request_receiver_down); // not joined yet
+      if (!is_leader(st, st.current)) {
+        auto rp = self->make_response_promise<std::string>();
+        self->request(st.current.leader()->handle, remote_timeout, challenge_atom::value)
+          .then([rp](std::string& nonce) mutable { rp.deliver(std::move(nonce)); },
+                [rp](caf::error& e) mutable { rp.deliver(std::move(e)); });
+        return rp;
+      }
+      auto now = steady_ms();
+      for (auto i = st.nonces.begin(); i != st.nonces.end();)
+        i = i->second < now ? st.nonces.erase(i) : std::next(i);
+      if (st.nonces.size() >= max_nonces)
+        return caf::make_error(caf::sec::request_receiver_down); // try again
+      auto nonce = actors::random_id("", 16);
+      st.nonces.emplace(nonce, now + nonce_ttl_ms);
+      return nonce;
+    },
+    [self](join_atom, member_info& m, std::string& nonce, std::string& proof,
+           std::string& theirs) -> caf::result<view, std::string> {
       auto& st = self->state;
       if (st.current.members.empty())
         return caf::make_error(caf::sec::request_receiver_down); // not joined yet
       if (!is_leader(st, st.current)) {
         // The leader numbers views: pass the request on, answer with its reply.
-        auto rp = self->make_response_promise<view>();
+        auto rp = self->make_response_promise<view, std::string>();
         self->request(st.current.leader()->handle, remote_timeout, join_atom::value,
-                      std::move(m))
-          .then([rp](view& v) mutable { rp.deliver(std::move(v)); },
+                      std::move(m), std::move(nonce), std::move(proof), std::move(theirs))
+          .then([rp](view& v, std::string& p) mutable { rp.deliver(std::move(v), std::move(p)); },
                 [rp](caf::error& e) mutable { rp.deliver(std::move(e)); });
         return rp;
+      }
+      if (!check_join(self, m, nonce, proof)) {
+        if (st.log)
+          st.log("cluster: refused node '" + m.id + "' at " + m.cluster_address
+                 + ": it does not prove the cluster secret (cluster.secret, else "
+                   "auth.secret)");
+        return caf::make_error(actors::errc::forbidden,
+                               std::string{"node '"} + m.id
+                                 + "' does not hold the cluster secret");
       }
       st.dead.erase(m.id);
       auto next = with_member(st.current, std::move(m));
       adopt(self, next, true);
-      return next;
+      auto signature = view_proof(st.secret, theirs, next.epoch, next.ids());
+      return caf::result<view, std::string>{std::move(next), std::move(signature)};
     },
     [self](leave_atom, const std::string& id) {
       auto& st = self->state;
@@ -364,6 +460,17 @@ caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
       adopt(self, std::move(*next), true);
     },
     [self](view_atom, view& v) {
+      // Only a member of this node's view may tell it a new one.
+      auto& st = self->state;
+      auto sender = self->current_sender();
+      bool trusted = sender && sender->node() == self->node();
+      for (auto& m : st.current.members)
+        trusted = trusted || (sender && m.handle && m.handle.node() == sender->node());
+      if (!trusted) {
+        if (st.log)
+          st.log("cluster: ignored a view from a node that is not a member");
+        return;
+      }
       if (newer(v, self->state.current)) {
         adopt(self, std::move(v), false);
         settle_dead(self); // a member this node saw die may still be listed
@@ -543,6 +650,37 @@ std::pair<std::string, uint16_t> split_host_port(const std::string& hp) {
 
 } // namespace
 
+namespace {
+
+std::string hmac_hex(const std::string& key, const std::string& data) {
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(data.data()), data.size(), out, &len);
+  static const char* digits = "0123456789abcdef";
+  std::string hex;
+  for (unsigned int i = 0; i < len; ++i) {
+    hex += digits[out[i] >> 4];
+    hex += digits[out[i] & 15];
+  }
+  return hex;
+}
+
+} // namespace
+
+std::string join_proof(const std::string& secret, const std::string& nonce,
+                       const std::string& id, const std::string& address) {
+  return hmac_hex(secret, "presenced-join\n" + nonce + "\n" + id + "\n" + address);
+}
+
+std::string view_proof(const std::string& secret, const std::string& nonce,
+                       uint64_t epoch, const std::vector<std::string>& ids) {
+  std::string data = "presenced-view\n" + nonce + "\n" + std::to_string(epoch);
+  for (auto& id : ids)
+    data += "\n" + id;
+  return hmac_hex(secret, data);
+}
+
 std::string first_seed(const std::vector<std::string>& seeds, const std::string& self) {
   auto key = [](const std::string& hp) {
     auto [host, port] = split_host_port(hp);
@@ -615,6 +753,10 @@ uint16_t cluster_node::start(uint16_t http_port) {
   // Where the others reach this node's CAF endpoint (tests bind port 0); sent
   // before any join starts.
   caf::anon_send(actor_, caf::put_atom::value, cfg_.node.bind + ":" + std::to_string(*port));
+  if (!cfg_.node.seeds.empty() && cfg_.cluster.secret.empty() && cfg_.auth.secret.empty()
+      && log_)
+    log_("cluster: WARNING: no cluster.secret and no auth.secret: any process that "
+         "reaches node.cluster_port can join this cluster");
   if (!bootstrap) {
     auto self_address = cfg_.node.bind + ":" + std::to_string(*port);
     // Seeds started together all wait for a cluster: the first seed founds it

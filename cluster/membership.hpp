@@ -12,8 +12,13 @@
 //   (seed_atom, actor)                 connector thread -> no reply; join through it
 //   (found_atom)                       itself, on the first seed -> no reply; a
 //                                      view of its own unless it joined one
-//   (join_atom, member_info)           a joining node -> reply view (delegated
-//                                      to the leader by other members)
+//   (challenge_atom)                   a joining node -> reply a nonce of the
+//                                      leader's (asked through any member)
+//   (join_atom, member_info, nonce, proof, joiner_nonce)
+//                                      a joining node -> reply (view, view proof)
+//                                      if `proof` is join_proof(secret, nonce,
+//                                      ...), else errc::forbidden (delegated to
+//                                      the leader by other members)
 //   (leave_atom, std::string id)       a stopping node -> no reply
 //   (view_atom, view)                  the leader -> no reply; adopted if newer
 //   (caf::get_atom)                    anyone -> reply view
@@ -66,6 +71,18 @@ using drain_atom = caf::atom_constant<caf::atom("drain")>;
 using rebalance_atom = caf::atom_constant<caf::atom("rebalance")>;
 using reconcile_atom = caf::atom_constant<caf::atom("reconcile")>;
 using found_atom = caf::atom_constant<caf::atom("found")>;
+using challenge_atom = caf::atom_constant<caf::atom("challenge")>;
+
+/// The proof a joining node sends: HMAC-SHA256 (hex) keyed by the cluster
+/// secret over the leader's nonce, the node's id and its cluster address.
+std::string join_proof(const std::string& secret, const std::string& nonce,
+                       const std::string& id, const std::string& address);
+
+/// The proof the leader answers with: the same HMAC over the joiner's nonce and
+/// the view it is given (epoch and member ids), so a node only adopts a view
+/// from a cluster that holds its secret.
+std::string view_proof(const std::string& secret, const std::string& nonce,
+                       uint64_t epoch, const std::vector<std::string>& ids);
 
 /// How long the first seed tries to join an existing cluster before it founds
 /// one (Akka Cluster's first-seed rule: only that node may start a cluster).

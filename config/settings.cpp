@@ -81,6 +81,7 @@ const std::vector<key_spec>& key_table() {
     PRESENCE_KEY(cluster, vnodes),
     PRESENCE_KEY(cluster, replication_factor),
     PRESENCE_KEY(cluster, failure_timeout_ms),
+    PRESENCE_KEY(cluster, secret),
     PRESENCE_KEY(storage, enabled),
     PRESENCE_KEY(storage, flush_interval_ms),
     PRESENCE_KEY(limits, max_body_bytes),
@@ -497,6 +498,9 @@ std::vector<std::string> validate(settings& s) {
     errors.push_back("cluster.replication_factor: must be in 1..5, got "
                      + std::to_string(s.cluster.replication_factor));
   positive("cluster.failure_timeout_ms", s.cluster.failure_timeout_ms);
+  if (!s.cluster.secret.empty() && s.cluster.secret.size() < 16)
+    errors.push_back("cluster.secret: needs at least 16 bytes (or leave it empty to use "
+                     "auth.secret)");
   // [storage]
   if (s.storage.flush_interval_ms < 1 || s.storage.flush_interval_ms > 60000)
     errors.push_back("storage.flush_interval_ms: must be in 1..60000, got "
@@ -538,7 +542,7 @@ std::string to_toml(const settings& in) {
   }
   std::ostringstream out;
   for (auto& sect : order) {
-    if (sect == "auth")
+    if (sect == "auth" || (sect == "cluster" && sections[sect].contains("secret")))
       sections[sect].insert_or_assign("secret", "<redacted>");
     out << '[' << sect << "]\n" << sections[sect] << "\n\n";
   }

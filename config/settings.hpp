@@ -75,6 +75,7 @@ struct cluster_section {
   int64_t vnodes = 128;
   int64_t replication_factor = 2;
   int64_t failure_timeout_ms = 3000;
+  std::string secret; ///< members prove it to join; empty: auth.secret
 };
 
 /// `[storage]`: write-behind snapshots to RocksDB under `node.data_dir`.

@@ -198,6 +198,36 @@ TEST(ClusterIntegrationTest, NodesStartedTogetherFormOneCluster) {
     EXPECT_EQ(ids(cluster_of(*n)), names) << n->log().substr(0, 4000);
 }
 
+// Verifies members authenticate each other: a node with another secret is
+// refused (both sides say so in their logs) and cannot take over a member's id;
+// a node that shares only cluster.secret joins.
+TEST(ClusterIntegrationTest, NodeWithoutTheSecretIsRefused) {
+  node_process a{node_args("a", {"--cluster.secret=shared-cluster-secret-42"})};
+  node_process b{node_args("b", {"--cluster.secret=shared-cluster-secret-42", seed_of(a)})};
+  ASSERT_TRUE(eventually([&] { return ids(cluster_of(a)).size() == 2; },
+                         std::chrono::seconds{10}));
+  char dir_template[] = "/tmp/presenced-test-XXXXXX";
+  std::string dir = mkdtemp(dir_template);
+  auto [code, log] = node_process::run_to_exit(
+    {"--node.id=b", "--node.http_port=0", "--node.cluster_port=0", "--node.data_dir=" + dir,
+     "--auth.mode=jwt", "--auth.secret=some-other-secret-0123456789",
+     "--cluster.failure_timeout_ms=1500", seed_of(a).substr(0)},
+    4000);
+  if (std::system(("rm -rf '" + dir + "'").c_str()) != 0)
+    std::perror("rm");
+  EXPECT_EQ(code, -1) << "it must still be trying (not ready, not exited): " << log;
+  EXPECT_NE(log.find("the cluster refused this node"), std::string::npos) << log;
+  EXPECT_EQ(log.find("] ready"), std::string::npos) << log;
+  EXPECT_NE(a.log().find("refused node 'b'"), std::string::npos) << a.log();
+  auto view = cluster_of(a);
+  EXPECT_EQ(ids(view), (std::vector<std::string>{"a", "b"})) << view.dump();
+  for (auto& n : view["nodes"]) {
+    if (n["id"] == "b") {
+      EXPECT_EQ(n["status"], "up") << "the real b is still the member: " << view.dump();
+    }
+  }
+}
+
 // Verifies failure detection and rejoining: a SIGKILLed member is out of the
 // survivors' view within failure_timeout_ms + 1 s; restarted, it is back; when
 // the leader is killed, the next smallest id leads the survivors.
