@@ -18,10 +18,14 @@
 #include <openssl/hmac.h>
 
 #include <algorithm>
+#include <csignal>
 #include <chrono>
 #include <map>
 #include <set>
 #include <stdexcept>
+
+#include <sys/types.h>
+#include <unistd.h>
 
 namespace presence::cluster {
 
@@ -43,6 +47,7 @@ struct membership_state {
   std::set<std::string> dead; ///< members seen down, not yet out of the view
   bool announce_pending = false; ///< joined, announcing once connected
   std::shared_ptr<std::atomic<bool>> joined;
+  std::shared_ptr<std::atomic<bool>> minority; ///< set once: the process stops
   cluster_node::log_fn log;
   /// Connects directly to the members at these addresses, then sends the
   /// actor (caf::ok_atom): the node is then joined.
@@ -241,7 +246,24 @@ void settle_dead(membership_actor_type* self) {
       next = std::move(*v);
       changed = true;
     }
-  if (!changed || !is_leader(st, next))
+  if (changed && !keeps_majority(st.current, next)) {
+    // The side this node is on may not go on: it stops serving at once and
+    // the process stops, to come back as a new incarnation (Akka downs the
+    // minority the same way). It issues no view: no second cluster forms.
+    if (!st.minority->exchange(true)) {
+      if (st.log)
+        st.log("cluster: this node reaches " + std::to_string(next.members.size())
+               + " of the " + std::to_string(st.current.members.size())
+               + " members of view " + std::to_string(st.current.epoch)
+               + ": it is on the minority side and stops (exit code 3) to rejoin as "
+                 "a new incarnation");
+      st.node->set_ready(false);
+      st.joined->store(false, std::memory_order_release);
+      ::kill(::getpid(), SIGTERM);
+    }
+    return;
+  }
+  if (!changed || !is_leader(st, next) || st.minority->load())
     return;
   next.epoch = st.current.epoch + 1; // one step, however many left
   adopt(self, std::move(next), true);
@@ -335,6 +357,7 @@ caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
                                std::shared_ptr<cluster_placement> placement,
                                member_info me, bool bootstrap,
                                std::shared_ptr<std::atomic<bool>> joined,
+                               std::shared_ptr<std::atomic<bool>> minority,
                                cluster_node::log_fn log,
                                std::function<void(std::vector<std::string>, caf::actor)> dial,
                                size_t vnodes) {
@@ -344,6 +367,7 @@ caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
   st.me = std::move(me);
   st.me.handle = caf::actor_cast<caf::actor>(self);
   st.joined = std::move(joined);
+  st.minority = std::move(minority);
   st.secret = n->cfg().cluster.secret.empty() ? n->cfg().auth.secret
                                               : n->cfg().cluster.secret;
   st.log = std::move(log);
@@ -738,7 +762,8 @@ uint16_t cluster_node::start(uint16_t http_port) {
       q->jobs.push_back({std::move(addresses), std::move(done)});
       q->cv.notify_one();
     };
-  actor_ = sys_.spawn(membership_actor, &node_, placement, me, bootstrap, joined_, log_,
+  actor_ = sys_.spawn(membership_actor, &node_, placement, me, bootstrap, joined_,
+                      minority_, log_,
                       std::move(dial), static_cast<size_t>(cfg_.cluster.vnodes));
   dialer_ = std::thread{[this] { dial_loop(); }};
   auto port = sys_.middleman().publish(actor_, static_cast<uint16_t>(cfg_.node.cluster_port),

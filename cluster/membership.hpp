@@ -158,6 +158,14 @@ public:
   /// True once this node is a member of a view.
   bool joined() const { return joined_->load(std::memory_order_acquire); }
 
+  /// True once this node found itself on the minority side of a partition (or
+  /// resumed from a hang to find the others gone): it then stops the process
+  /// (SIGTERM to itself), which exits with `minority_exit_code` so that its
+  /// supervisor starts it again as a new incarnation that rejoins.
+  bool minority() const { return minority_->load(std::memory_order_acquire); }
+
+  static constexpr int minority_exit_code = 3;
+
   /// Tells the leader this node leaves, stops joining and the actor.
   void stop();
 
@@ -174,6 +182,7 @@ private:
   log_fn log_;
   caf::actor actor_;
   std::shared_ptr<std::atomic<bool>> joined_ = std::make_shared<std::atomic<bool>>(false);
+  std::shared_ptr<std::atomic<bool>> minority_ = std::make_shared<std::atomic<bool>>(false);
   std::atomic<bool> stopping_{false};
   std::thread connector_;
   struct dial_queue {

@@ -48,6 +48,18 @@ view with_member(const view& v, member_info m) {
   return next;
 }
 
+bool keeps_majority(const view& before, const view& after) {
+  size_t kept = 0;
+  bool smallest = false;
+  for (auto& m : after.members)
+    if (before.find(m.id) != nullptr) {
+      ++kept;
+      smallest = smallest || (before.leader() != nullptr && before.leader()->id == m.id);
+    }
+  auto total = before.members.size();
+  return 2 * kept > total || (2 * kept == total && smallest);
+}
+
 std::optional<view> without_member(const view& v, const std::string& id) {
   if (v.find(id) == nullptr)
     return std::nullopt;

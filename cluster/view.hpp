@@ -48,6 +48,12 @@ view with_member(const view& v, member_info m);
 /// The next view without member `id` (nothing if it is not a member).
 std::optional<view> without_member(const view& v, const std::string& id);
 
+/// True if the members of `after` that `before` also lists (those a node still
+/// reaches) may go on as the cluster: more than half of `before`, or exactly
+/// half with its smallest id among them (Akka's keep-majority). The other side
+/// stops, so the cluster never splits into two that both serve.
+bool keeps_majority(const view& before, const view& after);
+
 /// The next view with member `id` draining (nothing if it is not a member or
 /// drains already).
 std::optional<view> with_draining(const view& v, const std::string& id);

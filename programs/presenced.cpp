@@ -68,6 +68,7 @@ int run(const presence::config::settings& s, sigset_t& stop_signals) {
   if (store)
     writer = std::make_unique<presence::storage::snapshot_writer>(
       *store, s.storage.flush_interval_ms, log_write_error);
+  int exit_code = 0;
   caf::actor_system_config cfg;
   presence::actors::configure(cfg, s);
   presence::cluster::configure(cfg, s);
@@ -148,6 +149,7 @@ int run(const presence::config::settings& s, sigset_t& stop_signals) {
       sigwait(&stop_signals, &sig);
     }
     spdlog::info("received {}, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    exit_code = cluster.minority() ? presence::cluster::cluster_node::minority_exit_code : 0;
     gateway.stop();
     cluster.stop();
     node.shutdown();
@@ -160,8 +162,8 @@ int run(const presence::config::settings& s, sigset_t& stop_signals) {
   }
   writer.reset();
   store.reset();
-  spdlog::info("stopped");
-  return 0;
+  spdlog::info("stopped{}", exit_code != 0 ? " (on the minority side: restart to rejoin)" : "");
+  return exit_code;
 }
 
 } // namespace

@@ -97,3 +97,37 @@ TEST(FirstSeedTest, SameFounderForEveryNode) {
   EXPECT_EQ(first_seed({"10.0.0.2:7400"}, "10.0.0.10:7400"), "10.0.0.10:7400")
     << "hosts compare as text";
 }
+
+// Verifies the keep-majority rule at each boundary: more than half goes on,
+// less than half stops, exactly half goes on only with the smallest id.
+TEST(KeepsMajorityTest, MoreThanHalfOrHalfWithTheSmallestId) {
+  auto of = [](std::initializer_list<const char*> ids) {
+    view v{7, {}};
+    for (auto* id : ids)
+      v = with_member(v, m(id));
+    return v;
+  };
+  struct row {
+    view before;
+    view after;
+    bool keeps;
+  };
+  const row rows[] = {
+    {of({"a", "b", "c"}), of({"a", "b", "c"}), true},
+    {of({"a", "b", "c"}), of({"a", "b"}), true},
+    {of({"a", "b", "c"}), of({"b", "c"}), true},
+    {of({"a", "b", "c"}), of({"c"}), false},   // the hung node, alone
+    {of({"a", "b", "c"}), of({"a"}), false},
+    {of({"a", "b"}), of({"a"}), true},         // half, with the smallest id
+    {of({"a", "b"}), of({"b"}), false},        // half, without it
+    {of({"a", "b", "c", "d"}), of({"a", "d"}), true},
+    {of({"a", "b", "c", "d"}), of({"b", "c"}), false},
+    {of({"a", "b", "c", "d", "e"}), of({"c", "d", "e"}), true},
+    {of({"a", "b", "c", "d", "e"}), of({"a", "b"}), false},
+    {of({"a"}), of({"a"}), true},
+    {of({"a", "b", "c"}), of({"a", "x", "y"}), false}, // only members of before count
+  };
+  for (auto& r : rows)
+    EXPECT_EQ(presence::cluster::keeps_majority(r.before, r.after), r.keeps)
+      << r.before.members.size() << " -> " << r.after.members.size();
+}

@@ -789,3 +789,33 @@ TEST(ClusterFailoverTest, KilledNodeLosesNothing) {
   watcher.check_quiet();
   load.deliver(n.b);
 }
+
+// Verifies a hang does not split the cluster: a node SIGSTOPped past
+// cluster.failure_timeout_ms leaves the others' view; resumed, it finds itself
+// on the minority side and stops (exit code 3) instead of forming a cluster of
+// its own, and started again it rejoins the one cluster.
+TEST(ClusterFaultTest, HungNodeDoesNotSplitTheCluster) {
+  three_nodes n;
+  ASSERT_TRUE(n.converged);
+  n.c.pause();
+  auto without_c = std::vector<std::string>{"a", "b"};
+  EXPECT_TRUE(eventually([&] { return ids(cluster_of(n.a)) == without_c; },
+                         std::chrono::seconds{6}));
+  EXPECT_TRUE(eventually([&] { return ids(cluster_of(n.b)) == without_c; },
+                         std::chrono::seconds{3}));
+  n.c.resume();
+  EXPECT_EQ(n.c.wait_exit(10000), 3) << n.c.log();
+  EXPECT_NE(n.c.log().find("minority side"), std::string::npos) << n.c.log();
+  EXPECT_EQ(n.c.log().find("cluster view 4: [c]"), std::string::npos) << n.c.log();
+  EXPECT_EQ(ids(cluster_of(n.a)), without_c);
+  n.c.restart();
+  auto all = std::vector<std::string>{"a", "b", "c"};
+  EXPECT_TRUE(eventually(
+    [&] {
+      for (auto* p : n.all())
+        if (ids(cluster_of(*p)) != all)
+          return false;
+      return true;
+    },
+    std::chrono::seconds{10}));
+}

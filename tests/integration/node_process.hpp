@@ -96,6 +96,25 @@ public:
 
   uint16_t port() const { return port_; }
 
+  /// SIGSTOP / SIGCONT: a hang (a long GC-like pause) and its end.
+  void pause() { ::kill(pid_, SIGSTOP); }
+  void resume() { ::kill(pid_, SIGCONT); }
+
+  /// Waits up to `timeout_ms` for the process to exit by itself; returns its
+  /// exit status, or -1 (still running, or killed by a signal).
+  int wait_exit(int timeout_ms) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds{timeout_ms};
+    while (pid_ > 0 && std::chrono::steady_clock::now() < deadline) {
+      read_some(20);
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      }
+    }
+    return -1;
+  }
+
   /// Sends SIGTERM and waits up to 10 s; returns the exit status (or -1).
   int stop() {
     ::kill(pid_, SIGTERM);
