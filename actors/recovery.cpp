@@ -47,8 +47,12 @@ public:
         log_("recovery: " + std::to_string(scanned_) + " records read ("
              + std::string{to_string(k)} + ")");
     });
-    if (err && log_)
-      log_("recovery: " + *err);
+    if (err) {
+      if (report_.failed.empty())
+        report_.failed = std::string{to_string(k)} + ": " + *err;
+      if (log_)
+        log_("recovery: " + *err);
+    }
   }
 
 private:
@@ -162,6 +166,12 @@ recovery_report recover(node& n, storage::store& s, const recovery_log& log) {
   report.read_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                      std::chrono::steady_clock::now() - started)
                      .count();
+  if (!report.failed.empty()) {
+    // A kind could not be read: restoring the rest would rewrite users with
+    // seq 0 and forget rooms. Nothing is spawned or written.
+    report.elapsed_ms = report.read_ms;
+    return report;
+  }
   // Spawn in dependency order: rooms, users (who tell their rooms), sessions
   // (who find their users), intents (who find both).
   auto& sys = n.system();

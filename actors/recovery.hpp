@@ -38,6 +38,9 @@ struct recovery_report {
   size_t skipped = 0;           ///< unreadable records
   int64_t read_ms = 0;          ///< reading and decoding the store
   int64_t elapsed_ms = 0;       ///< reading, decoding and spawning
+  /// Why a scan of the store failed (empty: it did not). Then nothing was
+  /// restored and nothing rewritten: the node must not start on half its state.
+  std::string failed;
 };
 
 /// Logs one line of recovery (progress, a skipped record).

@@ -119,6 +119,18 @@ int run(const presence::config::settings& s, sigset_t& stop_signals) {
       auto r = presence::actors::recover(node, *store, [](const std::string& line) {
         spdlog::info("{}", line);
       });
+      if (!r.failed.empty()) {
+        // Serving on half the state would answer wrong presence and overwrite
+        // what could not be read: the node stops, naming the problem.
+        spdlog::error("recovery failed, the node does not start: cannot read {} in {}",
+                      r.failed, s.node.data_dir);
+        gateway.stop();
+        cluster.stop();
+        node.shutdown();
+        sys.await_all_actors_done();
+        writer->stop();
+        return 1;
+      }
       spdlog::info("recovered in {} ms: {} sessions ({} expired while down), {} users "
                    "({} without a live session), {} rooms, {} timeline samples, {} "
                    "intents ({} past retention), {} unreadable records skipped",

@@ -345,3 +345,59 @@ TEST_F(RecoveryTest, ChurnLeavesOneRecordPerUser) {
   EXPECT_EQ(records(storage::kind::users), 20u);
   EXPECT_EQ(records(storage::kind::intents), 0u);
 }
+
+namespace {
+
+// A store whose scans of one kind fail halfway (a corrupt or unreadable column
+// family), for the rest it is the store it wraps.
+class failing_scan_store : public storage::store {
+public:
+  failing_scan_store(storage::store& inner, storage::kind broken)
+    : inner_(inner), broken_(broken) {}
+  storage::status write(const std::vector<storage::mutation>& batch) override {
+    return inner_.write(batch);
+  }
+  storage::status
+  scan(storage::kind k,
+       const std::function<void(std::string_view, std::string_view)>& f) override {
+    if (k == broken_)
+      return std::string{"IO error: injected scan failure"};
+    return inner_.scan(k, f);
+  }
+  std::optional<std::string> get(storage::kind k, std::string_view key) override {
+    return inner_.get(k, key);
+  }
+  uint64_t size_bytes() override { return inner_.size_bytes(); }
+
+private:
+  storage::store& inner_;
+  storage::kind broken_;
+};
+
+} // namespace
+
+// Verifies a failed scan stops recovery: nothing is restored and no user is
+// rewritten (before, the users' scan failing made every user with a session
+// come back with seq 0 and overwrite its record).
+TEST_F(RecoveryTest, FailedScanRestoresAndRewritesNothing) {
+  uint64_t seq = 0;
+  {
+    auto n = start(0);
+    auto s = n->open("alice");
+    n->advance(100);
+    seq = user(*n, "alice").seq;
+    ASSERT_GT(seq, 0u);
+    n->flush();
+  }
+  auto stored = store->get(storage::kind::users, "alice");
+  ASSERT_TRUE(stored);
+  failing_scan_store broken{*store, storage::kind::users};
+  auto n = start(500);
+  std::vector<std::string> lines;
+  auto report = n->recover(broken, &lines);
+  EXPECT_NE(report.failed.find("injected scan failure"), std::string::npos) << report.failed;
+  EXPECT_EQ(report.sessions, 0u);
+  EXPECT_EQ(n->node().router().size(), 0u);
+  n->flush();
+  EXPECT_EQ(store->get(storage::kind::users, "alice"), stored) << "the record is untouched";
+}
