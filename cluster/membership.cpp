@@ -67,6 +67,9 @@ struct membership_state {
   /// A seed that is a member did not answer a join in time (it is busy): the
   /// first seed then waits instead of founding a second cluster.
   bool seed_busy = false;
+  /// A seed answered as a member of a cluster (it gave a challenge, or refused
+  /// this node): a cluster exists, so the first seed never founds another.
+  bool cluster_seen = false;
   std::string secret; ///< the cluster secret (cluster.secret or auth.secret)
   /// Join nonces this node issued as leader, with their expiry (steady ms).
   std::map<std::string, int64_t> nonces;
@@ -308,6 +311,7 @@ void try_join(membership_actor_type* self, const caf::actor& seed) {
     .then(
       [self, seed, retry](std::string& nonce) {
         auto& st = self->state;
+        st.cluster_seen = true;
         auto mine = actors::random_id("", 16);
         auto proof = join_proof(st.secret, nonce, st.me.id, st.me.cluster_address);
         self->request(seed, remote_timeout, join_atom::value, st.me, nonce, proof, mine)
@@ -402,6 +406,14 @@ caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
       auto& st = self->state;
       if (!st.current.members.empty())
         return; // joined a cluster (or is joining one)
+      if (st.cluster_seen) {
+        // A seed is a member (it may have refused this node): joining that
+        // cluster is the only way; never a second one.
+        if (st.log)
+          st.log("cluster: a seed is in a cluster: this first seed joins it instead of "
+                 "founding one");
+        return;
+      }
       if (st.seed_busy) {
         // A seed is in a cluster but slow to answer: joining it is right.
         st.seed_busy = false;
@@ -491,7 +503,8 @@ caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
       for (auto& m : st.current.members)
         trusted = trusted || (sender && m.handle && m.handle.node() == sender->node());
       if (!trusted) {
-        if (st.log)
+        // A joiner gets its first view as the (signed) answer to its join.
+        if (st.log && !st.current.members.empty())
           st.log("cluster: ignored a view from a node that is not a member");
         return;
       }

@@ -11,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <memory>
 #include <set>
 #include <thread>
@@ -208,14 +209,21 @@ TEST(ClusterIntegrationTest, NodeWithoutTheSecretIsRefused) {
                          std::chrono::seconds{10}));
   char dir_template[] = "/tmp/presenced-test-XXXXXX";
   std::string dir = mkdtemp(dir_template);
+  // Its cluster port below a's (most likely), so that it is also the first seed
+  // of its seed list: refused, it must not found a cluster of its own.
+  auto ports = free_ports(16);
+  auto low = *std::min_element(ports.begin(), ports.end());
   auto [code, log] = node_process::run_to_exit(
-    {"--node.id=b", "--node.http_port=0", "--node.cluster_port=0", "--node.data_dir=" + dir,
+    {"--node.id=b", "--node.http_port=0", "--node.cluster_port=" + std::to_string(low),
+     "--node.data_dir=" + dir,
      "--auth.mode=jwt", "--auth.secret=some-other-secret-0123456789",
      "--cluster.failure_timeout_ms=1500", seed_of(a).substr(0)},
     4000);
   if (std::system(("rm -rf '" + dir + "'").c_str()) != 0)
     std::perror("rm");
   EXPECT_EQ(code, -1) << "it must still be trying (not ready, not exited): " << log;
+  // Whether or not its address makes it the first seed, it founds no cluster.
+  EXPECT_EQ(log.find("founds one"), std::string::npos) << log;
   EXPECT_NE(log.find("the cluster refused this node"), std::string::npos) << log;
   EXPECT_EQ(log.find("] ready"), std::string::npos) << log;
   EXPECT_NE(a.log().find("refused node 'b'"), std::string::npos) << a.log();
