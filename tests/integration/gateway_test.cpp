@@ -629,3 +629,31 @@ TEST(GatewayLimitsTest, MaxConnections) {
   EXPECT_EQ(r.headers["Retry-After"], "1");
   EXPECT_EQ(a.get("/healthz", "").status, 200u);
 }
+
+// Verifies frames pipelined behind a resuming hello wait for its welcome: a
+// second hello is refused (the socket carries the session by then, no orphan
+// session is opened) and a subscribe is answered after the welcome.
+TEST_F(SteadyGatewayTest, FramesAfterAResumingHelloWaitForIt) {
+  ws_client tab{node.port(), "alice"};
+  tab.send({{"op", "hello"}});
+  auto w = tab.read_op("welcome");
+  ASSERT_TRUE(w);
+  tab.drop();
+  ws_client again{node.port(), "alice"};
+  again.send({{"op", "hello"}, {"session_id", (*w)["session_id"]},
+              {"resume_token", (*w)["resume_token"]}});
+  again.send({{"op", "hello"}});
+  again.send({{"op", "subscribe"}, {"users", {"bob"}}});
+  std::vector<std::string> ops;
+  for (int i = 0; i < 3; ++i) {
+    auto f = again.read();
+    ASSERT_TRUE(f) << "frame " << i;
+    ops.push_back((*f)["op"]);
+    if ((*f)["op"] == "error") {
+      EXPECT_EQ((*f)["code"], "invalid_frame") << f->dump();
+    }
+  }
+  EXPECT_EQ(ops, (std::vector<std::string>{"welcome", "error", "subscribed"}));
+  auto user = http.get("/v1/users/alice/presence");
+  EXPECT_EQ(user.body["sessions"].size(), 1u) << "no orphan session: " << user.raw;
+}
