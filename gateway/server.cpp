@@ -83,6 +83,8 @@ struct server::impl {
   std::mutex sockets_mtx;
   std::set<std::weak_ptr<ws_session>, std::owner_less<std::weak_ptr<ws_session>>>
     sockets; // guarded by sockets_mtx
+  std::atomic<std::chrono::steady_clock::rep> slow_logged_at{0}; ///< last slow-reader line
+  std::atomic<uint64_t> slow_unlogged{0}; ///< slow readers closed without a line
   std::mutex awaiting_mtx;
   std::set<std::shared_ptr<http_session>> awaiting; // guarded by awaiting_mtx:
                                                     // requests the actors answer
@@ -311,7 +313,19 @@ private:
 
   void close_slow(const char* why) {
     srv_.metrics.ws_closed_slow.fetch_add(1, std::memory_order_relaxed);
-    spdlog::warn("closing a slow WebSocket reader (session {}): {}", session_id_, why);
+    // At most one line a second: a thousand sockets falling behind at once
+    // must not flood the log (presence_ws_closed_slow_total counts them all).
+    auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+    auto last = srv_.slow_logged_at.load(std::memory_order_relaxed);
+    auto suppressed = srv_.slow_unlogged.fetch_add(1, std::memory_order_relaxed);
+    if (now - last >= std::chrono::steady_clock::duration{std::chrono::seconds{1}}.count()
+        && srv_.slow_logged_at.compare_exchange_strong(last, now)) {
+      srv_.slow_unlogged.fetch_sub(suppressed + 1, std::memory_order_relaxed);
+      spdlog::warn("closing a slow WebSocket reader (session {}): {}{}", session_id_, why,
+                   suppressed > 0 ? fmt::format(" ({} more since the last such line)",
+                                                suppressed)
+                                  : std::string{});
+    }
     close_now(websocket::close_code::try_again_later);
   }
 
