@@ -791,7 +791,7 @@ TEST(CarelessTest, DashboardBurstIsCoalescedNotClosed) {
   bool settled = false;
   while (!settled && steady::now() < deadline) {
     drain_watcher();
-    auto q = http.post("/v1/presence/query", {{"users", ids}}, "auditor");
+    auto q = http_client{node.port()}.post("/v1/presence/query", {{"users", ids}}, "auditor");
     ASSERT_EQ(q.status, 200u) << q.raw.substr(0, 500);
     settled = true;
     truth.clear();
@@ -843,7 +843,7 @@ TEST(CarelessTest, DashboardBurstIsCoalescedNotClosed) {
               changes, presence_events, watcher.bytes_in());
 
   // The node still answers, and 200 sessions opened at once all get welcome.
-  EXPECT_EQ(http.get("/healthz", "").status, 200u);
+  EXPECT_EQ(http_client{node.port()}.get("/healthz", "").status, 200u);
   auto opened_at = steady::now();
   auto late = open_sessions(node.port(), numbered("late-", 200), seconds{5 * pace});
   std::printf("[ burst    ] 200 new sessions welcomed in %lld ms\n",
