@@ -5,6 +5,19 @@
 
 namespace presence::actors {
 
+void arm_idle_check(caf::event_based_actor* self, node* n, timer_slot& slot) {
+  slot.arm(caf::actor_cast<caf::actor>(self), n->now_ms() + n->cfg().node.passivate_after_ms);
+}
+
+void review_idle(caf::event_based_actor* self, node* n, timer_slot& slot, bool idle) {
+  if (n == nullptr)
+    return;
+  if (!idle)
+    slot.disarm();
+  else if (!slot.armed())
+    arm_idle_check(self, n, slot);
+}
+
 void become_passivated(caf::event_based_actor* self, node* n, std::string key) {
   n->metrics().passivated.fetch_add(1, std::memory_order_relaxed);
   self->set_down_handler([](caf::down_msg&) {});

@@ -7,6 +7,8 @@
 // lives as long as someone holds such a handle (as a hand-off's forwarder).
 #pragma once
 
+#include "actors/timer_service.hpp"
+
 #include <caf/event_based_actor.hpp>
 
 #include <string>
@@ -14,6 +16,13 @@
 namespace presence::actors {
 
 class node;
+
+/// Arms `slot` for the next passivation check, `node.passivate_after_ms` from now.
+void arm_idle_check(caf::event_based_actor* self, node* n, timer_slot& slot);
+
+/// Keeps `slot` armed while the entity is `idle` and disarmed while it is busy
+/// (a busy entity is never woken by it). Does nothing once passivated (`n` null).
+void review_idle(caf::event_based_actor* self, node* n, timer_slot& slot, bool idle);
 
 /// Makes `self` (already unregistered from the router under `key`) forward
 /// every message to the entity the router gives for `key` from now on.

@@ -342,13 +342,7 @@ bool is_idle(const room_state& st) {
 // Arms the passivation check when the room became idle, disarms it when busy.
 void review_idle(room_actor_type* self) {
   auto& st = self->state;
-  if (st.owner == nullptr)
-    return;
-  if (!is_idle(st))
-    st.idle.disarm();
-  else if (!st.idle.armed())
-    st.idle.arm(caf::actor_cast<caf::actor>(self),
-                st.owner->now_ms() + st.owner->cfg().node.passivate_after_ms);
+  actors::review_idle(self, st.owner, st.idle, is_idle(st));
 }
 
 // The passivation check: an idle room stops (what it keeps stays dormant: its
@@ -356,11 +350,8 @@ void review_idle(room_actor_type* self) {
 void check_idle(room_actor_type* self) {
   auto& st = self->state;
   auto* n = st.owner;
-  if (!is_idle(st)) {
-    st.idle.arm(caf::actor_cast<caf::actor>(self),
-                n->now_ms() + n->cfg().node.passivate_after_ms);
-    return;
-  }
+  if (!is_idle(st))
+    return arm_idle_check(self, n, st.idle);
   std::optional<dormant_room> rest;
   if (st.media_attached || !st.timeline.empty() || st.joins.at != 0) {
     rest.emplace();
@@ -370,11 +361,8 @@ void check_idle(room_actor_type* self) {
         st.room_id, x.t, x.counts, x.readiness, static_cast<uint8_t>(x.phase)});
   }
   auto key = "room:" + st.room_id;
-  if (!n->router().passivate(key, self->address(), std::nullopt, std::move(rest))) {
-    st.idle.arm(caf::actor_cast<caf::actor>(self),
-                n->now_ms() + n->cfg().node.passivate_after_ms);
-    return;
-  }
+  if (!n->router().passivate(key, self->address(), std::nullopt, std::move(rest)))
+    return arm_idle_check(self, n, st.idle);
   st.timer.disarm();
   n->metrics().rooms.fetch_sub(1, std::memory_order_relaxed);
   st.owner = nullptr;

@@ -87,13 +87,18 @@ void router::reserve(size_t n) {
   }
 }
 
-size_t router::dormant() const {
+template <class Map>
+size_t router::count(Map shard::*map) const {
   size_t n = 0;
   for (auto& sh : shards_) {
     std::lock_guard<std::mutex> guard{sh.mtx};
-    n += sh.dormant.size();
+    n += (sh.*map).size();
   }
   return n;
+}
+
+size_t router::dormant() const {
+  return count(&shard::dormant);
 }
 
 caf::actor router::stub(const std::string& key) {
@@ -419,12 +424,7 @@ bool router::passivate(const std::string& key, const caf::actor_addr& who,
 }
 
 size_t router::dormant_rooms() const {
-  size_t n = 0;
-  for (auto& sh : shards_) {
-    std::lock_guard<std::mutex> guard{sh.mtx};
-    n += sh.dormant_rooms.size();
-  }
-  return n;
+  return count(&shard::dormant_rooms);
 }
 
 opened_session router::open_session(const session_spec& spec) {
@@ -547,12 +547,7 @@ std::vector<caf::actor> router::all() const {
 }
 
 size_t router::size() const {
-  size_t n = 0;
-  for (auto& sh : shards_) {
-    std::lock_guard<std::mutex> guard{sh.mtx};
-    n += sh.actors.size();
-  }
-  return n;
+  return count(&shard::actors);
 }
 
 void router::clear() {

@@ -275,6 +275,10 @@ private:
   // A random id with `prefix`; in a cluster, one pinned to this node.
   std::string owned_id(const char* prefix, size_t bytes) const;
 
+  // Entries of `map` over every shard (each shard locked in turn).
+  template <class Map>
+  size_t count(Map shard::*map) const;
+
   shard& shard_of(const std::string& key);
   const shard& shard_of(const std::string& key) const;
 

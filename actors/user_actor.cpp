@@ -365,13 +365,7 @@ bool is_idle(const user_state& st) {
 // Arms the passivation check when the user became idle, disarms it when busy.
 void review_idle(user_actor_type* self) {
   auto& st = self->state;
-  if (st.owner == nullptr)
-    return;
-  if (!is_idle(st))
-    st.idle.disarm();
-  else if (!st.idle.armed())
-    st.idle.arm(caf::actor_cast<caf::actor>(self),
-                st.owner->now_ms() + st.owner->cfg().node.passivate_after_ms);
+  actors::review_idle(self, st.owner, st.idle, is_idle(st));
 }
 
 // The passivation check: an idle user stops (its record stays dormant), a
@@ -379,10 +373,7 @@ void review_idle(user_actor_type* self) {
 void check_idle(user_actor_type* self) {
   auto& st = self->state;
   auto* n = st.owner;
-  auto again = [&] {
-    st.idle.arm(caf::actor_cast<caf::actor>(self),
-                n->now_ms() + n->cfg().node.passivate_after_ms);
-  };
+  auto again = [&] { arm_idle_check(self, n, st.idle); };
   if (!is_idle(st))
     return again();
   std::optional<storage::user_record> rec;

@@ -543,44 +543,6 @@ std::string random_token(std::mt19937_64& rng) {
   return out;
 }
 
-/// HTTP with any method name (http_client takes Beast's verbs only).
-class any_method_client {
-public:
-  explicit any_method_client(uint16_t port) : stream_(ioc_) {
-    stream_.expires_after(seconds{10});
-    stream_.connect(tcp::endpoint{net::ip::make_address("127.0.0.1"), port});
-  }
-
-  http_result request(const std::string& method, const std::string& target,
-                      const std::string& user = "alice") {
-    http::request<http::string_body> req;
-    req.method_string(method);
-    req.target(target);
-    req.version(11);
-    req.set(http::field::host, "127.0.0.1");
-    if (!user.empty())
-      req.set("X-User", user);
-    req.prepare_payload();
-    stream_.expires_after(seconds{10});
-    http::write(stream_, req);
-    beast::flat_buffer buf;
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(16 * 1024 * 1024);
-    http::read(stream_, buf, parser);
-    auto res = parser.release();
-    http_result out;
-    out.status = res.result_int();
-    out.raw = res.body();
-    if (!out.raw.empty())
-      out.body = json::parse(out.raw, nullptr, false);
-    return out;
-  }
-
-private:
-  net::io_context ioc_;
-  beast::tcp_stream stream_;
-};
-
 bool is_json_error(const http_result& r) {
   return r.body.is_object() && r.body.contains("error") && r.body["error"].is_object()
          && r.body["error"].value("code", "") != ""
@@ -652,7 +614,6 @@ TEST(CarelessTest, DashboardBurstIsCoalescedNotClosed) {
   // it may take longer than 10 s to drain, which the server rightly closes.
   node_process node{with(steady_thresholds(), {sanitized ? "--limits.slow_reader_ms=60000"
                                                          : "--limits.slow_reader_ms=10000"})};
-  http_client http{node.port()};
   const size_t n = 1000;
   auto ids = numbered("dash-", n);
   auto sessions = open_sessions(node.port(), ids, seconds{10 * pace});
@@ -1051,7 +1012,7 @@ TEST(CarelessTest, ReadsOfUnknownIdsLeaveNoActors) {
 TEST(CarelessTest, JunkPathsAndMethodsKeepMetricsBounded) {
   node_process node{steady_thresholds()};
   http_client http{node.port()};
-  any_method_client any{node.port()};
+  http_client any{node.port()};
   size_t bad_answers = 0;
   std::string first_bad;
   auto check = [&](const std::string& what, const http_result& r) {
@@ -1099,7 +1060,7 @@ TEST(CarelessTest, JunkPathsAndMethodsKeepMetricsBounded) {
     for (int i = from; i < to; ++i) {
       auto m = method_name(i);
       auto t = i % 2 == 0 ? std::string{"/v1/sessions"} : junk_get(i);
-      check(m + " " + t, any.request(m, t));
+      check(m + " " + t, any.request(m, t, {}, "alice"));
     }
   };
 

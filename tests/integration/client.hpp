@@ -43,7 +43,17 @@ public:
   http_result request(http::verb method, const std::string& target,
                       const std::string& body = {}, const std::string& user = {},
                       const std::string& bearer = {}) {
-    http::request<http::string_body> req{method, target, 11};
+    return request(std::string{http::to_string(method)}, target, body, user, bearer);
+  }
+
+  /// As above, with any method name (also ones Beast has no verb for).
+  http_result request(const std::string& method, const std::string& target,
+                      const std::string& body = {}, const std::string& user = {},
+                      const std::string& bearer = {}) {
+    http::request<http::string_body> req;
+    req.method_string(method);
+    req.target(target);
+    req.version(11);
     req.set(http::field::host, "127.0.0.1");
     if (!user.empty())
       req.set("X-User", user);

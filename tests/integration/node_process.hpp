@@ -118,16 +118,7 @@ public:
   /// Sends SIGTERM and waits up to 10 s; returns the exit status (or -1).
   int stop() {
     ::kill(pid_, SIGTERM);
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{10};
-    while (std::chrono::steady_clock::now() < deadline) {
-      read_some(20);
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-      }
-    }
-    return -1;
+    return wait_exit(10000);
   }
 
   /// The port of its cluster (CAF) endpoint, from its log.
