@@ -54,6 +54,7 @@ const std::vector<key_spec>& key_table() {
     PRESENCE_KEY(node, io_threads),
     PRESENCE_KEY(node, timer_tick_ms),
     PRESENCE_KEY(node, passivate_after_ms),
+    PRESENCE_KEY(node, log_format),
     PRESENCE_KEY(presence, active_window_ms),
     PRESENCE_KEY(presence, idle_after_ms),
     PRESENCE_KEY(presence, stale_after_ms),
@@ -295,8 +296,12 @@ command_line parse_command_line(int argc, const char* const* argv) {
   app.set_help_flag();
   bool help = false;
   bool version = false;
+  bool check = false;
   app.add_flag("-h,--help", help, "Print this help and exit");
   app.add_flag("--version", version, "Print the version and exit");
+  app.add_flag("--check-config", check,
+               "Validate the configuration (file, environment, flags), print one line "
+               "and exit (0: valid, 2: invalid); binds no port, opens no storage");
   app.add_option("--config", cl.config_file, "TOML configuration file");
   std::map<std::string, std::string> values;
   std::vector<std::pair<std::string, CLI::Option*>> options;
@@ -316,6 +321,7 @@ command_line parse_command_line(int argc, const char* const* argv) {
       cl.overrides[name] = values[name];
   cl.show_help = help;
   cl.show_version = version;
+  cl.check_config = check;
   cl.help_text = app.help();
   return cl;
 }
@@ -420,6 +426,9 @@ std::vector<std::string> validate(settings& s) {
     errors.push_back("node.timer_tick_ms: must be in 1..100 (transitions must "
                      "land within 100 ms), got "
                      + std::to_string(s.node.timer_tick_ms));
+  if (s.node.log_format != "text" && s.node.log_format != "json")
+    errors.push_back("node.log_format: must be \"text\" or \"json\", got \""
+                     + s.node.log_format + "\"");
   // [presence]
   auto& p = s.presence;
   positive("presence.active_window_ms", p.active_window_ms);

@@ -32,6 +32,7 @@ struct node_section {
   int64_t io_threads = 1;          ///< Asio threads of the gateway
   int64_t timer_tick_ms = 10;      ///< resolution of the decay timer wheel
   int64_t passivate_after_ms = 60000; ///< idle users and rooms stop after this
+  std::string log_format = "text"; ///< "text" (human) or "json" (one object per line)
 };
 
 /// `[presence]`: the session state table's thresholds (PROTOCOL.md).
@@ -110,6 +111,7 @@ struct command_line {
   std::map<std::string, std::string> overrides; ///< "section.key" -> raw value
   bool show_help = false;
   bool show_version = false;
+  bool check_config = false; ///< --check-config: validate, print one line, exit
   std::string help_text;
 };
 

@@ -207,5 +207,25 @@ TEST(SettingsTest, RendersAsToml) {
   auto text = to_toml(s);
   EXPECT_NE(text.find("grace_ms = 1234"), std::string::npos) << text;
   EXPECT_EQ(text.find("topsecretvalue1234"), std::string::npos) << text;
-  EXPECT_EQ(key_names().size(), 45u);
+  EXPECT_EQ(key_names().size(), 46u);
+}
+
+// Verifies node.log_format: "text" by default, "json" accepted, anything else
+// refused with the key's name.
+TEST(SettingsTest, LogFormat) {
+  EXPECT_EQ(load("", "x", {}).node.log_format, "text");
+  EXPECT_EQ(load("[node]\nlog_format = \"json\"\n", "x", {}).node.log_format, "json");
+  EXPECT_EQ(load("", "x", {{"node.log_format", "json"}}).node.log_format, "json");
+  auto msg = load_error("", {{"node.log_format", "xml"}});
+  EXPECT_NE(msg.find("node.log_format"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("xml"), std::string::npos) << msg;
+}
+
+// Verifies --check-config is a flag of its own, not a key override.
+TEST(SettingsTest, CheckConfigFlag) {
+  EXPECT_FALSE(parse({}).check_config);
+  auto cl = parse({"--check-config", "--node.log_format=json"});
+  EXPECT_TRUE(cl.check_config);
+  EXPECT_EQ(cl.overrides.at("node.log_format"), "json");
+  EXPECT_EQ(cl.overrides.count("check-config"), 0u);
 }
