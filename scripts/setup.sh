@@ -10,6 +10,7 @@ packages=(
   libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev
   libxxhash-dev libssl-dev prometheus-cpp-dev
   clang libclang-rt-14-dev curl python3
+  python3-yaml prometheus systemd
 )
 
 missing=()
