@@ -136,7 +136,8 @@ def test_promtool(a):
         print("SKIPPED: promtool is not installed (Debian package prometheus; scripts/setup.sh installs it)")
         return SKIP
     d = os.path.join(a.root, "deploy", "prometheus")
-    for args in (["check", "rules", "presenced-rules.yml"], ["check", "config", "prometheus.yml"]):
+    for args in (["check", "rules", "presenced-rules.yml"], ["check", "config", "prometheus.yml"],
+                 ["test", "rules", "presenced-rules.test.yml"]):
         r = subprocess.run([tool] + args, cwd=d, capture_output=True, text=True, timeout=30)
         print(r.stdout + r.stderr)
         check(r.returncode == 0, "promtool " + " ".join(args))
