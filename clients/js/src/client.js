@@ -110,7 +110,7 @@ export class PresenceClient {
         this.chan = null;
       }
     }
-    this.resetIdle();
+    if (this.env) this.resetIdle();
     this.connectNow();
   }
 
@@ -277,6 +277,7 @@ export class PresenceClient {
       m.resume_token = this.sess.rt;
     }
     this.helloToken = token;
+    this.helloSignal = m.signal;
     this.helloAt = this.clock.now();
     this.send(m);
   }
@@ -361,6 +362,8 @@ export class PresenceClient {
     this.save(true);
     this.lastSignal = now;
     this.inputSinceSignal = false;
+    this.sent = this.helloSignal;
+    if (this.sent === 'active') this.lastActive = now;
     this.setStatus('open', { session_id: m.session_id, user_id: m.user_id, resumed: !!m.resumed, heartbeat_ms: this.hb });
     this.armHeartbeat();
     const users = [...this.users.values()].filter((v) => v.subs.size).map((v) => v.id);
