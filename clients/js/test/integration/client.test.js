@@ -1,0 +1,143 @@
+// Integration tests against a real presenced (PRESENCED=/path/to/presenced).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import WebSocket from 'ws';
+import { PresenceClient } from '../../src/index.js';
+import { startServer, token, until, sleep } from '../helpers/server.js';
+
+let srv;
+const clients = [];
+before(async () => {
+  srv = await startServer();
+  console.log('# server features', JSON.stringify(srv.features));
+});
+after(async () => {
+  for (const c of clients) c.destroy();
+  await srv?.stop();
+});
+
+const make = (user, over = {}) => {
+  const c = new PresenceClient({
+    url: srv.url,
+    token: user ? token(user) : undefined,
+    WebSocket,
+    storage: null,
+    env: null,
+    // A v1 server takes the token only at the upgrade.
+    tokenTransport: srv.features.helloToken ? 'hello' : 'query',
+    baseDelayMs: 100,
+    ...over,
+  });
+  clients.push(c);
+  c.start();
+  return c;
+};
+const opened = (c) => until(() => c.status === 'open' && c, 'welcome');
+
+test('two users see each other; background → away; leave → offline', async () => {
+  const alice = await opened(make('alice'));
+  const bob = await opened(make('bob'));
+  const seen = [];
+  alice.user('bob').subscribe((v) => v && seen.push(v.state));
+  await until(() => alice.user('bob').get()?.state === 'active', 'bob active');
+  assert.equal(alice.user('bob').get().sessions.length, 1);
+  const ago = alice.ago(alice.user('bob').get().last_active_at);
+  assert.ok(ago >= 0 && ago < 5000, 'active ' + ago + ' ms ago by the server clock');
+  bob.background(true);
+  await until(() => alice.user('bob').get()?.state === 'away', 'bob away');
+  bob.leave();
+  await until(() => alice.user('bob').get()?.state === 'offline', 'bob offline');
+  assert.deepEqual(seen.filter((s, i) => s !== seen[i - 1]), ['active', 'away', 'offline']);
+});
+
+test('a dropped socket resumes the same session without a flap', async () => {
+  const carol = await opened(make('carol'));
+  const dave = await opened(make('dave'));
+  const states = [];
+  dave.user('carol').subscribe((v) => v && states.push(v.state));
+  await until(() => dave.user('carol').get()?.state === 'active', 'carol active');
+  const sid = carol.connection.get().session_id;
+  carol.ws.terminate(); // the network goes
+  await until(() => carol.status === 'open' && carol.connection.get().resumed, 'resume');
+  assert.equal(carol.connection.get().session_id, sid);
+  await sleep(500);
+  assert.ok(!states.includes('offline'), 'no flap: ' + states);
+});
+
+test('a room: members, counts, readiness and phase live; timeline', async () => {
+  const e = await opened(make('erin'));
+  const f = await opened(make('frank'));
+  e.join('r1', { visible: true });
+  f.join('r1', { visible: true });
+  const r = e.room('r1');
+  r.subscribe(() => {});
+  await until(() => r.get()?.members.filter((m) => m.state === 'active').length === 2, 'two active members');
+  await until(() => r.get().phase === 'ready', 'ready');
+  f.leaveRoom('r1');
+  await until(() => r.get().members.length === 1, 'frank left');
+  await sleep(700);
+  const tl = await e.timeline('r1');
+  assert.ok(tl.samples.length >= 1);
+  assert.ok(tl.samples.some((s) => s.phase === 'ready'));
+});
+
+test('an intent waits while the target is away and is delivered when it comes back', async () => {
+  const g = await opened(make('gina'));
+  const h = await opened(make('hank'));
+  h.background(true);
+  await until(async () => (await g.http('GET', '/v1/users/hank/presence')).state === 'away', 'hank away');
+  g.intents.subscribe(() => {});
+  h.intents.subscribe(() => {});
+  const x = await g.intend({ to_user: 'hank', kind: 'call' });
+  assert.equal(x.status, 'pending');
+  await sleep(500);
+  assert.equal(g.intents.get().outgoing.find((y) => y.intent_id === x.intent_id).status, 'pending');
+  h.background(false);
+  await until(() => h.intents.get()?.incoming.find((y) => y.intent_id === x.intent_id)?.status === 'delivered', 'delivered to hank');
+  await until(() => g.intents.get().outgoing.find((y) => y.intent_id === x.intent_id)?.status === 'delivered', 'sender told');
+  await h.accept(x.intent_id);
+  await until(() => g.intents.get().outgoing.find((y) => y.intent_id === x.intent_id)?.status === 'accepted', 'accepted');
+});
+
+test('guests: a guest token from POST /v1/guests, rooms only', async () => {
+  const g = await opened(make(null));
+  assert.match(g.userId, /^guest:/);
+  g.join('lobby', { visible: true });
+  await until(() => g.room('lobby').get()?.members.some((m) => m.user_id === g.userId), 'guest visible in the room');
+});
+
+// Protocol 1.1 (waits for the gateway's 1.1 additions).
+test('1.1: hello {token} without a token in the URL', { skip: !process.env.PRESENCED ? 'no server' : false }, async (t) => {
+  if (!srv.features.helloToken) return t.skip('waits for protocol 1.1 (hello {token}) in the gateway');
+  const c = await opened(make('ivan', { tokenTransport: 'hello' }));
+  assert.ok(!c.ws.url.includes('token'));
+});
+
+test('1.1: pagehide leave with after_ms: a reload resumes, a closed tab is gone in seconds', async (t) => {
+  if (!srv.features.pagehideLeave) return t.skip('waits for protocol 1.1 (POST /v1/sessions/{sid}/leave) in the gateway');
+  const beacons = [];
+  const nav = { sendBeacon: (url, body) => (beacons.push(fetch(url, { method: 'POST', body, keepalive: true })), true) };
+  const page = () => ({ window: new EventTarget(), document: Object.assign(new EventTarget(), { visibilityState: 'visible' }), navigator: nav });
+  const watcher = await opened(make('judy'));
+  const states = [];
+  watcher.user('kate').subscribe((v) => v && states.push(v.state));
+  const storage = new Map();
+  const st = { getItem: (k) => storage.get(k) ?? null, setItem: (k, v) => storage.set(k, v) };
+  const p1 = page();
+  const k1 = await opened(make('kate', { env: p1, storage: st, leaveAfterMs: 2000 }));
+  await until(() => watcher.user('kate').get()?.state === 'active', 'kate active');
+  const sid = k1.connection.get().session_id;
+  // Reload: pagehide, then a new page with the same sessionStorage.
+  p1.window.dispatchEvent(new Event('pagehide'));
+  await Promise.all(beacons);
+  const p2 = page();
+  const k2 = await opened(make('kate', { env: p2, storage: st, leaveAfterMs: 2000 }));
+  assert.equal(k2.connection.get().session_id, sid);
+  assert.equal(k2.connection.get().resumed, true);
+  await sleep(2500);
+  assert.equal(watcher.user('kate').get().state, 'active', 'no flap on reload: ' + states);
+  // Close: pagehide and nothing after it.
+  p2.window.dispatchEvent(new Event('pagehide'));
+  await Promise.all(beacons);
+  await until(() => watcher.user('kate').get()?.state === 'offline', 'kate gone', 6000);
+});
