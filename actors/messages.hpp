@@ -22,7 +22,13 @@
 //                                         WebSocket hot path: one message per
 //                                         signal that changes nothing)
 //   (resume_atom, std::string token)      gateway -> reply session_view, or
-//                                         forbidden if the token is wrong
+//                                         forbidden if the token is wrong; cancels
+//                                         a pending leave
+//   (leave_atom, int64_t after_ms)        the session's socket -> reply unit; ends
+//                                         the session after_ms from now unless it
+//                                         is resumed first (0: at once)
+//   (leave_atom, resume_atom, token, after_ms) gateway (a page unloading) -> reply
+//                                         unit, or forbidden if the token is wrong
 //   (identify_atom, new_user, acting)     gateway -> reply session_view; moves the
 //                                         session (and its rooms) to new_user
 //   (announce_atom)                       cluster, after a view change -> no reply;

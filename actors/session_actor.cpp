@@ -180,10 +180,20 @@ signal_reply on_signal(session_actor_type* self, signal_kind sig) {
 
 void on_leave(session_actor_type* self) {
   auto& st = self->state;
+  st.leave_timer.disarm();
   auto now = st.owner->now_ms();
   st.clk.left = true;
   update_state(self, now, now);
   finish(self);
+}
+
+// A leave that waits `after_ms` for a resume (a page reload fires `pagehide`
+// too): the session goes on decaying by its clocks meanwhile.
+void on_pending_leave(session_actor_type* self, int64_t after_ms) {
+  auto& st = self->state;
+  if (after_ms <= 0)
+    return on_leave(self);
+  st.leave_timer.arm(caf::actor_cast<caf::actor>(self), st.owner->now_ms() + after_ms);
 }
 
 caf::delegated<caf::message> on_join(session_actor_type* self,
@@ -237,6 +247,7 @@ caf::behavior session_actor(session_actor_type* self, node* owner, session_init 
   st.resume_hash = init.resume_hash;
   st.clk = init.clk;
   st.timer.bind(owner->timers());
+  st.leave_timer.bind(owner->timers(), 1);
   // The caller counted the session in `initial` (and told the client so).
   st.current = init.initial;
   st.heartbeat_ms = init.heartbeat_ms > 0
@@ -280,10 +291,21 @@ caf::behavior session_actor(session_actor_type* self, node* owner, session_init 
       on_leave(self);
       return caf::unit;
     },
+    [self](leave_atom, int64_t after_ms) { on_pending_leave(self, after_ms); },
+    [self](leave_atom, resume_atom, const std::string& token,
+           int64_t after_ms) -> caf::result<void> {
+      if (hash_token(token) != self->state.resume_hash)
+        return caf::make_error(errc::forbidden,
+                               std::string{"the resume token does not match"});
+      on_pending_leave(self, after_ms);
+      return caf::unit;
+    },
     [self](caf::get_atom) { return make_view(self); },
     [self](locate_atom) { return caf::actor_cast<caf::actor>(self); },
     [self](wake_atom, uint64_t generation) {
       auto& st = self->state;
+      if (st.leave_timer.is_current(generation))
+        return on_leave(self);
       if (!st.timer.is_current(generation))
         return; // re-armed or disarmed since this wake was sent
       auto due = st.timer.due_ms();
@@ -333,6 +355,7 @@ caf::behavior session_actor(session_actor_type* self, node* owner, session_init 
       if (hash_token(token) != self->state.resume_hash)
         return caf::make_error(errc::forbidden,
                                std::string{"the resume token does not match"});
+      self->state.leave_timer.disarm(); // the page came back
       return make_view(self);
     },
     [self](export_atom, const caf::actor& via, uint64_t epoch) {
@@ -341,6 +364,7 @@ caf::behavior session_actor(session_actor_type* self, node* owner, session_init 
       session_transfer t{to_record(st)};
       auto* n = st.owner;
       st.timer.disarm();
+      st.leave_timer.disarm();
       n->metrics().sessions_by_state[static_cast<size_t>(st.current)].fetch_sub(
         1, std::memory_order_relaxed);
       st.owner = nullptr; // nothing more to count or to save here

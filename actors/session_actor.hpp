@@ -40,6 +40,7 @@ struct session_state {
   std::vector<std::string> rooms;
   std::map<std::string, bool> visible; ///< per joined room
   timer_slot timer;
+  timer_slot leave_timer; ///< a pending leave (`after_ms`), cancelled by a resume
   int64_t saved_at = 0;       ///< when the latest snapshot was handed in
   signal_kind saved_declared = signal_kind::active;
   bool dirty = false;         ///< a signal since then was not handed in

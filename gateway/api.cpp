@@ -148,12 +148,49 @@ void api::handle(const http_request& req, respond_fn done) {
                                     {"role", "guest"},
                                     {"expires_at", (now_s + guest_token_ttl_s) * 1000}}));
   }
+  if (auto seg = segments(req.path);
+      seg.size() == 4 && seg[0] == "v1" && seg[1] == "sessions" && seg[3] == "leave")
+    return leave_unloading(req, std::string{seg[2]}, done);
   std::string why;
   auto who = auth_.authenticate(req.authorization, req.x_user, req.x_role, {}, now_s,
                                 &why);
   if (!who)
     return done(error_response({401, "unauthorized", why}));
   route(req, *who, done);
+}
+
+// `POST /v1/sessions/{sid}/leave` (1.1): sent by a page as it unloads
+// (`sendBeacon`, `fetch` with `keepalive`), so without an Authorization header:
+// the resume token is the credential.
+void api::leave_unloading(const http_request& req, const std::string& sid,
+                          respond_fn& done) {
+  if (req.method != "POST")
+    return done(error_response({405, "method_not_allowed", "use POST on " + req.path}));
+  if (!valid_id(sid))
+    return done(
+      error_response({400, "invalid_id", "ids are 1 to 128 bytes of [A-Za-z0-9_.:@-]"}));
+  api_error err;
+  auto j = parse_object(req.body, false, &err);
+  if (!j)
+    return done(error_response(err));
+  fields f{*j, &err};
+  std::string token;
+  int64_t after_ms = 0;
+  if (!f.only({"resume_token", "after_ms"}) || !f.string("resume_token", token, true)
+      || !f.integer("after_ms", after_ms, false, 0, max_leave_after_ms))
+    return done(error_response(err));
+  auto h = node_.router().session(sid);
+  if (!h)
+    return done(not_found_session());
+  ask_unit(node_.system(), h,
+           [done](caf::error e) {
+             if (e)
+               return done(error_response(from_actor_error(e)));
+             http_response resp;
+             resp.status = 204;
+             done(std::move(resp));
+           },
+           leave_atom::value, resume_atom::value, token, after_ms);
 }
 
 void api::route(const http_request& req, const principal& who, respond_fn& done) {

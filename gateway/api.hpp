@@ -94,6 +94,7 @@ public:
 
 private:
   void route(const http_request& req, const principal& who, respond_fn& done);
+  void leave_unloading(const http_request& req, const std::string& sid, respond_fn& done);
   // Reads a user's view: from its actor, or from its dormant record (or as a
   // user that never had a session) without starting an actor.
   void read_user(const std::string& id,

@@ -18,6 +18,9 @@ namespace presence::gateway {
 
 using json = nlohmann::json;
 
+/// The longest a pending leave (`after_ms` of a leave, 1.1) waits for a resume.
+inline constexpr int64_t max_leave_after_ms = 10000;
+
 /// A protocol error: HTTP status, `code` and `message`.
 struct api_error {
   unsigned status = 400;

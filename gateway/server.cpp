@@ -5,6 +5,7 @@
 #include "gateway/fanout.hpp"
 #include "gateway/metrics_text.hpp"
 #include "gateway/token_bucket.hpp"
+#include "gateway/ws_ops.hpp"
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -21,8 +22,10 @@
 #include <chrono>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <unordered_map>
+#include <variant>
 #include <stdexcept>
 
 namespace presence::gateway {
@@ -51,6 +54,8 @@ constexpr size_t max_frames_before_welcome = 64;
 /// How long a closing socket's peer has to answer the close before its TCP
 /// connection is cut (a peer that does not read never answers).
 constexpr auto close_grace = std::chrono::seconds{1};
+/// How long a socket upgraded without a token may wait to send `hello {token}`.
+constexpr auto hello_token_timeout = std::chrono::seconds{5};
 /// Malformed frames in a row before the socket is closed with 1008.
 constexpr int max_strikes = 10;
 
@@ -113,7 +118,7 @@ http::response<http::string_body> make_response(const http_response& r, unsigned
 
 class ws_session : public event_sink, public std::enable_shared_from_this<ws_session> {
 public:
-  ws_session(tcp::socket&& socket, server::impl& srv, principal who)
+  ws_session(tcp::socket&& socket, server::impl& srv, std::optional<principal> who)
     : ws_(std::move(socket)), srv_(srv), who_(std::move(who)),
       signals_(static_cast<double>(srv.cfg.limits.signals_per_second)) {
   }
@@ -228,6 +233,17 @@ private:
       };
     };
     socket_actor_ = srv_.node.system().spawn(fn, weak_from_this());
+    if (!who_) {
+      // A socket that never authenticates is closed (1.1: 5 s after the upgrade).
+      auth_timer_.expires_after(hello_token_timeout);
+      auth_timer_.async_wait([weak = weak_from_this()](beast::error_code ec) {
+        auto self = weak.lock();
+        if (!self || ec || self->who_)
+          return;
+        self->srv_.metrics.ws_closed_policy.fetch_add(1, std::memory_order_relaxed);
+        self->close_now(websocket::close_code::policy_error);
+      });
+    }
     do_read();
   }
 
@@ -431,174 +447,169 @@ private:
 
   void on_frame(const std::string& text) {
     api_error err;
-    auto j = parse_object(text, false, &err);
-    if (!j)
-      return strike("invalid_frame", err.message);
-    auto op_it = j->find("op");
-    if (op_it == j->end() || !op_it->is_string())
-      return strike("invalid_frame", "every frame needs a string field 'op'");
-    auto op = op_it->get<std::string>();
-    fields f{*j, &err};
+    auto op = parse_ws_op(text, err);
+    if (!op)
+      return strike(err.code, err.message);
+    on_op(std::move(*op));
+  }
+
+  void on_op(ws_op op) {
     if (resuming_) {
       // The hello's resume is on its way: later frames wait for its answer (a
       // second hello then finds this socket carrying a session).
-      if (waiting_frames_.size() >= max_frames_before_welcome)
+      if (waiting_ops_.size() >= max_frames_before_welcome)
         return strike("hello_pending", "wait for 'welcome' before sending more frames");
-      waiting_frames_.push_back(text);
+      waiting_ops_.push_back(std::move(op));
       return;
+    }
+    if (!who_) {
+      // Upgraded without a token (1.1): only a `hello` carrying one counts.
+      auto* h = std::get_if<ws_hello>(&op);
+      if (h == nullptr || h->token.empty())
+        return error("unauthorized", "send hello {token} first");
     }
     if (!session_) {
-      if (op != "hello")
+      auto* h = std::get_if<ws_hello>(&op);
+      if (h == nullptr)
         return strike("hello_required", "the first frame must be 'hello'");
-      return on_hello(f, err);
+      return on_hello(*h);
     }
-    if (op == "signal" || op == "hello") {
-      if (op == "hello")
-        return strike("invalid_frame", "this socket already carries a session");
-      auto sig = signal_kind::active;
-      if (!f.only({"op", "signal"}) || !f.signal("signal", sig, true))
-        return strike(err.code, err.message);
-      if (!take_token()) {
-        if (++over_limit_ > srv_.cfg.limits.signals_per_second) {
-          srv_.metrics.ws_closed_policy.fetch_add(1, std::memory_order_relaxed);
-          error("rate_limited", "too many signals: closing");
-          return close_now(websocket::close_code::policy_error);
-        }
-        return error("rate_limited", "more than limits.signals_per_second signals");
-      }
-      strikes_ = 0;
-      // The hot path: the session answers the socket actor, which acks only
-      // a change. No requester actor and no timer per signal.
-      caf::send_as(socket_actor_, session_, signal_atom::value, sig, quiet_atom::value);
-      return;
-    }
-    strikes_ = 0;
-    if (op == "subscribe" || op == "unsubscribe") {
-      std::vector<std::string> users, rooms;
-      if (!f.only({"op", "users", "rooms"}) || !f.id_list("users", users, 1000)
-          || !f.id_list("rooms", rooms, 1000))
-        return strike(err.code, err.message);
-      if (!users.empty() && who_.role == role::guest)
-        return error("forbidden", "guests may subscribe to rooms only");
-      return op == "subscribe" ? subscribe(users, rooms) : unsubscribe(users, rooms);
-    }
-    if (op == "join" || op == "leave_room") {
-      std::string room;
-      bool visible = who_.role != role::guest;
-      if (!f.only({"op", "room", "visible"}) || !f.id("room", room, true)
-          || !f.boolean("visible", visible, false))
-        return strike(err.code, err.message);
-      auto done = on_strand<room_view>([this, room, join = op == "join"](auto r) {
-        if (!r)
-          return fail_with(r.error());
-        if (join)
-          subscribe({}, {room});
-        else
-          unsubscribe({}, {room});
-      });
-      if (op == "join")
-        return ask<room_view>(srv_.node.system(), session_, done, join_atom::value, room,
-                              visible);
-      return ask<room_view>(srv_.node.system(), session_, done, leave_room_atom::value,
-                            room);
-    }
-    if (op == "intent") {
-      if (who_.role == role::guest)
-        return error("forbidden", "guests may not create intents");
-      intent_spec spec;
-      spec.from_user = who_.user_id;
-      if (!f.only({"op", "to_user", "to_room", "kind", "ttl_ms", "note"})
-          || !read_intent_spec(f, spec))
-        return strike(err.code, err.message);
-      auto created = srv_.node.router().create_intent(std::move(spec));
-      if (!created)
-        return fail_with(created.error());
-      return; // the sender's sockets get the `intent` event
-    }
-    if (op == "intent_reply") {
-      std::string iid;
-      bool accept = false;
-      if (!f.only({"op", "intent_id", "accept"}) || !f.id("intent_id", iid, true)
-          || !f.boolean("accept", accept, true))
-        return strike(err.code, err.message);
-      auto h = srv_.node.router().intent(iid);
-      if (!h)
-        return error("intent_not_found", "no such intent");
-      auto done = on_strand<intent_view>([this](auto r) {
-        if (!r)
-          fail_with(r.error());
-      });
-      if (accept)
-        return ask<intent_view>(srv_.node.system(), h, done, accept_atom::value,
-                                who_.user_id);
-      return ask<intent_view>(srv_.node.system(), h, done, decline_atom::value,
-                              who_.user_id);
-    }
-    if (op == "leave") {
-      // Closed once the session confirms: a client that sees the close knows
-      // the session is gone.
-      caf::anon_send(socket_actor_, unwatch_atom::value, session_);
-      auto self = shared_from_this();
-      ask_unit(srv_.node.system(), session_,
-               [self](caf::error) {
-                 net::post(self->ws_.get_executor(), [self] {
-                   self->close_after_write_ = true;
-                   if (self->queue_.empty())
-                     self->close_now(websocket::close_code::normal);
-                 });
-               },
-               leave_atom::value);
-      session_ = nullptr;
-      return;
-    }
-    strike("unknown_op", "unknown op '" + op + "'");
+    std::visit([this](auto& x) { on_bound(x); }, op);
   }
 
-  void on_hello(fields& f, api_error& err) {
-    std::string sid, token, device;
-    auto sig = signal_kind::active;
-    if (!f.only({"op", "session_id", "resume_token", "device", "signal"})
-        || !f.id("session_id", sid, false) || !f.string("resume_token", token, false)
-        || !f.string("device", device, false) || !f.signal("signal", sig, false))
-      return strike(err.code, err.message);
-    // Resuming without a signal claims nothing: the session keeps its state.
-    const bool has_signal = f.has("signal");
-    if (sid.empty()) {
-      auto opened = srv_.node.router().open_session({who_.user_id, device, sig, {}, {}});
+  void on_bound(ws_hello&) { strike("invalid_frame", "this socket already carries a session"); }
+
+  void on_bound(ws_signal& s) {
+    if (!take_token()) {
+      if (++over_limit_ > srv_.cfg.limits.signals_per_second) {
+        srv_.metrics.ws_closed_policy.fetch_add(1, std::memory_order_relaxed);
+        error("rate_limited", "too many signals: closing");
+        return close_now(websocket::close_code::policy_error);
+      }
+      return error("rate_limited", "more than limits.signals_per_second signals");
+    }
+    strikes_ = 0;
+    // The hot path: the session answers the socket actor, which acks only
+    // a change. No requester actor and no timer per signal.
+    caf::send_as(socket_actor_, session_, signal_atom::value, s.signal, quiet_atom::value);
+  }
+
+  void on_bound(ws_subscription& s) {
+    strikes_ = 0;
+    if (!s.users.empty() && who_->role == role::guest)
+      return error("forbidden", "guests may subscribe to rooms only");
+    return s.subscribe ? subscribe(s.users, s.rooms) : unsubscribe(s.users, s.rooms);
+  }
+
+  void on_bound(ws_room_op& r) {
+    strikes_ = 0;
+    auto done = on_strand<room_view>([this, room = r.room, join = r.join](auto v) {
+      if (!v)
+        return fail_with(v.error());
+      if (join)
+        subscribe({}, {room});
+      else
+        unsubscribe({}, {room});
+    });
+    if (r.join)
+      return ask<room_view>(srv_.node.system(), session_, done, join_atom::value, r.room,
+                            r.visible.value_or(who_->role != role::guest));
+    ask<room_view>(srv_.node.system(), session_, done, leave_room_atom::value, r.room);
+  }
+
+  void on_bound(ws_intent& i) {
+    strikes_ = 0;
+    if (who_->role == role::guest)
+      return error("forbidden", "guests may not create intents");
+    i.spec.from_user = who_->user_id;
+    auto created = srv_.node.router().create_intent(std::move(i.spec));
+    if (!created)
+      return fail_with(created.error());
+    // the sender's sockets get the `intent` event
+  }
+
+  void on_bound(ws_intent_reply& r) {
+    strikes_ = 0;
+    auto h = srv_.node.router().intent(r.intent_id);
+    if (!h)
+      return error("intent_not_found", "no such intent");
+    auto done = on_strand<intent_view>([this](auto v) {
+      if (!v)
+        fail_with(v.error());
+    });
+    if (r.accept)
+      return ask<intent_view>(srv_.node.system(), h, done, accept_atom::value,
+                              who_->user_id);
+    ask<intent_view>(srv_.node.system(), h, done, decline_atom::value, who_->user_id);
+  }
+
+  void on_bound(ws_leave& l) {
+    strikes_ = 0;
+    // Closed once the session confirms: a client that sees the close knows
+    // the session is gone (or, with after_ms, will be unless resumed).
+    caf::anon_send(socket_actor_, unwatch_atom::value, session_);
+    auto self = shared_from_this();
+    ask_unit(srv_.node.system(), session_,
+             [self](caf::error) {
+               net::post(self->ws_.get_executor(), [self] {
+                 self->close_after_write_ = true;
+                 if (self->queue_.empty())
+                   self->close_now(websocket::close_code::normal);
+               });
+             },
+             leave_atom::value, l.after_ms);
+    session_ = nullptr;
+  }
+
+  void on_hello(ws_hello& h) {
+    if (!h.token.empty()) {
+      std::string why;
+      auto who = srv_.auth.verify(h.token, srv_.node.now_ms() / 1000, &why);
+      if (!who)
+        return error("unauthorized", why);
+      who_ = std::move(*who);
+      auth_timer_.cancel();
+    }
+    if (h.session_id.empty()) {
+      auto opened = srv_.node.router().open_session(
+        {who_->user_id, h.device, h.signal.value_or(signal_kind::active), {}, {}});
       return bind(opened.handle, opened.session_id, opened.resume_token,
                   opened.heartbeat_ms, false);
     }
-    auto h = srv_.node.router().session(sid);
-    if (!h)
+    auto sh = srv_.node.router().session(h.session_id);
+    if (!sh)
       return error("session_not_found", "no such session: send hello without session_id");
     resuming_ = true;
-    ask<session_view>(srv_.node.system(), h,
-                      on_strand<session_view>([this, h, sid, token, sig, has_signal](auto r) {
+    // Resuming without a signal claims nothing: the session keeps its state.
+    ask<session_view>(srv_.node.system(), sh,
+                      on_strand<session_view>([this, sh, sid = h.session_id,
+                                               token = h.resume_token,
+                                               sig = h.signal](auto r) {
                         resuming_ = false;
                         if (!r)
                           fail_with(r.error());
-                        else if (r->user_id != who_.user_id)
+                        else if (r->user_id != who_->user_id)
                           error("forbidden", "the session belongs to another user");
                         else {
-                          bind(h, sid, token, r->heartbeat_ms, true);
-                          if (has_signal)
-                            caf::anon_send(h, signal_atom::value, sig);
+                          bind(sh, sid, token, r->heartbeat_ms, true);
+                          if (sig)
+                            caf::anon_send(sh, signal_atom::value, *sig);
                         }
                         replay_waiting();
                       }),
-                      resume_atom::value, token);
+                      resume_atom::value, h.resume_token);
   }
 
   // The frames that arrived while a resume was pending, in their order.
   void replay_waiting() {
-    std::deque<std::string> frames;
-    frames.swap(waiting_frames_);
-    for (auto& f : frames) {
+    std::deque<ws_op> ops;
+    ops.swap(waiting_ops_);
+    for (auto& op : ops) {
       if (closing_ || resuming_) {
-        waiting_frames_.push_back(std::move(f));
+        waiting_ops_.push_back(std::move(op));
         continue;
       }
-      on_frame(f);
+      on_op(std::move(op));
     }
   }
 
@@ -614,12 +625,12 @@ private:
     auto self = shared_from_this();
     auto welcome = json{{"op", "welcome"},
                         {"session_id", sid},
-                        {"user_id", who_.user_id},
+                        {"user_id", who_->user_id},
                         {"resume_token", token},
                         {"heartbeat_ms", heartbeat_ms},
                         {"server_time", srv_.node.now_ms()},
                         {"resumed", resumed}};
-    ask_unit(srv_.node.system(), srv_.node.router().user(who_.user_id),
+    ask_unit(srv_.node.system(), srv_.node.router().user(who_->user_id),
              [self, welcome](caf::error e) mutable {
                if (e)
                  spdlog::warn("socket of session {} not registered with its user: {}",
@@ -705,7 +716,8 @@ private:
   websocket::stream<beast::tcp_stream> ws_;
   beast::flat_buffer buffer_;
   server::impl& srv_;
-  principal who_;
+  std::optional<principal> who_; ///< none until a hello's token (1.1)
+  net::steady_timer auth_timer_{ws_.get_executor()};
   caf::actor socket_actor_;
   caf::actor session_;
   std::string session_id_;
@@ -728,7 +740,7 @@ private:
   bool closing_ = false;
   bool close_after_write_ = false;
   bool resuming_ = false;                 ///< a hello's resume awaits its answer
-  std::deque<std::string> waiting_frames_; ///< frames received meanwhile
+  std::deque<ws_op> waiting_ops_; ///< frames received meanwhile
   int strikes_ = 0;
   token_bucket signals_;
   int64_t over_limit_ = 0;
@@ -817,12 +829,15 @@ private:
                      req.version(), false);
       std::string why;
       auto token = hr.query.count("token") ? hr.query["token"] : std::string{};
-      auto who = srv_.auth.authenticate(hr.authorization, hr.x_user, hr.x_role, token,
-                                        srv_.node.now_ms() / 1000, &why);
-      if (!who)
+      // No credential at all: the token may come in `hello` (1.1).
+      const bool bare = hr.authorization.empty() && token.empty() && hr.x_user.empty();
+      auto who = bare ? std::nullopt
+                      : srv_.auth.authenticate(hr.authorization, hr.x_user, hr.x_role,
+                                               token, srv_.node.now_ms() / 1000, &why);
+      if (!who && !bare)
         return write(error_response({401, "unauthorized", why}), req.version(), false);
       stream_.expires_never();
-      std::make_shared<ws_session>(stream_.release_socket(), srv_, std::move(*who))
+      std::make_shared<ws_session>(stream_.release_socket(), srv_, std::move(who))
         ->run(std::move(req));
       return;
     }

@@ -252,3 +252,46 @@ TEST_F(SessionActorTest, CountedWhenOpened) {
   EXPECT_EQ(gauge[static_cast<size_t>(state::idle)].load(), 0);
   EXPECT_EQ(gauge[static_cast<size_t>(state::away)].load(), 1);
 }
+
+// Verifies a pending leave (1.1 `after_ms`): the session stays until after_ms
+// passes, then goes offline at that moment.
+TEST_F(SessionActorTest, PendingLeaveEndsTheSessionAfterItsDelay) {
+  recorded log;
+  auto s = n.open("u1");
+  ASSERT_TRUE(n.ask<user_view>(n.node().router().user("u1"), subscribe_atom::value,
+                               n.recorder(log)));
+  EXPECT_FALSE(n.tell(s.handle, leave_atom::value, int64_t{300}));
+  n.advance_to(299);
+  EXPECT_EQ(session_state(s.session_id), state::active);
+  n.advance_to(300);
+  EXPECT_FALSE(n.node().router().session(s.session_id));
+  ASSERT_EQ(log.presence.size(), 1u);
+  EXPECT_EQ(log.presence[0].current, state::offline);
+}
+
+// Verifies a resume cancels a pending leave (a reload), and the session then
+// decays by its clocks as before.
+TEST_F(SessionActorTest, ResumeCancelsAPendingLeave) {
+  auto s = n.open("u1");
+  EXPECT_FALSE(n.tell(s.handle, leave_atom::value, int64_t{300}));
+  n.advance_to(200);
+  ASSERT_TRUE(n.ask<session_view>(s.handle, resume_atom::value, s.resume_token));
+  n.advance_to(900);
+  EXPECT_EQ(session_state(s.session_id), state::active);
+  n.advance_to(1000);
+  EXPECT_EQ(session_state(s.session_id), state::idle);
+}
+
+// Verifies the unloading page's leave checks the resume token: a wrong one is
+// forbidden and changes nothing; the right one with 0 ends the session at once.
+TEST_F(SessionActorTest, LeaveWithTokenChecksIt) {
+  auto s = n.open("u1");
+  auto bad = n.tell(s.handle, leave_atom::value, resume_atom::value, std::string{"nope"},
+                    int64_t{0});
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(code_of(bad), errc::forbidden);
+  EXPECT_EQ(session_state(s.session_id), state::active);
+  EXPECT_FALSE(n.tell(s.handle, leave_atom::value, resume_atom::value, s.resume_token,
+                      int64_t{0}));
+  EXPECT_FALSE(n.node().router().session(s.session_id));
+}

@@ -657,3 +657,134 @@ TEST_F(SteadyGatewayTest, FramesAfterAResumingHelloWaitForIt) {
   auto user = http.get("/v1/users/alice/presence");
   EXPECT_EQ(user.body["sessions"].size(), 1u) << "no orphan session: " << user.raw;
 }
+
+// --- Additions in version 1.1 ---------------------------------------------------
+
+// Verifies the leave a page sends while unloading: no Authorization header, the
+// resume token is the credential; wrong token 403, unknown session 404, bad
+// bodies 400, and the right token ends the session (204).
+TEST_F(SteadyGatewayTest, UnloadingLeaveOverHttp) {
+  auto r = http.post("/v1/sessions", json::object(), "alice");
+  ASSERT_EQ(r.status, 201u) << r.raw;
+  auto sid = r.body["session_id"].get<std::string>();
+  auto token = r.body["resume_token"].get<std::string>();
+  auto leave = "/v1/sessions/" + sid + "/leave";
+  EXPECT_EQ(http.post(leave, {{"resume_token", "wrong"}}, "").status, 403u);
+  EXPECT_EQ(http.get("/v1/sessions/" + sid).status, 200u) << "a wrong token changes nothing";
+  EXPECT_EQ(http.post(leave, json::object(), "").status, 400u) << "the token is required";
+  EXPECT_EQ(http.post(leave, {{"resume_token", token}, {"after_ms", 10001}}, "").status,
+            400u);
+  EXPECT_EQ(http.post(leave, {{"resume_token", token}, {"why", 1}}, "").status, 400u);
+  EXPECT_EQ(http.request("GET", leave, {}, "").status, 405u);
+  auto unknown = http.post("/v1/sessions/nosuch/leave", {{"resume_token", token}}, "");
+  EXPECT_EQ(unknown.status, 404u);
+  EXPECT_EQ(unknown.body["error"]["code"], "session_not_found");
+  EXPECT_EQ(http.post(leave, {{"resume_token", token}}, "").status, 204u);
+  EXPECT_EQ(http.get("/v1/sessions/" + sid).status, 404u);
+  EXPECT_EQ(http.post(leave, {{"resume_token", token}}, "").status, 404u)
+    << "an ended session";
+}
+
+// Verifies a pending leave (`after_ms`) that a resume cancels: a reload resumes
+// and its watchers see no flap, however long they wait past after_ms.
+TEST_F(SteadyGatewayTest, PendingLeaveIsCancelledByAResume) {
+  ws_client watcher{node.port(), "bob"};
+  watcher.send({{"op", "hello"}});
+  ASSERT_TRUE(watcher.read_op("welcome"));
+  ws_client tab{node.port(), "alice"};
+  tab.send({{"op", "hello"}});
+  auto w = tab.read_op("welcome");
+  ASSERT_TRUE(w);
+  watcher.send({{"op", "subscribe"}, {"users", {"alice"}}});
+  ASSERT_TRUE(watcher.read_op("subscribed"));
+  auto sid = (*w)["session_id"].get<std::string>();
+  auto token = (*w)["resume_token"].get<std::string>();
+  ASSERT_EQ(http.post("/v1/sessions/" + sid + "/leave",
+                      {{"resume_token", token}, {"after_ms", 400}}, "")
+              .status,
+            204u);
+  tab.drop(); // the page goes; the reloaded one resumes
+  ws_client again{node.port(), "alice"};
+  again.send({{"op", "hello"}, {"session_id", sid}, {"resume_token", token}});
+  auto r = again.read_op("welcome");
+  ASSERT_TRUE(r);
+  EXPECT_EQ((*r)["resumed"], true);
+  auto e = watcher.read(std::chrono::milliseconds{1200});
+  EXPECT_FALSE(e && (*e)["op"] == "presence") << e->dump();
+  EXPECT_EQ(http.get("/v1/sessions/" + sid).status, 200u);
+}
+
+// Verifies a pending leave that nobody resumes ends the session within
+// after_ms (and not at once), for the HTTP leave and the WebSocket `leave` op.
+TEST_F(SteadyGatewayTest, PendingLeaveEndsTheSession) {
+  ws_client watcher{node.port(), "bob"};
+  watcher.send({{"op", "hello"}});
+  ASSERT_TRUE(watcher.read_op("welcome"));
+  watcher.send({{"op", "subscribe"}, {"users", {"alice", "carol"}}});
+  ASSERT_TRUE(watcher.read_op("subscribed"));
+
+  auto r = http.post("/v1/sessions", json::object(), "alice");
+  ASSERT_EQ(r.status, 201u);
+  auto sid = r.body["session_id"].get<std::string>();
+  auto started = std::chrono::steady_clock::now();
+  ASSERT_EQ(http.post("/v1/sessions/" + sid + "/leave",
+                      {{"resume_token", r.body["resume_token"]}, {"after_ms", 500}}, "")
+              .status,
+            204u);
+  EXPECT_EQ(http.get("/v1/sessions/" + sid).status, 200u) << "not at once";
+  std::optional<json> e;
+  while ((e = watcher.read_op("presence", std::chrono::seconds{5}))
+         && ((*e)["user_id"] != "alice" || (*e)["state"] != "offline")) {
+  }
+  ASSERT_TRUE(e);
+  EXPECT_EQ((*e)["state"], "offline");
+  EXPECT_GE(std::chrono::steady_clock::now() - started, std::chrono::milliseconds{450});
+
+  ws_client tab{node.port(), "carol"};
+  tab.send({{"op", "hello"}});
+  ASSERT_TRUE(tab.read_op("welcome"));
+  tab.send({{"op", "leave"}, {"after_ms", 300}});
+  while (tab.read(std::chrono::seconds{3})) {
+  }
+  EXPECT_TRUE(tab.closed());
+  EXPECT_EQ(tab.close_code(), 1000u);
+  while ((e = watcher.read_op("presence", std::chrono::seconds{5}))
+         && ((*e)["user_id"] != "carol" || (*e)["state"] != "offline")) {
+  }
+  ASSERT_TRUE(e);
+  EXPECT_EQ((*e)["state"], "offline");
+}
+
+// Verifies the token in `hello`: a socket upgraded without one may send only a
+// hello carrying a valid token (anything else: `unauthorized`, the socket stays),
+// and one that never sends it is closed with 1008.
+TEST_F(SteadyGatewayTest, TokenInHello) {
+  auto g = http.post("/v1/guests", json::object(), "");
+  ASSERT_EQ(g.status, 201u) << g.raw;
+  auto token = g.body["token"].get<std::string>();
+
+  ws_client bare{node.port(), ""};
+  bare.send({{"op", "signal"}, {"signal", "active"}});
+  auto e = bare.read_op("error");
+  ASSERT_TRUE(e);
+  EXPECT_EQ((*e)["code"], "unauthorized");
+  bare.send({{"op", "hello"}});
+  EXPECT_EQ((*bare.read_op("error"))["code"], "unauthorized");
+  bare.send({{"op", "hello"}, {"token", "not.a.token"}});
+  EXPECT_EQ((*bare.read_op("error"))["code"], "unauthorized");
+  bare.send({{"op", "hello"}, {"token", token}, {"device", "tab"}});
+  auto w = bare.read_op("welcome");
+  ASSERT_TRUE(w);
+  EXPECT_EQ((*w)["user_id"], g.body["user_id"]);
+  bare.send({{"op", "join"}, {"room", "lobby"}});
+  ASSERT_TRUE(bare.read_op("subscribed"));
+
+  ws_client silent{node.port(), ""};
+  auto started = std::chrono::steady_clock::now();
+  while (silent.read(std::chrono::seconds{10})) {
+  }
+  EXPECT_TRUE(silent.closed());
+  EXPECT_EQ(silent.close_code(), 1008u);
+  EXPECT_GE(std::chrono::steady_clock::now() - started, std::chrono::seconds{4});
+  EXPECT_FALSE(bare.closed()) << "an authenticated socket stays";
+}
