@@ -1,6 +1,7 @@
 #include "gateway/api.hpp"
 
 #include "actors/errors.hpp"
+#include "gateway/demo_assets.hpp"
 #include "actors/ids.hpp"
 
 #include <caf/send.hpp>
@@ -115,6 +116,33 @@ void api::read_user(const std::string& id, std::function<void(caf::expected<user
   ask<user_view>(node_.system(), h, std::move(f), caf::get_atom::value);
 }
 
+namespace {
+
+// The demo page (built into the binary): `/demo` redirects to `/demo/`, whose
+// relative imports then resolve under it.
+http_response demo_file(const http_request& req) {
+  if (req.method != "GET")
+    return error_response({405, "method_not_allowed", "use GET"});
+  if (req.path == "/demo") {
+    http_response r;
+    r.status = 301;
+    r.location = "/demo/";
+    r.body = "{}";
+    return r;
+  }
+  auto path = req.path == "/demo/" ? std::string{"/demo/index.html"} : req.path;
+  for (auto& a : demo_assets())
+    if (a.path == path) {
+      http_response r;
+      r.content_type = std::string{a.content_type};
+      r.body.assign(reinterpret_cast<const char*>(a.data), a.size);
+      return r;
+    }
+  return error_response({404, "not_found", "no such file: " + req.path});
+}
+
+} // namespace
+
 void api::handle(const http_request& req, respond_fn done) {
   auto now_s = node_.now_ms() / 1000;
   if (req.path == "/healthz" || req.path == "/readyz" || req.path == "/metrics") {
@@ -134,6 +162,8 @@ void api::handle(const http_request& req, respond_fn done) {
     return done(json_response(200, {{"status", req.path == "/healthz" ? "ok" : "ready"},
                                      {"node", node_.cfg().node.id}}));
   }
+  if (req.path == "/demo" || req.path.rfind("/demo/", 0) == 0)
+    return done(demo_file(req));
   if (!node_.ready())
     return done(error_response({503, "unavailable", "the node is recovering its state; retry"}));
   if (req.path == "/v1/guests") {

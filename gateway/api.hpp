@@ -34,6 +34,7 @@ struct http_response {
   std::string body; ///< JSON, or Prometheus text for /metrics
   std::string content_type = "application/json";
   int retry_after_s = 0; ///< > 0: a Retry-After header
+  std::string location;  ///< non-empty: a Location header (redirects)
 };
 
 using respond_fn = std::function<void(http_response)>;

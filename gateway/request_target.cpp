@@ -82,6 +82,10 @@ constexpr std::string_view route_table[] = {
   "/v1/cluster",
   "/v1/cluster/rebalance",
   "/v1/cluster/nodes/{id}/drain",
+  "/demo",
+  "/demo/",
+  "/demo/{id}",
+  "/demo/lib/{id}",
 };
 
 // True if `path` matches `pattern` segment by segment.

@@ -109,6 +109,8 @@ http::response<http::string_body> make_response(const http_response& r, unsigned
   }
   if (r.retry_after_s > 0)
     res.set(http::field::retry_after, std::to_string(r.retry_after_s));
+  if (!r.location.empty())
+    res.set(http::field::location, r.location);
   res.keep_alive(keep_alive);
   res.prepare_payload();
   return res;

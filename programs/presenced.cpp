@@ -139,7 +139,8 @@ int run(const presence::config::settings& s, sigset_t& stop_signals) {
       spdlog::warn("auth.mode = \"dev\": requests are trusted by their X-User header. "
                    "For local trials only; never expose this node.");
     // Tests and launchers read this line for the port.
-    spdlog::info("http listening on {}:{}", s.node.bind, port);
+    spdlog::info("http listening on {}:{} (live demo: http://{}:{}/demo/)", s.node.bind, port,
+                 s.node.bind, port);
     presence::cluster::cluster_node cluster{sys, node, s, [](const std::string& line) {
                                               spdlog::info("{}", line);
                                             }};

@@ -7,4 +7,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cmake -S . -B build -G Ninja >/dev/null
 cmake --build build -j2 --target presenced
+echo "presenced: once it listens, open the live demo at http://<node.bind>:<node.http_port>/demo/ (default http://127.0.0.1:8080/demo/)"
 exec build/programs/presenced "$@"

@@ -11,7 +11,10 @@ packages=(
   libxxhash-dev libssl-dev prometheus-cpp-dev
   clang libclang-rt-14-dev curl python3
   python3-yaml prometheus systemd
+  chromium
 )
+# The JavaScript client's tests need Node.js (20 where the machine has it).
+if ! command -v node >/dev/null 2>&1; then packages+=(nodejs npm); fi
 
 missing=()
 for p in "${packages[@]}"; do

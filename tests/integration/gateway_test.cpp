@@ -788,3 +788,21 @@ TEST_F(SteadyGatewayTest, TokenInHello) {
   EXPECT_GE(std::chrono::steady_clock::now() - started, std::chrono::seconds{4});
   EXPECT_FALSE(bare.closed()) << "an authenticated socket stays";
 }
+
+// Verifies the demo page is served by the node itself: the page, the client
+// library it imports, a redirect for /demo, and 404 for files it does not have.
+TEST_F(SteadyGatewayTest, ServesTheDemoPage) {
+  auto page = http.get("/demo/", "");
+  ASSERT_EQ(page.status, 200u);
+  EXPECT_EQ(page.headers["Content-Type"], "text/html; charset=utf-8");
+  EXPECT_NE(page.raw.find("<html"), std::string::npos);
+  auto lib = http.get("/demo/lib/index.js", "");
+  EXPECT_EQ(lib.status, 200u);
+  EXPECT_EQ(lib.headers["Content-Type"], "text/javascript; charset=utf-8");
+  auto moved = http.get("/demo", "");
+  EXPECT_EQ(moved.status, 301u);
+  EXPECT_EQ(moved.headers["Location"], "/demo/");
+  EXPECT_EQ(http.get("/demo/nothing.js", "").status, 404u);
+  EXPECT_EQ(http.get("/demo/lib/../../etc/passwd", "").status, 404u);
+  EXPECT_EQ(http.request("POST", "/demo/", "{}", "").status, 405u);
+}
