@@ -36,6 +36,8 @@ struct runtime_metrics {
   std::atomic<uint64_t> passivated{0}; ///< idle users and rooms stopped
   std::atomic<int64_t> intents{0};
   std::atomic<uint64_t> signals{0};
+  std::atomic<uint64_t> sessions_opened{0};  ///< new sessions (HTTP or hello)
+  std::atomic<uint64_t> sessions_resumed{0}; ///< resumes with the right token
   std::atomic<uint64_t> session_transitions{0};
   std::atomic<uint64_t> user_transitions{0};
   std::atomic<uint64_t> events_sent{0};

@@ -428,6 +428,7 @@ size_t router::dormant_rooms() const {
 }
 
 opened_session router::open_session(const session_spec& spec) {
+  node_.metrics().sessions_opened.fetch_add(1, std::memory_order_relaxed);
   opened_session out;
   out.session_id = spec.session_id.empty() ? owned_id("s_", 12)
                                             : spec.session_id;

@@ -356,6 +356,7 @@ caf::behavior session_actor(session_actor_type* self, node* owner, session_init 
         return caf::make_error(errc::forbidden,
                                std::string{"the resume token does not match"});
       self->state.leave_timer.disarm(); // the page came back
+      self->state.owner->metrics().sessions_resumed.fetch_add(1, std::memory_order_relaxed);
       return make_view(self);
     },
     [self](export_atom, const caf::actor& via, uint64_t epoch) {

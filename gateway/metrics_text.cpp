@@ -53,6 +53,12 @@ std::string render_metrics(actors::node& n, const gateway_metrics& g,
     BuildCounter().Name(name).Help(help).Register(reg).Add({}).Increment(v);
   };
   gauge("presence_rooms", "Room actors", static_cast<double>(m.rooms.load()));
+  gauge("presence_node_ready", "1 once the node recovered and is a member; 0 while it "
+        "recovers, joins or is on the minority side", n.ready() ? 1.0 : 0.0);
+  counter("presence_sessions_opened_total", "Sessions opened (POST /v1/sessions or hello)",
+          static_cast<double>(m.sessions_opened.load()));
+  counter("presence_sessions_resumed_total", "Sessions resumed with their token",
+          static_cast<double>(m.sessions_resumed.load()));
   gauge("presence_users_dormant", "Users kept as a record only (no actor)",
         static_cast<double>(n.router().dormant()));
   gauge("presence_rooms_dormant", "Rooms kept as a record only (no actor)",

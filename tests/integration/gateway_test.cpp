@@ -712,6 +712,9 @@ TEST_F(SteadyGatewayTest, PendingLeaveIsCancelledByAResume) {
   auto e = watcher.read(std::chrono::milliseconds{1200});
   EXPECT_FALSE(e && (*e)["op"] == "presence") << e->dump();
   EXPECT_EQ(http.get("/v1/sessions/" + sid).status, 200u);
+  EXPECT_EQ(metric(http, "presence_sessions_resumed_total"), 1);
+  EXPECT_EQ(metric(http, "presence_sessions_opened_total"), 2);
+  EXPECT_EQ(metric(http, "presence_node_ready"), 1);
 }
 
 // Verifies a pending leave that nobody resumes ends the session within
