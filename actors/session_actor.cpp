@@ -155,6 +155,13 @@ bool allowed(session_actor_type* self, const std::string& acting) {
   return acting == self->state.user_id || acting == admin_caller;
 }
 
+// The resume token is the credential of a resume and of a page's leave.
+caf::error check_token(session_actor_type* self, const std::string& token) {
+  if (hash_token(token) != self->state.resume_hash)
+    return caf::make_error(errc::forbidden, std::string{"the resume token does not match"});
+  return caf::error{};
+}
+
 caf::error forbidden() {
   return caf::make_error(errc::forbidden,
                          std::string{"the session belongs to another user"});
@@ -294,9 +301,8 @@ caf::behavior session_actor(session_actor_type* self, node* owner, session_init 
     [self](leave_atom, int64_t after_ms) { on_pending_leave(self, after_ms); },
     [self](leave_atom, resume_atom, const std::string& token,
            int64_t after_ms) -> caf::result<void> {
-      if (hash_token(token) != self->state.resume_hash)
-        return caf::make_error(errc::forbidden,
-                               std::string{"the resume token does not match"});
+      if (auto e = check_token(self, token))
+        return e;
       on_pending_leave(self, after_ms);
       return caf::unit;
     },
@@ -352,9 +358,8 @@ caf::behavior session_actor(session_actor_type* self, node* owner, session_init 
     // The room's answer to a re-join sent by `on_identify` or `announce_atom`.
     [](const room_view&) {},
     [self](resume_atom, const std::string& token) -> caf::result<session_view> {
-      if (hash_token(token) != self->state.resume_hash)
-        return caf::make_error(errc::forbidden,
-                               std::string{"the resume token does not match"});
+      if (auto e = check_token(self, token))
+        return e;
       self->state.leave_timer.disarm(); // the page came back
       self->state.owner->metrics().sessions_resumed.fetch_add(1, std::memory_order_relaxed);
       return make_view(self);

@@ -52,6 +52,17 @@ std::function<void(caf::expected<T>)> reply_with(respond_fn done, F render,
   };
 }
 
+// Answers 204 for an empty reply, or the actor's error.
+std::function<void(caf::error)> no_content(respond_fn done) {
+  return [done](caf::error e) {
+    if (e)
+      return done(error_response(from_actor_error(e)));
+    http_response resp;
+    resp.status = 204;
+    done(std::move(resp));
+  };
+}
+
 http_response not_found_session() {
   return error_response({404, "session_not_found", "no such session: create a new one"});
 }
@@ -178,9 +189,9 @@ void api::handle(const http_request& req, respond_fn done) {
                                     {"role", "guest"},
                                     {"expires_at", (now_s + guest_token_ttl_s) * 1000}}));
   }
-  if (auto seg = segments(req.path);
-      seg.size() == 4 && seg[0] == "v1" && seg[1] == "sessions" && seg[3] == "leave")
-    return leave_unloading(req, std::string{seg[2]}, done);
+  if (req.path.rfind("/v1/sessions/", 0) == 0)
+    if (auto seg = segments(req.path); seg.size() == 4 && seg[3] == "leave")
+      return leave_unloading(req, std::string{seg[2]}, done);
   std::string why;
   auto who = auth_.authenticate(req.authorization, req.x_user, req.x_role, {}, now_s,
                                 &why);
@@ -213,14 +224,7 @@ void api::leave_unloading(const http_request& req, const std::string& sid,
   if (!h)
     return done(not_found_session());
   ask_unit(node_.system(), h,
-           [done](caf::error e) {
-             if (e)
-               return done(error_response(from_actor_error(e)));
-             http_response resp;
-             resp.status = 204;
-             done(std::move(resp));
-           },
-           leave_atom::value, resume_atom::value, token, after_ms);
+           no_content(done), leave_atom::value, resume_atom::value, token, after_ms);
 }
 
 void api::route(const http_request& req, const principal& who, respond_fn& done) {
@@ -376,14 +380,7 @@ void api::route(const http_request& req, const principal& who, respond_fn& done)
                                  caf::get_atom::value);
       if (method("DELETE"))
         return ask_unit(sys, h,
-                        [done](caf::error e) {
-                          if (e)
-                            return done(error_response(from_actor_error(e)));
-                          http_response resp;
-                          resp.status = 204;
-                          done(std::move(resp));
-                        },
-                        leave_atom::value, acting);
+                        no_content(done), leave_atom::value, acting);
       return wrong_method("GET or DELETE");
     }
     if (is({"v1", "sessions", "*", "signal"})) {
