@@ -72,7 +72,8 @@ private:
 
 } // namespace
 
-recovery_report recover(node& n, storage::store& s, const recovery_log& log) {
+recovery_report recover(node& n, storage::store& s, const recovery_log& log,
+                        bool after_crash) {
   using storage::kind;
   auto started = std::chrono::steady_clock::now();
   recovery_report report;
@@ -185,6 +186,8 @@ recovery_report recover(node& n, storage::store& s, const recovery_log& log) {
     ++report.rooms;
   }
   for (auto& [id, u] : users) {
+    if (after_crash)
+      u.seq = next_seq_generation(u.seq);
     auto i = live.find(id);
     if (i == live.end()) {
       if (u.published != static_cast<uint8_t>(state::offline)) {
@@ -227,7 +230,7 @@ recovery_report recover(node& n, storage::store& s, const recovery_log& log) {
   for (auto& ir : intents) {
     auto v = to_view(ir);
     auto key = "intent:" + v.intent_id;
-    r.adopt(key, sys.spawn(intent_actor, &n, std::move(v), ir.retain_until));
+    r.adopt(key, sys.spawn(intent_actor_restored, &n, std::move(v), ir.retain_until));
     ++report.intents;
   }
   report.elapsed_ms = std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -48,6 +48,10 @@ using recovery_log = std::function<void(const std::string&)>;
 
 /// Restores every entity of `s` into `n`. Records to delete (dropped sessions,
 /// intents past retention, surplus samples) go through `n.writer()`.
-recovery_report recover(node& n, storage::store& s, const recovery_log& log);
+/// `after_crash`: the node did not stop cleanly last time, so its records may
+/// be behind what it published; users then resume at the next seq generation
+/// (user_actor.hpp).
+recovery_report recover(node& n, storage::store& s, const recovery_log& log,
+                        bool after_crash = false);
 
 } // namespace presence::actors

@@ -81,6 +81,15 @@ using user_actor_type = caf::stateful_actor<user_state>;
 
 caf::behavior user_actor(user_actor_type* self, node* owner, std::string user_id);
 
+/// The user's `seq` when a copy of it takes over without its last owner's
+/// word (a replica promoted after its owner died, a record recovered after a
+/// crash): the next generation in the high 32 bits, above every seq the last
+/// owner may have published after the copy was made. A hand-off keeps seq as
+/// it is (the old owner stops before the new one starts). Clients see a gap.
+constexpr uint64_t next_seq_generation(uint64_t seq) {
+  return ((seq >> 32) + 1) << 32;
+}
+
 /// A user restored at start: its record and its sessions that are still inside
 /// their window (each with its rooms).
 struct user_restore {

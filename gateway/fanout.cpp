@@ -38,6 +38,16 @@ constexpr auto subscribe_timeout = std::chrono::seconds{10};
 /// After a view change, when to compare the new owner's state with the last event.
 constexpr auto settle_delay = std::chrono::seconds{1};
 
+// True if `seq` is newer than the last event (or snapshot) the topic's
+// sockets saw.
+bool newer(const std::optional<presence_event>& last, uint64_t seq) {
+  return !last || seq > last->seq;
+}
+
+presence_event as_event(const user_view& v, state prev) {
+  return presence_event{v.user_id, v.current, prev, v.seq, v.since, v.last_active_at};
+}
+
 void deliver(caf::stateful_actor<shard_state>* self, const std::string& key,
              const json& j) {
   auto& st = self->state;
@@ -70,8 +80,15 @@ caf::behavior shard_actor(caf::stateful_actor<shard_state>* self, node* owner) {
   return {
     [self](const presence_event& e) {
       auto key = "user:" + e.user_id;
-      if (auto i = self->state.topics.find(key); i != self->state.topics.end())
-        i->second.last = e;
+      auto i = self->state.topics.find(key);
+      if (i == self->state.topics.end())
+        return;
+      // seq only increases on this node's sockets: an event no newer than
+      // what they have (a stale copy's, or one that crossed a failover) is
+      // dropped.
+      if (!newer(i->second.last, e.seq))
+        return;
+      i->second.last = e;
       deliver(self, key, to_json(e));
     },
     [self](const room_event& e) { deliver(self, "room:" + e.room_id, to_json(e)); },
@@ -109,11 +126,17 @@ caf::behavior shard_actor(caf::stateful_actor<shard_state>* self, node* owner) {
             auto i = self->state.topics.find(key);
             if (i == self->state.topics.end())
               return;
-            auto prev = i->second.last ? i->second.last->current : state::offline;
-            if (prev == v.current)
+            auto& last = i->second.last;
+            if (!newer(last, v.seq))
               return;
-            presence_event e{v.user_id, v.current, prev, v.seq, v.since, v.last_active_at};
-            i->second.last = e;
+            if (!last || last->current == v.current) {
+              // No change to tell: what the sockets saw stays true (the
+              // next event's seq shows the gap).
+              last = as_event(v, last ? last->current : v.current);
+              return;
+            }
+            auto e = as_event(v, last->current);
+            last = e;
             deliver(self, key, to_json(e));
           },
           [](caf::error&) {});
@@ -160,7 +183,15 @@ caf::behavior shard_actor(caf::stateful_actor<shard_state>* self, node* owner) {
           .then([add](const room_view& v) mutable { add(to_json(v)); }, failed);
       else
         self->request(t.entity, subscribe_timeout, subscribe_atom::value, self_handle())
-          .then([add](const user_view& v) mutable { add(to_json(v)); }, failed);
+          .then(
+            [self, key, add](const user_view& v) mutable {
+              // The snapshot is part of the stream the sockets see.
+              if (auto i = self->state.topics.find(key); i != self->state.topics.end())
+                if (newer(i->second.last, v.seq))
+                  i->second.last = as_event(v, v.current);
+              add(to_json(v));
+            },
+            failed);
     },
     [self, self_handle](unsubscribe_atom, bool room, const std::string& id,
                         uintptr_t sink_id) {

@@ -92,6 +92,21 @@ void log_write_error(const std::string& why) {
     spdlog::error("storage: {} (kept, retried at the next flush)", why);
 }
 
+// A file beside the database that says the last run stopped cleanly, with
+// every record written. Taken (removed) at start.
+std::string clean_stop_path(const std::string& data_dir) {
+  return data_dir + "/CLEAN_STOP";
+}
+
+bool take_clean_stop_marker(const std::string& data_dir) {
+  return std::remove(clean_stop_path(data_dir).c_str()) == 0;
+}
+
+void put_clean_stop_marker(const std::string& data_dir) {
+  if (auto* f = std::fopen(clean_stop_path(data_dir).c_str(), "w"))
+    std::fclose(f);
+}
+
 int run(const presence::config::settings& s, sigset_t& stop_signals) {
   raise_fd_limit();
   // The data directory first: a locked or unusable one stops the start at once.
@@ -157,11 +172,15 @@ int run(const presence::config::settings& s, sigset_t& stop_signals) {
       return 1;
     }
     if (store) {
-      spdlog::info("recovering from {}", s.node.data_dir);
+      // The marker of a clean stop: without it, the last run may have
+      // published changes its records do not have yet.
+      bool after_crash = !take_clean_stop_marker(s.node.data_dir);
+      spdlog::info("recovering from {}{}", s.node.data_dir,
+                   after_crash ? " (the last run did not stop cleanly)" : "");
       writer->start();
-      auto r = presence::actors::recover(node, *store, [](const std::string& line) {
-        spdlog::info("{}", line);
-      });
+      auto r = presence::actors::recover(
+        node, *store, [](const std::string& line) { spdlog::info("{}", line); },
+        after_crash);
       if (!r.failed.empty()) {
         // Serving on half the state would answer wrong presence and overwrite
         // what could not be read: the node stops, naming the problem.
@@ -214,6 +233,8 @@ int run(const presence::config::settings& s, sigset_t& stop_signals) {
     writer->stop(); // everything the actors handed in, their last signals too
     spdlog::info("storage flushed: {} records written in {} batches",
                  writer->stats().records_written.load(), writer->stats().batches.load());
+    if (writer->unwritten() == 0)
+      put_clean_stop_marker(s.node.data_dir);
   }
   writer.reset();
   store.reset();

@@ -143,6 +143,26 @@ TEST_F(RecoveryTest, RestartBringsEverythingBack) {
   EXPECT_EQ(b->ask<session_view>(tab, caf::get_atom::value)->current, state::idle);
 }
 
+// Verifies seq after a crash: the records may be behind what the node published
+// before it died, so every user resumes at the next seq generation (above any
+// seq of the last run), dormant ones included; the next change counts from
+// there. After a clean stop (the test above) seq is unchanged.
+TEST_F(RecoveryTest, RecoveryAfterACrashStartsTheNextSeqGeneration) {
+  auto sc = play_first_node();
+  ASSERT_LT(sc.alice_before.seq, uint64_t{1} << 32);
+  auto b = start(600);
+  b->recover(*store, nullptr, true);
+  auto alice = user(*b, "alice");
+  EXPECT_EQ(alice.current, state::active);
+  EXPECT_EQ(alice.seq, uint64_t{1} << 32);
+  EXPECT_EQ(user(*b, "carol").seq, 0u); // no record: nothing was published
+  b->flush();
+  // A second crash moves on to the generation after.
+  auto c = start(700);
+  c->recover(*store, nullptr, true);
+  EXPECT_EQ(user(*c, "alice").seq, uint64_t{2} << 32);
+}
+
 // Verifies that time spent down counts: after a downtime past stale_after_ms the
 // sessions come back stale (never active), the user is stale with seq + 1, and
 // the room counts them stale; a signal brings a session back to active.

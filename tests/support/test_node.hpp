@@ -76,11 +76,15 @@ public:
 
   /// Restores the node from `store` (as at start) and runs the actors.
   actors::recovery_report recover(storage::store& store,
-                                  std::vector<std::string>* lines = nullptr) {
-    auto report = actors::recover(*node_, store, [lines](const std::string& line) {
-      if (lines != nullptr)
-        lines->push_back(line);
-    });
+                                  std::vector<std::string>* lines = nullptr,
+                                  bool after_crash = false) {
+    auto report = actors::recover(
+      *node_, store,
+      [lines](const std::string& line) {
+        if (lines != nullptr)
+          lines->push_back(line);
+      },
+      after_crash);
     run();
     return report;
   }
