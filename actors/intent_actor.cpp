@@ -98,6 +98,63 @@ caf::result<intent_view> reply(intent_actor_type* self, const std::string& actin
   return v;
 }
 
+// A pending intent subscribes to its target and is delivered once the target
+// is active (a user) or ready (a room). Subscribing again is harmless (the
+// target keeps one entry), so a view change re-watches: the target may have
+// moved or been promoted from a replica that did not know this subscriber.
+void watch_target(intent_actor_type* self) {
+  auto& st = self->state;
+  if (st.view.status != intent_status::pending)
+    return;
+  auto me = caf::actor_cast<caf::actor>(self);
+  if (!st.view.to_user.empty())
+    self->request(st.target, watch_timeout, subscribe_atom::value, me)
+      .then(
+        [self](const user_view& v) {
+          if (v.current == state::active)
+            deliver(self);
+        },
+        [](caf::error&) {}); // the next view change (or event) tries again
+  else
+    self->request(st.target, watch_timeout, subscribe_atom::value, me)
+      .then(
+        [self](const room_view& v) {
+          if (v.phase == room_phase::ready)
+            deliver(self);
+        },
+        [](caf::error&) {});
+}
+
+// A copy that took over without its owner's word (a promoted replica, a
+// record recovered after a crash) may lag behind what the owner published:
+// the sender and the target remember every stage they were told, so the copy
+// catches up with the furthest of them.
+void catch_up(intent_actor_type* self) {
+  auto& st = self->state;
+  if (is_final(st.view.status))
+    return;
+  std::vector<caf::actor> users{st.sender};
+  if (!st.view.to_user.empty() && st.view.to_user != st.view.from_user)
+    users.push_back(st.target);
+  for (auto& u : users)
+    self->request(u, watch_timeout, caf::get_atom::value, intent_atom::value, st.view.intent_id)
+      .then(
+        [self](const intent_view& known) {
+          auto& st = self->state;
+          if (st.owner == nullptr || stage(known.status) <= stage(st.view.status))
+            return;
+          if (st.view.status == intent_status::pending)
+            stop_watching(self);
+          st.view = known;
+          if (is_final(known.status)) {
+            st.retain_until = st.owner->now_ms() + finished_intent_retention_ms;
+            st.timer.arm(caf::actor_cast<caf::actor>(self), st.retain_until);
+          }
+          announce(self);
+        },
+        [](caf::error&) {});
+}
+
 } // namespace
 
 caf::behavior intent_actor(intent_actor_type* self, node* owner, intent_view view,
@@ -119,23 +176,7 @@ caf::behavior intent_actor(intent_actor_type* self, node* owner, intent_view vie
   } else {
     st.timer.arm(caf::actor_cast<caf::actor>(self), st.view.expires_at);
   }
-  if (is_final(st.view.status) || st.view.status == intent_status::delivered) {
-    // Nothing to watch for.
-  } else if (!st.view.to_user.empty()) {
-    self->request(st.target, caf::infinite, subscribe_atom::value,
-                  caf::actor_cast<caf::actor>(self))
-      .then([self](const user_view& v) {
-        if (v.current == state::active)
-          deliver(self);
-      });
-  } else {
-    self->request(st.target, caf::infinite, subscribe_atom::value,
-                  caf::actor_cast<caf::actor>(self))
-      .then([self](const room_view& v) {
-        if (v.phase == room_phase::ready)
-          deliver(self);
-      });
-  }
+  watch_target(self);
   return {
     [self](const presence_event& e) {
       if (e.current == state::active)
@@ -146,6 +187,7 @@ caf::behavior intent_actor(intent_actor_type* self, node* owner, intent_view vie
         deliver(self);
     },
     [self](caf::get_atom) { return self->state.view; },
+    [self](announce_atom) { watch_target(self); },
     [self](accept_atom, const std::string& acting) {
       return reply(self, acting, intent_status::accepted);
     },
@@ -196,7 +238,16 @@ caf::behavior intent_actor(intent_actor_type* self, node* owner, intent_view vie
 
 caf::behavior intent_actor_promoted(intent_actor_type* self, node* owner,
                                     intent_transfer t) {
-  return intent_actor(self, owner, to_view(t.rec), t.rec.retain_until);
+  auto b = intent_actor(self, owner, to_view(t.rec), t.rec.retain_until);
+  catch_up(self);
+  return b;
+}
+
+caf::behavior intent_actor_restored(intent_actor_type* self, node* owner, intent_view view,
+                                    int64_t retain_until) {
+  auto b = intent_actor(self, owner, std::move(view), retain_until);
+  catch_up(self);
+  return b;
 }
 
 caf::behavior intent_actor_handoff(intent_actor_type* self, node* owner,
@@ -205,7 +256,9 @@ caf::behavior intent_actor_handoff(intent_actor_type* self, node* owner,
   auto key = "intent:" + intent_id;
   return await_handoff<intent_transfer>(
     self, std::move(key), std::move(source), owner->cluster(), epoch,
-    [self, owner](intent_transfer& t) { return intent_actor_promoted(self, owner, t); },
+    [self, owner](intent_transfer& t) {
+      return intent_actor(self, owner, to_view(t.rec), t.rec.retain_until);
+    },
     [self]() {
       self->quit();
       return caf::behavior{};

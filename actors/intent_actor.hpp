@@ -14,6 +14,8 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
 
+#include <chrono>
+
 namespace presence::actors {
 
 class node;
@@ -44,10 +46,20 @@ caf::behavior intent_actor(intent_actor_type* self, node* owner, intent_view vie
 
 struct intent_transfer;
 
+/// How long a pending intent waits for its target's answer when it subscribes
+/// (again at each view change) or asks what its users know of it.
+inline constexpr auto watch_timeout = std::chrono::seconds{10};
+
 /// An intent whose node died, started from its replica on the key's new owner
-/// (cluster/replication.hpp): still pending, delivered when its target is ready.
+/// (cluster/replication.hpp): delivered when its target is ready; it catches
+/// up with the furthest stage its sender and target were told (the replica
+/// may lag behind), so it never goes back.
 caf::behavior intent_actor_promoted(intent_actor_type* self, node* owner,
                                     intent_transfer t);
+
+/// An intent recovered from disk at start, catching up as a promoted one does.
+caf::behavior intent_actor_restored(intent_actor_type* self, node* owner, intent_view view,
+                                    int64_t retain_until);
 
 /// An intent that moved here (its node drains): pulled from `source` (that
 /// node's membership actor; handoff.hpp). If that node has nothing, it stops.

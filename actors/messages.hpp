@@ -46,7 +46,10 @@
 //   (join_atom, room_id, session_id, visible)     session -> reply room_view
 //   (leave_room_atom, room_id, session_id)        session -> reply room_view
 //   (intent_atom, intent_view)            intent actor -> no reply; forwarded to
-//                                         the inbox as intent_event
+//                                         the inbox as intent_event when it is a
+//                                         later stage than the user knew
+//   (get_atom, intent_atom, intent_id)    intent actor (catching up) -> reply the
+//                                         intent_view this user knows
 //   (list_atom, intent_atom)              gateway -> reply intent_list
 // Room actor (spawned on first use):
 //   (member_atom, member_update)          user -> no reply (state changes, and
@@ -64,6 +67,8 @@
 // Intent actor (spawned by `router::create_intent`):
 //   (get_atom)                            anyone -> reply intent_view
 //   (accept_atom | decline_atom | cancel_atom, acting_user) gateway -> intent_view
+//   (announce_atom)                       cluster, after a view change -> no reply;
+//                                         a pending one subscribes to its target again
 //   receives presence_event / room_event of its target while pending.
 #pragma once
 
@@ -249,6 +254,13 @@ std::string_view to_string(intent_status x);
 /// True for accepted, declined, expired and cancelled.
 constexpr bool is_final(intent_status x) {
   return x != intent_status::pending && x != intent_status::delivered;
+}
+
+/// The stage of a status in the life cycle: pending, delivered, final. An
+/// intent never goes back a stage (a copy behind what its owner published is
+/// not believed).
+constexpr int stage(intent_status x) {
+  return is_final(x) ? 2 : x == intent_status::delivered ? 1 : 0;
 }
 
 /// An intent as clients see it.

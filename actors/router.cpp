@@ -281,11 +281,19 @@ std::vector<std::string> router::local_keys() const {
 }
 
 std::vector<caf::actor> router::local_sessions() const {
+  return local_of("session:");
+}
+
+std::vector<caf::actor> router::local_intents() const {
+  return local_of("intent:");
+}
+
+std::vector<caf::actor> router::local_of(const char* prefix) const {
   std::vector<caf::actor> out;
   for (auto& sh : shards_) {
     std::lock_guard<std::mutex> guard{sh.mtx};
     for (auto& [key, a] : sh.actors)
-      if (key.rfind("session:", 0) == 0)
+      if (key.rfind(prefix, 0) == 0)
         out.push_back(a);
   }
   return out;

@@ -129,6 +129,10 @@ public:
   /// Every local session (re-announced to their users after a view change).
   std::vector<caf::actor> local_sessions() const;
 
+  /// Every local intent (pending ones watch their targets again after a view
+  /// change).
+  std::vector<caf::actor> local_intents() const;
+
   /// The keys of every local entity and dormant user (hand-off after a view
   /// change).
   std::vector<std::string> local_keys() const;
@@ -278,6 +282,8 @@ private:
   // Entries of `map` over every shard (each shard locked in turn).
   template <class Map>
   size_t count(Map shard::*map) const;
+  // Every local entity whose key starts with `prefix`.
+  std::vector<caf::actor> local_of(const char* prefix) const;
 
   shard& shard_of(const std::string& key);
   const shard& shard_of(const std::string& key) const;

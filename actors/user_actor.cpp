@@ -331,6 +331,8 @@ caf::behavior user_from_transfer(user_actor_type* self, node* owner, user_transf
 } // namespace
 
 caf::behavior user_actor_promoted(user_actor_type* self, node* owner, user_transfer t) {
+  // The replica may be one interval behind what the dead owner published.
+  t.rec.seq = next_seq_generation(t.rec.seq);
   return user_from_transfer(self, owner, t);
 }
 
@@ -565,6 +567,11 @@ caf::behavior user_behavior(user_actor_type* self) {
     },
     [self](intent_atom, const intent_view& v) {
       auto& st = self->state;
+      // Only a later stage is news: a copy that lags behind (a replica
+      // promoted, a record recovered) or a repeat reaches no socket.
+      if (auto i = st.intents.find(v.intent_id);
+          i != st.intents.end() && stage(v.status) <= stage(i->second.status))
+        return;
       remember_intent(st, v);
       replicate_soon(self, st.owner, st.replicate_scheduled);
       send_all(self, st.inbox, caf::make_message(intent_event{v}));
@@ -591,6 +598,12 @@ caf::behavior user_behavior(user_actor_type* self) {
       auto& st = self->state;
       replicate_fired(st.owner, st.replicate_scheduled);
       replicate(st.owner, "user:" + st.user_id, caf::make_message(export_user(st)));
+    },
+    [self](caf::get_atom, intent_atom, const std::string& intent_id) -> caf::result<intent_view> {
+      auto& st = self->state;
+      if (auto i = st.intents.find(intent_id); i != st.intents.end())
+        return i->second;
+      return caf::make_error(errc::intent_not_found, std::string{"not known here"});
     },
     [self](list_atom, intent_atom) {
       auto& st = self->state;

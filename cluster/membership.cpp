@@ -102,6 +102,10 @@ void announce_all(membership_actor_type* self) {
   st.announce_pending = false;
   for (auto& s : st.node->router().local_sessions())
     self->send(s, actors::announce_atom::value);
+  // Pending intents watch their targets again (moved, or promoted from a
+  // replica that may not know them).
+  for (auto& i : st.node->router().local_intents())
+    self->send(i, actors::announce_atom::value);
   for (auto& l : st.node->view_listeners())
     self->send(l, actors::announce_atom::value);
 }

@@ -3,6 +3,9 @@
 // cancelled, expired; and who may do what.
 #include "support/test_node.hpp"
 
+#include "actors/handoff.hpp"
+#include "actors/intent_actor.hpp"
+
 using namespace presence::actors;
 using presence::testing::recorded;
 using presence::testing::test_node;
@@ -180,4 +183,49 @@ TEST_F(IntentActorTest, BadSpecs) {
   EXPECT_FALSE(r.create_intent({"a", "b c", "", "call", "", 0}));
   EXPECT_FALSE(r.create_intent({"a", "b", "", "call", "", -1}));
   EXPECT_FALSE(r.create_intent({"a", "b", "", "call", "", max_intent_ttl_ms + 1}));
+}
+
+// Verifies an intent never goes back (cluster trust: a replica promoted after
+// its owner died may lag behind what the owner published). A copy that starts
+// from an older stage catches up with what its sender and target were told,
+// and the users pass no older or repeated stage on to their sockets.
+TEST_F(IntentActorTest, PromotedCopyBehindTheUsersCatchesUpAndNeverGoesBack) {
+  recorded alice, bob;
+  inbox("alice", alice);
+  inbox("bob", bob);
+  auto bob_tab = n.open("bob", signal_kind::active);
+  auto [v, h] = create({"alice", "bob", "", "call", "", 60000});
+  ASSERT_EQ(get(h).status, intent_status::delivered);
+  auto stale = get(h); // the replica's copy: delivered, not yet accepted
+  ASSERT_TRUE(act(h, accept_atom::value, "bob"));
+  // The owner dies; its replica (delivered) is promoted elsewhere.
+  presence::storage::intent_record rec{stale.intent_id, stale.from_user, stale.to_user,
+                             stale.to_room,   stale.kind,      stale.note,
+                             static_cast<uint8_t>(stale.status), stale.created_at,
+                             stale.expires_at, stale.delivered_at, stale.ready_at, 0};
+  caf::anon_send_exit(h, caf::exit_reason::kill);
+  auto promoted = n.sys().spawn(intent_actor_promoted, &n.node(), intent_transfer{rec});
+  n.run();
+  EXPECT_EQ(get(promoted).status, intent_status::accepted);
+  auto want = std::vector<intent_status>{intent_status::pending, intent_status::delivered,
+                                         intent_status::accepted};
+  EXPECT_EQ(statuses(alice), want) << "no stage twice, none going back";
+  EXPECT_EQ(statuses(bob), want);
+  // A pending copy of an intent whose target is active already is delivered
+  // at once (a promoted copy watches its target itself).
+  auto [p, ph] = create({"bob", "alice", "", "call", "", 60000});
+  EXPECT_EQ(get(ph).status, intent_status::pending);
+  auto pending = get(ph);
+  caf::anon_send_exit(ph, caf::exit_reason::kill);
+  auto alice_tab = n.open("alice", signal_kind::active);
+  rec = {pending.intent_id, pending.from_user, pending.to_user, pending.to_room,
+         pending.kind, pending.note, static_cast<uint8_t>(pending.status),
+         pending.created_at, pending.expires_at, 0, 0, 0};
+  auto copy = n.sys().spawn(intent_actor_promoted, &n.node(), intent_transfer{rec});
+  n.run();
+  EXPECT_EQ(get(copy).status, intent_status::delivered);
+  (void)bob_tab;
+  (void)alice_tab;
+  (void)v;
+  (void)p;
 }
