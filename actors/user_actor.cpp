@@ -538,11 +538,17 @@ caf::behavior user_behavior(user_actor_type* self) {
       review_idle(self);
     },
     [self](join_atom, const std::string& room_id, const std::string& session_id,
-           bool visible) {
+           bool visible) -> caf::result<caf::message> {
       auto& st = self->state;
       auto& mem = st.rooms[room_id];
       if (!mem.room)
         mem.room = st.owner->router().room(room_id);
+      if (!mem.room) {
+        // The node stops (its router hands out nothing): delegating to no
+        // one crashed it.
+        st.rooms.erase(room_id);
+        return caf::make_error(caf::sec::request_receiver_down);
+      }
       mem.sessions.insert(session_id);
       mem.visible = visible; // the latest join decides
       review_idle(self);
@@ -550,12 +556,15 @@ caf::behavior user_behavior(user_actor_type* self) {
                             make_member_update(st, visible, true));
     },
     [self](leave_room_atom, const std::string& room_id,
-           const std::string& session_id) {
+           const std::string& session_id) -> caf::result<caf::message> {
       auto& st = self->state;
       auto i = st.rooms.find(room_id);
-      if (i == st.rooms.end())
-        return self->delegate(st.owner->router().room(room_id),
-                              caf::get_atom::value, room_query{});
+      if (i == st.rooms.end()) {
+        auto room = st.owner->router().room(room_id);
+        if (!room)
+          return caf::make_error(caf::sec::request_receiver_down);
+        return self->delegate(room, caf::get_atom::value, room_query{});
+      }
       auto room = i->second.room;
       i->second.sessions.erase(session_id);
       if (!i->second.sessions.empty())

@@ -45,6 +45,7 @@ struct membership_state {
   view current;
   std::set<caf::actor_addr> monitored;
   std::set<std::string> dead; ///< members seen down, not yet out of the view
+  bool settle_pending = false; ///< a settle_atom is on its way
   bool announce_pending = false; ///< joined, announcing once connected
   std::shared_ptr<std::atomic<bool>> joined;
   std::shared_ptr<std::atomic<bool>> minority; ///< set once: the process stops
@@ -83,6 +84,14 @@ constexpr auto deferred_route_limit = std::chrono::seconds{1};
 
 using replay_atom = caf::atom_constant<caf::atom("replay")>;
 using suspect_atom = caf::atom_constant<caf::atom("suspect")>;
+using settle_atom = caf::atom_constant<caf::atom("settle")>;
+using paused_atom = caf::atom_constant<caf::atom("paused")>;
+
+/// How long a node collects the members it sees down before it acts on them
+/// (Akka's stable-after, short): members that a partition or this node's own
+/// pause cut off are seen down within moments of each other, and are weighed
+/// together against the view (one at a time, each step kept a "majority").
+constexpr auto settle_after = std::chrono::milliseconds{300};
 using refresh_atom = caf::atom_constant<caf::atom("refresh")>;
 
 /// How long the leader waits before issuing the view again for a member that
@@ -243,6 +252,21 @@ void adopt(membership_actor_type* self, view v, bool issued) {
   }
 }
 
+// This node may not go on (the minority side, or back from a pause the others
+// took for a death): it stops serving at once and the process stops, to come
+// back as a new incarnation that rejoins (Akka downs the minority the same
+// way). It issues no view: no second cluster forms.
+void step_down(membership_actor_type* self, const std::string& why) {
+  auto& st = self->state;
+  if (st.minority->exchange(true))
+    return;
+  if (st.log)
+    st.log("cluster: " + why + ": it stops (exit code 3) to rejoin as a new incarnation");
+  st.node->set_ready(false);
+  st.joined->store(false, std::memory_order_release);
+  ::kill(::getpid(), SIGTERM);
+}
+
 // Removes every member seen down; the leader of what remains issues the view.
 void settle_dead(membership_actor_type* self) {
   auto& st = self->state;
@@ -254,20 +278,9 @@ void settle_dead(membership_actor_type* self) {
       changed = true;
     }
   if (changed && !keeps_majority(st.current, next)) {
-    // The side this node is on may not go on: it stops serving at once and
-    // the process stops, to come back as a new incarnation (Akka downs the
-    // minority the same way). It issues no view: no second cluster forms.
-    if (!st.minority->exchange(true)) {
-      if (st.log)
-        st.log("cluster: this node reaches " + std::to_string(next.members.size())
-               + " of the " + std::to_string(st.current.members.size())
-               + " members of view " + std::to_string(st.current.epoch)
-               + ": it is on the minority side and stops (exit code 3) to rejoin as "
-                 "a new incarnation");
-      st.node->set_ready(false);
-      st.joined->store(false, std::memory_order_release);
-      ::kill(::getpid(), SIGTERM);
-    }
+    step_down(self, "this node reaches " + std::to_string(next.members.size()) + " of the "
+                      + std::to_string(st.current.members.size()) + " members of view "
+                      + std::to_string(st.current.epoch) + ": it is on the minority side");
     return;
   }
   if (!changed || !is_leader(st, next) || st.minority->load())
@@ -390,7 +403,10 @@ caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
     if (st.log)
       st.log("cluster: node " + m->id + " is down (" + to_string(dm.reason) + ")");
     st.dead.insert(m->id);
-    settle_dead(self);
+    if (!st.settle_pending) {
+      st.settle_pending = true;
+      self->delayed_send(self, settle_after, settle_atom::value);
+    }
     // Not the leader: it may see the member alive (this node lost only its
     // connection, or never had one yet). It checks and, if so, issues the
     // view again, with handles that reach the member.
@@ -534,6 +550,22 @@ caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
       }
     },
     [self](caf::get_atom) { return self->state.current; },
+    [self](settle_atom) {
+      self->state.settle_pending = false;
+      settle_dead(self);
+    },
+    [self](paused_atom, int64_t gap_ms) {
+      // The whole process stood still (SIGSTOP, a VM or GC-like pause) past
+      // the failure timeout: the others have declared this node down and
+      // carried on. Acting on what it sees now (every peer silent) would
+      // form a second cluster.
+      auto& st = self->state;
+      if (st.current.find(st.me.id) == nullptr || st.current.members.size() < 2)
+        return;
+      step_down(self, "this node stood still for " + std::to_string(gap_ms)
+                        + " ms, past cluster.failure_timeout_ms: the others have taken it "
+                          "for dead");
+    },
     [self](suspect_atom, const std::string& id) {
       auto& st = self->state;
       if (!is_leader(st, st.current) || st.current.find(id) == nullptr || st.dead.count(id) > 0
@@ -783,6 +815,7 @@ uint16_t cluster_node::start(uint16_t http_port) {
                       minority_, log_,
                       std::move(dial), static_cast<size_t>(cfg_.cluster.vnodes));
   dialer_ = std::thread{[this] { dial_loop(); }};
+  pause_watch_ = std::thread{[this, a = actor_] { pause_loop(a); }};
   auto port = sys_.middleman().publish(actor_, static_cast<uint16_t>(cfg_.node.cluster_port),
                                        cfg_.node.bind.c_str(), true);
   if (!port) {
@@ -866,8 +899,29 @@ void cluster_node::dial_loop() {
   }
 }
 
+void cluster_node::pause_loop(caf::actor membership) {
+  // A thread of its own, not an actor: it must not mistake a busy scheduler
+  // for a pause. SIGSTOP stops it with the rest; the first look after SIGCONT
+  // sees the gap.
+  constexpr auto tick = std::chrono::milliseconds{50};
+  auto limit = std::chrono::milliseconds{cfg_.cluster.failure_timeout_ms};
+  auto last = std::chrono::steady_clock::now();
+  while (!stopping_.load()) {
+    std::this_thread::sleep_for(tick);
+    auto now = std::chrono::steady_clock::now();
+    auto gap = now - last - tick;
+    last = now;
+    if (gap >= limit)
+      caf::anon_send(membership, paused_atom::value,
+                     static_cast<int64_t>(
+                       std::chrono::duration_cast<std::chrono::milliseconds>(gap + tick).count()));
+  }
+}
+
 void cluster_node::stop() {
   stopping_.store(true);
+  if (pause_watch_.joinable())
+    pause_watch_.join();
   if (connector_.joinable())
     connector_.join();
   {

@@ -176,6 +176,10 @@ private:
   /// instead of routes through the node that introduced them).
   void dial_loop();
 
+  /// Watches for pauses of the whole process (SIGSTOP, a stalled VM) longer
+  /// than cluster.failure_timeout_ms, and tells the membership actor.
+  void pause_loop(caf::actor membership);
+
   caf::actor_system& sys_;
   actors::node& node_;
   const config::settings& cfg_;
@@ -197,6 +201,7 @@ private:
   };
   std::shared_ptr<dial_queue> dials_ = std::make_shared<dial_queue>();
   std::thread dialer_;
+  std::thread pause_watch_;
 };
 
 } // namespace presence::cluster

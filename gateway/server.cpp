@@ -88,6 +88,8 @@ struct server::impl {
   std::mutex sockets_mtx;
   std::set<std::weak_ptr<ws_session>, std::owner_less<std::weak_ptr<ws_session>>>
     sockets; // guarded by sockets_mtx
+  std::set<caf::actor_addr> socket_actors; // guarded by sockets_mtx: every socket's
+                                           // actor (stopped with the gateway)
   std::atomic<std::chrono::steady_clock::rep> slow_logged_at{0}; ///< last slow-reader line
   std::atomic<uint64_t> slow_unlogged{0}; ///< slow readers closed without a line
   std::mutex awaiting_mtx;
@@ -129,8 +131,13 @@ public:
     for (auto& [room, id] : topics_)
       srv_.events.unsubscribe({room, id}, this);
     srv_.metrics.sockets_open.fetch_sub(1, std::memory_order_relaxed);
-    if (socket_actor_)
+    if (socket_actor_) {
+      {
+        std::lock_guard<std::mutex> guard{srv_.sockets_mtx};
+        srv_.socket_actors.erase(socket_actor_.address());
+      }
       caf::anon_send_exit(socket_actor_, caf::exit_reason::user_shutdown);
+    }
   }
 
   void run(http::request<http::string_body> req) {
@@ -235,6 +242,10 @@ private:
       };
     };
     socket_actor_ = srv_.node.system().spawn(fn, weak_from_this());
+    {
+      std::lock_guard<std::mutex> guard{srv_.sockets_mtx};
+      srv_.socket_actors.insert(socket_actor_.address());
+    }
     if (!who_) {
       // A socket that never authenticates is closed (1.1: 5 s after the upgrade).
       auth_timer_.expires_after(hello_token_timeout);
@@ -425,13 +436,25 @@ private:
     }
   }
 
+  // Runs `f(self)` on this socket's strand if the socket still exists. Called on
+  // a CAF worker, which keeps no reference afterwards: the last reference
+  // released there destroyed the socket's Beast state off its I/O thread
+  // (SIGSEGV in the websocket service at shutdown).
+  template <class F>
+  static void post_weak(const std::weak_ptr<ws_session>& weak, F f) {
+    auto self = weak.lock();
+    if (!self)
+      return;
+    auto ex = self->ws_.get_executor();
+    net::post(ex, [self = std::move(self), f = std::move(f)]() mutable { f(self); });
+  }
+
   // Posts a completion from a CAF worker back to this socket's strand.
   template <class T, class F>
   std::function<void(caf::expected<T>)> on_strand(F f) {
-    auto self = shared_from_this();
-    return [self, f](caf::expected<T> r) mutable {
-      net::post(self->ws_.get_executor(),
-                [self, f, r = std::move(r)]() mutable { f(std::move(r)); });
+    std::weak_ptr<ws_session> weak = shared_from_this();
+    return [weak, f](caf::expected<T> r) mutable {
+      post_weak(weak, [f, r = std::move(r)](auto&) mutable { f(std::move(r)); });
     };
   }
 
@@ -550,10 +573,10 @@ private:
     // Closed once the session confirms: a client that sees the close knows
     // the session is gone (or, with after_ms, will be unless resumed).
     caf::anon_send(socket_actor_, unwatch_atom::value, session_);
-    auto self = shared_from_this();
+    std::weak_ptr<ws_session> weak = shared_from_this();
     ask_unit(srv_.node.system(), session_,
-             [self](caf::error) {
-               net::post(self->ws_.get_executor(), [self] {
+             [weak](caf::error) {
+               post_weak(weak, [](const std::shared_ptr<ws_session>& self) {
                  self->close_after_write_ = true;
                  if (self->queue_.empty())
                    self->close_now(websocket::close_code::normal);
@@ -624,7 +647,7 @@ private:
     // right after the client saw `welcome` reaches the socket. Frames that
     // arrive meanwhile wait (as during a resume).
     resuming_ = true;
-    auto self = shared_from_this();
+    std::weak_ptr<ws_session> weak = shared_from_this();
     auto welcome = json{{"op", "welcome"},
                         {"session_id", sid},
                         {"user_id", who_->user_id},
@@ -633,11 +656,11 @@ private:
                         {"server_time", srv_.node.now_ms()},
                         {"resumed", resumed}};
     ask_unit(srv_.node.system(), srv_.node.router().user(who_->user_id),
-             [self, welcome](caf::error e) mutable {
+             [weak, welcome](caf::error e) mutable {
                if (e)
                  spdlog::warn("socket of session {} not registered with its user: {}",
                               welcome["session_id"].get<std::string>(), to_string(e));
-               net::post(self->ws_.get_executor(), [self, welcome] {
+               post_weak(weak, [welcome](const std::shared_ptr<ws_session>& self) {
                  self->resuming_ = false;
                  self->reply(welcome);
                  self->replay_waiting();
@@ -929,6 +952,7 @@ server::server(actors::node& n, const config::settings& cfg)
 
 server::~server() {
   stop();
+  impl_.reset();
 }
 
 uint16_t server::start() {
@@ -996,9 +1020,19 @@ void server::stop() {
       waiting.swap(impl_->awaiting);
     }
   }
-  // Destroying the io_context destroys the handlers still pending (peers that
-  // never answered the close), which releases their sessions and socket actors.
-  impl_.reset();
+  // The sockets' actors stop now (the node waits for every actor to end). The
+  // io_context stays until the server is destroyed, after the actors are done:
+  // its pending handlers (peers that never answered the close) hold sessions,
+  // and a session released on a CAF worker after the io_context was gone
+  // crashed in Beast's websocket service.
+  std::set<caf::actor_addr> actors;
+  {
+    std::lock_guard<std::mutex> guard{impl_->sockets_mtx};
+    actors.swap(impl_->socket_actors);
+  }
+  for (auto& a : actors)
+    if (auto h = caf::actor_cast<caf::actor>(a))
+      caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
 }
 
 } // namespace presence::gateway
