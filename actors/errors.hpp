@@ -4,6 +4,7 @@
 
 #include <caf/error.hpp>
 #include <caf/message.hpp>
+#include <caf/scheduled_actor.hpp>
 
 #include <cstdint>
 #include <string>
@@ -36,6 +37,16 @@ std::string render(const caf::error& e);
 /// The `errc` inside `e`, or `unavailable` for CAF's own errors (timeouts, dead
 /// actors), or `none` for no error.
 errc code_of(const caf::error& e);
+
+/// Keeps `self` alive when an error arrives as a message of its own: the
+/// answer to a plain `send` that failed on its way (a forwarder or stub that
+/// found no owner answers the sender with an error). CAF's default stops the
+/// actor with that error; a node's membership actor died so (its peers took
+/// the node for dead while it went on serving, and nothing it routed was
+/// answered again). Every long-lived actor of the node drops such errors.
+inline void keep_on_errors(caf::scheduled_actor* self) {
+  self->set_error_handler([](caf::scheduled_actor*, caf::error&) {});
+}
 
 } // namespace presence::actors
 

@@ -1,4 +1,5 @@
 #include "actors/handoff.hpp"
+#include "actors/errors.hpp"
 
 #include "actors/node.hpp"
 
@@ -11,6 +12,7 @@ namespace presence::actors {
 void become_forwarder(caf::event_based_actor* self, node* n, std::string key,
                       caf::actor via, uint64_t epoch) {
   n->router().retire(key, self->address());
+  keep_on_errors(self);
   self->set_down_handler([](caf::down_msg&) {});
   self->set_default_handler(
     [n, key = std::move(key), via = std::move(via),

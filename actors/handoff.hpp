@@ -27,6 +27,7 @@
 #include <caf/scheduled_actor.hpp>
 #include <caf/skip.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <string>
 #include <utility>
@@ -198,19 +199,23 @@ void replicate_fired(node* n, bool& scheduled);
 /// nothing or does not answer, `fresh()` returns the entity's real behavior.
 template <class Transfer, class Self, class Started, class Fresh>
 caf::behavior await_handoff(Self* self, std::string key, caf::actor source,
-                            caf::actor via, uint64_t epoch, Started started, Fresh fresh) {
+                            caf::actor via, uint64_t epoch,
+                            std::atomic<int64_t>& pending, Started started, Fresh fresh) {
   self->set_default_handler(caf::skip);
   return {
-    [self, key, source, via, epoch, started, fresh](start_atom) mutable {
+    [self, key, source, via, epoch, &pending, started, fresh](start_atom) mutable {
       // `then`, not `await`: an exit (the node stops) is handled at once, while
       // every other message still waits (skip) for the state.
+      pending.fetch_add(1, std::memory_order_relaxed);
       self->request(source, handoff_timeout, handoff_atom::value, key, epoch, via)
         .then(
-          [self, started](Transfer& t) mutable {
+          [self, &pending, started](Transfer& t) mutable {
+            pending.fetch_sub(1, std::memory_order_relaxed);
             self->set_default_handler(caf::print_and_drop);
             self->become(started(t));
           },
-          [self, fresh](caf::error&) mutable {
+          [self, &pending, fresh](caf::error&) mutable {
+            pending.fetch_sub(1, std::memory_order_relaxed);
             self->set_default_handler(caf::print_and_drop);
             self->become(fresh());
           });

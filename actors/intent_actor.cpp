@@ -159,6 +159,7 @@ void catch_up(intent_actor_type* self) {
 
 caf::behavior intent_actor(intent_actor_type* self, node* owner, intent_view view,
                            int64_t retain_until) {
+  keep_on_errors(self);
   auto& st = self->state;
   st.owner = owner;
   st.view = std::move(view);
@@ -256,6 +257,7 @@ caf::behavior intent_actor_handoff(intent_actor_type* self, node* owner,
   auto key = "intent:" + intent_id;
   return await_handoff<intent_transfer>(
     self, std::move(key), std::move(source), owner->cluster(), epoch,
+    owner->metrics().handoffs_pending,
     [self, owner](intent_transfer& t) {
       return intent_actor(self, owner, to_view(t.rec), t.rec.retain_until);
     },

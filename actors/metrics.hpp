@@ -44,6 +44,7 @@ struct runtime_metrics {
   std::atomic<int64_t> replication_pending{0}; ///< changes not yet sent to replicas
   std::atomic<uint64_t> replicated{0};         ///< changes sent to replica nodes
   std::atomic<int64_t> replicas_held{0};       ///< replicas this node holds for others
+  std::atomic<int64_t> handoffs_pending{0};    ///< entities waiting for their state
   std::atomic<uint64_t> timer_fires{0};
   lateness_histogram timer_lateness;
   std::atomic<uint64_t> records_skipped{0};   ///< unreadable records at recovery

@@ -1,4 +1,5 @@
 #include "actors/passivation.hpp"
+#include "actors/errors.hpp"
 
 #include "actors/messages.hpp"
 #include "actors/node.hpp"
@@ -20,6 +21,7 @@ void review_idle(caf::event_based_actor* self, node* n, timer_slot& slot, bool i
 
 void become_passivated(caf::event_based_actor* self, node* n, std::string key) {
   n->metrics().passivated.fetch_add(1, std::memory_order_relaxed);
+  keep_on_errors(self);
   self->set_down_handler([](caf::down_msg&) {});
   self->set_default_handler(
     [n, key = std::move(key)](caf::scheduled_actor* s,

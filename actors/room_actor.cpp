@@ -1,4 +1,5 @@
 #include "actors/room_actor.hpp"
+#include "actors/errors.hpp"
 
 #include "actors/handoff.hpp"
 #include "actors/node.hpp"
@@ -232,6 +233,7 @@ namespace {
 
 // What every room actor starts with, fresh or restored.
 void start_room(room_actor_type* self, node* owner, std::string room_id) {
+  keep_on_errors(self);
   auto& st = self->state;
   st.owner = owner;
   st.room_id = std::move(room_id);
@@ -325,6 +327,7 @@ caf::behavior room_actor_handoff(room_actor_type* self, node* owner, std::string
   auto key = "room:" + room_id;
   return await_handoff<room_transfer>(
     self, std::move(key), std::move(source), owner->cluster(), epoch,
+    owner->metrics().handoffs_pending,
     [self, owner](room_transfer& t) { return room_from_transfer(self, owner, t); },
     [self, owner, room_id]() { return room_actor(self, owner, room_id); });
 }

@@ -133,6 +133,9 @@ public:
   /// change).
   std::vector<caf::actor> local_intents() const;
 
+  /// True once the node stops (clear() ran): nothing is handed out.
+  bool closed() const { return closed_.load(std::memory_order_acquire); }
+
   /// The keys of every local entity and dormant user (hand-off after a view
   /// change).
   std::vector<std::string> local_keys() const;

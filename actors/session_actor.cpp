@@ -246,6 +246,7 @@ void on_identify(session_actor_type* self, const std::string& new_user) {
 } // namespace
 
 caf::behavior session_actor(session_actor_type* self, node* owner, session_init init) {
+  keep_on_errors(self);
   auto& st = self->state;
   st.owner = owner; // from here on, the destructor uncounts `current`
   st.session_id = std::move(init.session_id);
@@ -434,6 +435,7 @@ caf::behavior session_actor_handoff(session_actor_type* self, node* owner,
   auto key = "session:" + session_id;
   return await_handoff<session_transfer>(
     self, std::move(key), std::move(source), owner->cluster(), epoch,
+    owner->metrics().handoffs_pending,
     [self, owner](session_transfer& t) { return session_from_transfer(self, owner, t); },
     [self]() {
       self->quit();

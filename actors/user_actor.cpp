@@ -201,6 +201,7 @@ namespace {
 
 // What every user actor starts with, fresh (offline) or restored.
 void start_user(user_actor_type* self, node* owner, std::string user_id, state published) {
+  keep_on_errors(self);
   auto& st = self->state;
   st.owner = owner;
   st.user_id = std::move(user_id);
@@ -342,6 +343,7 @@ caf::behavior user_actor_handoff(user_actor_type* self, node* owner, std::string
   auto key = "user:" + user_id;
   return await_handoff<user_transfer>(
     self, std::move(key), std::move(source), owner->cluster(), epoch,
+    owner->metrics().handoffs_pending,
     [self, owner](user_transfer& t) { return user_from_transfer(self, owner, t); },
     [self, owner, user_id, dormant]() mutable {
       if (dormant)

@@ -413,8 +413,12 @@ caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
     if (auto* l = st.current.leader(); l != nullptr && l->id != st.me.id && st.current.find(dm.source) != nullptr)
       self->send(l->handle, suspect_atom::value, st.current.find(dm.source)->id);
   });
-  // A stray reply or unknown message is logged, never fatal.
+  // A stray reply or unknown message is logged, never fatal; nor is an
+  // error that answers one of its plain sends (an announce to a session that
+  // became a forwarder and found no owner): CAF's default stopped this actor,
+  // and with it the node's place in the cluster.
   self->set_default_handler(caf::print_and_drop);
+  actors::keep_on_errors(self);
   if (bootstrap)
     adopt(self, view{1, {st.me}}, false);
   return {
@@ -645,14 +649,21 @@ caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
     [self](actors::handoff_atom, reconcile_atom, const std::vector<std::string>& keys,
            uint64_t epoch) {
       // The owner of these keys has entities of its own: ours are stale
-      // (recovered from disk while the cluster carried on) and forward there.
+      // (recovered from disk while the cluster carried on, or a copy that a
+      // fault left behind: a second live copy of a user went on publishing
+      // to its subscribers) and forward there.
       auto& st = self->state;
       auto& r = st.node->router();
       auto owner = caf::actor_cast<caf::actor>(self->current_sender());
-      for (auto& key : keys)
-        if (!r.owns(key))
-          if (auto a = r.take_recovered(key))
-            caf::anon_send(a, actors::export_atom::value, owner, epoch); // no reply wanted
+      for (auto& key : keys) {
+        if (r.owns(key))
+          continue;
+        auto a = r.take_recovered(key);
+        if (!a)
+          a = r.find_local(key);
+        if (a)
+          caf::anon_send(a, actors::export_atom::value, owner, epoch); // no reply wanted
+      }
     },
     [self](actors::handoff_atom) { hand_off_all(self); },
     [self](actors::replica_atom, replica_batch& b) {

@@ -1,4 +1,5 @@
 #include "cluster/replication.hpp"
+#include "actors/errors.hpp"
 
 #include "cluster/routing.hpp"
 
@@ -92,6 +93,7 @@ void flush(replicator_type* self) {
 
 caf::behavior replicator(replicator_type* self, std::shared_ptr<cluster_placement> placement,
                          size_t factor) {
+  actors::keep_on_errors(self);
   self->state.placement = std::move(placement);
   self->state.factor = factor;
   return {

@@ -19,6 +19,7 @@ namespace {
 
 caf::behavior stub_actor(caf::event_based_actor* self,
                          std::shared_ptr<cluster_placement> where, std::string key) {
+  actors::keep_on_errors(self);
   self->set_default_handler(
     [where, key](caf::scheduled_actor* s, caf::message_view& x) -> caf::result<caf::message> {
       return where->route(s, key, where->epoch(), 0, x.move_content_to_message());
@@ -215,6 +216,11 @@ caf::result<caf::message> cluster_placement::route(caf::scheduled_actor* self,
   // Ours (or its owner left the view and the key moved here).
   if (auto local = node_.router().local(key))
     return self->delegate(local, std::move(content));
+  // A stopping node hands out nothing: the key is not gone, it is about to
+  // move (the client retries elsewhere).
+  if (node_.router().closed())
+    return caf::make_error(actors::errc::unavailable,
+                           std::string{"the node is stopping: try again"});
   // A session or intent that is not here is gone (with its node, if that left).
   if (key.rfind("intent:", 0) == 0)
     return caf::make_error(actors::errc::intent_not_found, std::string{"no such intent"});

@@ -1,4 +1,5 @@
 #include "gateway/fanout.hpp"
+#include "actors/errors.hpp"
 
 #include <chrono>
 #include <optional>
@@ -75,6 +76,7 @@ void deliver(caf::stateful_actor<shard_state>* self, const std::string& key,
 }
 
 caf::behavior shard_actor(caf::stateful_actor<shard_state>* self, node* owner) {
+  keep_on_errors(self);
   self->state.owner = owner;
   auto self_handle = [self] { return caf::actor_cast<caf::actor>(self); };
   return {

@@ -79,6 +79,9 @@ std::string render_metrics(actors::node& n, const gateway_metrics& g,
           static_cast<double>(m.events_sent.load()));
   gauge("presence_replication_pending", "Entity changes not yet sent to their replicas",
         static_cast<double>(m.replication_pending.load()));
+  gauge("presence_handoffs_pending",
+        "Entities that moved here and wait for their state from the old owner",
+        static_cast<double>(m.handoffs_pending.load()));
   counter("presence_replicated_total", "Entity changes sent to replica nodes",
           static_cast<double>(m.replicated.load()));
   gauge("presence_replicas_held", "Replicas this node holds for other nodes' entities",

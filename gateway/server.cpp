@@ -199,6 +199,7 @@ private:
         if (auto s = ws.lock())
           s->send(j.dump());
       };
+      keep_on_errors(self);
       self->set_down_handler([push, ws](caf::down_msg&) {
         push({{"op", "error"},
               {"code", "session_not_found"},

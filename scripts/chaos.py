@@ -1346,8 +1346,33 @@ class Chaos:
             node = next(x for x in self.nodes if x.id == nid)
             problems.append({"what": "node does not answer HTTP (wedged?)", "node": nid,
                              "timeouts": n})
-            node.dump_threads("does not answer HTTP at the final check")
         return problems
+
+    def dump_wedged(self, problems):
+        """Thread dumps of the nodes that did not answer, once the checks are over
+        (gdb stops the process while it attaches: a node paused past the failure
+        timeout rightly leaves the cluster, which would spoil the checks)."""
+        if problems:
+            # What the nodes say of themselves (entities waiting for a hand-off,
+            # replication), before anything is stopped.
+            for n in self.nodes:
+                try:
+                    conn = http.client.HTTPConnection("127.0.0.1", n.port, timeout=3)
+                    conn.request("GET", "/metrics")
+                    text = conn.getresponse().read().decode()
+                    conn.close()
+                    keep = [l for l in text.splitlines()
+                            if l.startswith(("presence_handoffs", "presence_replica",
+                                             "presence_users", "presence_sessions",
+                                             "presence_node_ready"))]
+                    self.report.note("metrics", {"node": n.id, "lines": keep})
+                    print(f"chaos: metrics of {n.id}: " + "; ".join(keep), flush=True)
+                except Exception as e:  # a wedged node may not answer
+                    print(f"chaos: metrics of {n.id}: {e!r}", flush=True)
+        for p in problems:
+            if p.get("what", "").startswith("node does not answer HTTP"):
+                node = next(x for x in self.nodes if x.id == p["node"])
+                node.dump_threads("does not answer HTTP at the final check")
 
     def check_convergence(self):
         if not self.wait_ready(self.nodes, 30):
@@ -1365,6 +1390,7 @@ class Chaos:
         log(f"NOT converged within 10 s: {dict(kinds)}")
         for p in problems[:40]:
             self.report.violation("convergence", None, p)
+        self.wedged = problems  # dumped after the intents' check
         return False
 
     def check_intents(self):
@@ -1481,8 +1507,10 @@ class Chaos:
         log(f"t={self.report.elapsed():.1f}s faults over: "
             f"{dict(self.report.faults_run)}")
         self.load.creating = False
+        self.wedged = []
         self.check_convergence()
         self.check_intents()
+        self.dump_wedged(self.wedged)
         self.load.stop()
         self.final_stop()
 

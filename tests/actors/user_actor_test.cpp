@@ -62,6 +62,23 @@ TEST_F(UserActorTest, NoSessionIsOffline) {
   EXPECT_TRUE(v.sessions.empty());
 }
 
+// Verifies an error that arrives as a message (the answer to a plain send that
+// failed on its way, e.g. through a forwarder that found no owner) leaves
+// every kind of entity running: CAF's default stops the actor with the error,
+// which once took a node's membership actor down in the middle of a fault.
+TEST_F(UserActorTest, AnErrorMessageStopsNoEntity) {
+  auto tab = n.open("alice");
+  auto& r = n.node().router();
+  std::vector<caf::actor> entities{user("alice"), r.room("lobby"), tab.handle};
+  for (auto& a : entities)
+    caf::anon_send(a, caf::make_error(errc::session_not_found, std::string{"gone"}));
+  n.run();
+  EXPECT_EQ(view("alice").current, state::active);
+  EXPECT_TRUE(n.ask<session_view>(tab.handle, caf::get_atom::value));
+  EXPECT_TRUE(n.ask<room_view>(r.room("lobby"), caf::get_atom::value, room_query{}));
+  EXPECT_EQ(user("alice"), entities[0]) << "the same actor, not a new one";
+}
+
 // Verifies two sessions, one active and one idle, make the user active; when the
 // active one leaves the user is idle, never offline in between.
 TEST_F(UserActorTest, ActiveLeavesThenIdleNeverOffline) {
