@@ -46,6 +46,9 @@ struct membership_state {
   std::set<caf::actor_addr> monitored;
   std::set<std::string> dead; ///< members seen down, not yet out of the view
   bool settle_pending = false; ///< a settle_atom is on its way
+  /// When the pause watcher last looked (steady ms): long ago means this
+  /// process may just have stood still.
+  std::shared_ptr<std::atomic<int64_t>> watcher_tick;
   bool announce_pending = false; ///< joined, announcing once connected
   std::shared_ptr<std::atomic<bool>> joined;
   std::shared_ptr<std::atomic<bool>> minority; ///< set once: the process stops
@@ -87,11 +90,13 @@ using suspect_atom = caf::atom_constant<caf::atom("suspect")>;
 using settle_atom = caf::atom_constant<caf::atom("settle")>;
 using paused_atom = caf::atom_constant<caf::atom("paused")>;
 
-/// How long a node collects the members it sees down before it acts on them
-/// (Akka's stable-after, short): members that a partition or this node's own
-/// pause cut off are seen down within moments of each other, and are weighed
-/// together against the view (one at a time, each step kept a "majority").
+/// How long a node that may just have stood still collects the members it
+/// sees down before it acts on them (its pause watcher reports meanwhile):
+/// one at a time, each step kept a "majority" of the view before it.
 constexpr auto settle_after = std::chrono::milliseconds{300};
+/// The pause watcher looks every 50 ms: no look for this long means the
+/// process may have stood still.
+constexpr int64_t pause_suspect_ms = 150;
 using refresh_atom = caf::atom_constant<caf::atom("refresh")>;
 
 /// How long the leader waits before issuing the view again for a member that
@@ -379,6 +384,7 @@ caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
                                member_info me, bool bootstrap,
                                std::shared_ptr<std::atomic<bool>> joined,
                                std::shared_ptr<std::atomic<bool>> minority,
+                               std::shared_ptr<std::atomic<int64_t>> watcher_tick,
                                cluster_node::log_fn log,
                                std::function<void(std::vector<std::string>, caf::actor)> dial,
                                size_t vnodes) {
@@ -389,6 +395,7 @@ caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
   st.me.handle = caf::actor_cast<caf::actor>(self);
   st.joined = std::move(joined);
   st.minority = std::move(minority);
+  st.watcher_tick = std::move(watcher_tick);
   st.secret = n->cfg().cluster.secret.empty() ? n->cfg().auth.secret
                                               : n->cfg().cluster.secret;
   st.log = std::move(log);
@@ -403,9 +410,17 @@ caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
     if (st.log)
       st.log("cluster: node " + m->id + " is down (" + to_string(dm.reason) + ")");
     st.dead.insert(m->id);
-    if (!st.settle_pending) {
-      st.settle_pending = true;
-      self->delayed_send(self, settle_after, settle_atom::value);
+    // Right after this process stood still, every peer looks silent at once
+    // and the pause watcher has not had its look yet: wait for it (and for
+    // the other downs) before acting. Otherwise act at once.
+    auto since_tick = steady_ms() - st.watcher_tick->load(std::memory_order_relaxed);
+    if (since_tick > pause_suspect_ms) {
+      if (!st.settle_pending) {
+        st.settle_pending = true;
+        self->delayed_send(self, settle_after, settle_atom::value);
+      }
+    } else if (!st.settle_pending) {
+      settle_dead(self);
     }
     // Not the leader: it may see the member alive (this node lost only its
     // connection, or never had one yet). It checks and, if so, issues the
@@ -659,7 +674,10 @@ caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
         if (r.owns(key))
           continue;
         auto a = r.take_recovered(key);
-        if (!a)
+        // A copy this node owned in the previous view is the one the owner
+        // pulls (its pull may still be on its way): only a copy left behind
+        // from before that is retired here.
+        if (!a && !st.placement->owned_before(key))
           a = r.find_local(key);
         if (a)
           caf::anon_send(a, actors::export_atom::value, owner, epoch); // no reply wanted
@@ -822,8 +840,9 @@ uint16_t cluster_node::start(uint16_t http_port) {
       q->jobs.push_back({std::move(addresses), std::move(done)});
       q->cv.notify_one();
     };
+  watcher_tick_->store(steady_ms());
   actor_ = sys_.spawn(membership_actor, &node_, placement, me, bootstrap, joined_,
-                      minority_, log_,
+                      minority_, watcher_tick_, log_,
                       std::move(dial), static_cast<size_t>(cfg_.cluster.vnodes));
   dialer_ = std::thread{[this] { dial_loop(); }};
   pause_watch_ = std::thread{[this, a = actor_] { pause_loop(a); }};
@@ -922,6 +941,7 @@ void cluster_node::pause_loop(caf::actor membership) {
     auto now = std::chrono::steady_clock::now();
     auto gap = now - last - tick;
     last = now;
+    watcher_tick_->store(steady_ms(), std::memory_order_relaxed);
     if (gap >= limit)
       caf::anon_send(membership, paused_atom::value,
                      static_cast<int64_t>(

@@ -187,6 +187,9 @@ private:
   caf::actor actor_;
   std::shared_ptr<std::atomic<bool>> joined_ = std::make_shared<std::atomic<bool>>(false);
   std::shared_ptr<std::atomic<bool>> minority_ = std::make_shared<std::atomic<bool>>(false);
+  /// When the pause watcher last looked (steady ms).
+  std::shared_ptr<std::atomic<int64_t>> watcher_tick_ =
+    std::make_shared<std::atomic<int64_t>>(0);
   std::atomic<bool> stopping_{false};
   std::thread connector_;
   struct dial_queue {

@@ -118,6 +118,11 @@ caf::actor cluster_placement::handoff_source(const std::string& key) const {
   return i == t->handles.end() ? caf::actor{} : i->second;
 }
 
+bool cluster_placement::owned_before(const std::string& key) const {
+  auto t = load();
+  return t->previous && owner_in(*t->previous, key) == self_;
+}
+
 std::vector<std::string> cluster_placement::holders_in(const table& t, const std::string& key,
                                                       size_t factor) {
   std::vector<std::string> out;

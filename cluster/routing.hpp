@@ -56,6 +56,10 @@ public:
   std::string pinned_id(const std::string& random_part) const override;
   uint64_t epoch() const override { return load()->epoch; }
   caf::actor handoff_source(const std::string& key) const override;
+
+  /// True if this node owned `key` in the previous view (its copy is the one
+  /// the new owner pulls).
+  bool owned_before(const std::string& key) const;
   std::optional<caf::message> take_replica(const std::string& key) override;
   void hand_off(const std::string& key) override;
   caf::result<caf::message> forward(caf::scheduled_actor* self, const std::string& key,

@@ -82,9 +82,9 @@ struct server::impl {
   gateway_metrics& metrics;
   http_metrics http;
   fanout events;
-  net::io_context ioc;
-  tcp::acceptor acceptor;
-  std::vector<std::thread> threads;
+  // Declared before the io_context, so destroyed after it: destroying the
+  // io_context destroys the sessions its pending handlers hold, and a
+  // session's destructor uses these.
   std::mutex sockets_mtx;
   std::set<std::weak_ptr<ws_session>, std::owner_less<std::weak_ptr<ws_session>>>
     sockets; // guarded by sockets_mtx
@@ -95,6 +95,9 @@ struct server::impl {
   std::mutex awaiting_mtx;
   std::set<std::shared_ptr<http_session>> awaiting; // guarded by awaiting_mtx:
                                                     // requests the actors answer
+  net::io_context ioc;
+  tcp::acceptor acceptor;
+  std::vector<std::thread> threads;
 
   void do_accept();
 };
