@@ -223,4 +223,36 @@ caf::behavior await_handoff(Self* self, std::string key, caf::actor source,
   };
 }
 
+/// A source to pull from that falls back to a copy of this node's own: it asks
+/// `source` (the old owner) for the transfer and, when that has nothing or does
+/// not answer, takes the transfer of `stale` (an entity this node recovered from
+/// disk) instead of letting the puller start empty. Whichever copy is not taken
+/// stops acting and forwards to the puller. One pull, then it quits.
+template <class Transfer>
+caf::behavior fallback_source(caf::event_based_actor* self, caf::actor source,
+                              caf::actor stale) {
+  self->set_error_handler([](caf::scheduled_actor*, caf::error&) {});
+  return {
+    [self, source, stale](handoff_atom, const std::string& key, uint64_t epoch,
+                          const caf::actor& via) -> caf::result<Transfer> {
+      auto rp = self->make_response_promise<Transfer>();
+      // Shorter than the puller's own wait, so that the fallback still reaches it.
+      self->request(source, handoff_timeout - std::chrono::seconds{10}, handoff_atom::value,
+                    key, epoch, via)
+        .then(
+          [self, stale, via, epoch, rp](Transfer& t) mutable {
+            // The cluster's copy wins; the recovered one's state is dropped.
+            caf::anon_send(stale, export_atom::value, via, epoch);
+            rp.deliver(std::move(t));
+            self->quit();
+          },
+          [self, stale, via, epoch, rp](caf::error&) mutable {
+            rp.delegate(stale, export_atom::value, via, epoch);
+            self->quit();
+          });
+      return rp;
+    },
+  };
+}
+
 } // namespace presence::actors

@@ -229,13 +229,25 @@ bool router::take_over(const std::string& key, const caf::actor& source, uint64_
     if (auto i = sh.dormant.find(key); i != sh.dormant.end())
       dormant = i->second;
   }
-  auto fresh = pull(key, source, std::move(dormant), epoch);
-  if (stale) {
-    // The recovered entity stops acting and forwards to the pulled one (its
-    // state is dropped; it answers this request to nobody).
-    caf::anon_send(stale, export_atom::value, node_.cluster(),
-                   placement_ ? placement_->epoch() : uint64_t{0});
+  if (!stale) {
+    pull(key, source, std::move(dormant), epoch);
+    return true;
   }
+  // The recovered entity is the fallback of the pull: when the old owner has
+  // nothing (or does not answer), the entity starts from what this node
+  // recovered, not empty (a user then read offline with seq 0 while its
+  // sessions signalled, and resumes of its sessions were refused).
+  caf::actor via;
+  auto& sys = node_.system();
+  if (key.rfind("user:", 0) == 0)
+    via = sys.spawn(fallback_source<user_transfer>, source, stale);
+  else if (key.rfind("room:", 0) == 0)
+    via = sys.spawn(fallback_source<room_transfer>, source, stale);
+  else if (key.rfind("session:", 0) == 0)
+    via = sys.spawn(fallback_source<session_transfer>, source, stale);
+  else
+    via = sys.spawn(fallback_source<intent_transfer>, source, stale);
+  pull(key, via, std::move(dormant), epoch);
   return true;
 }
 
