@@ -227,12 +227,22 @@ caf::behavior await_handoff(Self* self, std::string key, caf::actor source,
 /// `source` (the old owner) for the transfer and, when that has nothing or does
 /// not answer, takes the transfer of `stale` (an entity this node recovered from
 /// disk) instead of letting the puller start empty. Whichever copy is not taken
-/// stops acting and forwards to the puller. One pull, then it quits.
+/// stops acting and forwards to the puller. One pull, then it quits; told its
+/// puller (start_atom), it quits when that goes down.
 template <class Transfer>
 caf::behavior fallback_source(caf::event_based_actor* self, caf::actor source,
                               caf::actor stale) {
   self->set_error_handler([](caf::scheduled_actor*, caf::error&) {});
+  // It lives no longer than its puller (a node that stops must not wait for
+  // its pending request).
+  self->set_down_handler([self](caf::down_msg&) { self->quit(); });
   return {
+    [self](start_atom, const caf::actor& puller) {
+      if (puller)
+        self->monitor(puller);
+      else
+        self->quit();
+    },
     [self, source, stale](handoff_atom, const std::string& key, uint64_t epoch,
                           const caf::actor& via) -> caf::result<Transfer> {
       auto rp = self->make_response_promise<Transfer>();

@@ -247,7 +247,7 @@ bool router::take_over(const std::string& key, const caf::actor& source, uint64_
     via = sys.spawn(fallback_source<session_transfer>, source, stale);
   else
     via = sys.spawn(fallback_source<intent_transfer>, source, stale);
-  pull(key, via, std::move(dormant), epoch);
+  caf::anon_send(via, start_atom::value, pull(key, via, std::move(dormant), epoch));
   return true;
 }
 
