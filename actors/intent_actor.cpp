@@ -57,7 +57,9 @@ void stop_watching(intent_actor_type* self) {
 
 void deliver(intent_actor_type* self) {
   auto& st = self->state;
-  if (st.view.status != intent_status::pending)
+  // An answer to its watch may arrive after it moved on (exported: it only
+  // forwards, its owner is gone).
+  if (st.owner == nullptr || st.view.status != intent_status::pending)
     return;
   auto now = st.owner->now_ms();
   st.view.status = intent_status::delivered;

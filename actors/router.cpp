@@ -145,6 +145,8 @@ caf::actor router::arriving(const std::string& key,
 }
 
 caf::actor router::promote(const std::string& key) {
+  if (closed_.load(std::memory_order_acquire))
+    return {}; // the node stops: nothing new starts (nor monitors remote actors)
   auto replica = placement_->take_replica(key);
   if (!replica)
     return {};
@@ -167,6 +169,8 @@ caf::actor router::promote(const std::string& key) {
 
 caf::actor router::pull(const std::string& key, const caf::actor& source,
                         std::optional<storage::user_record> dormant, uint64_t epoch) {
+  if (closed_.load(std::memory_order_acquire))
+    return {};
   // The view that gives the key here: this node's, or the hint's when newer
   // (the old owner's forwarder sends to this node under it).
   epoch = std::max(epoch, placement_ ? placement_->epoch() : 0);

@@ -299,7 +299,9 @@ caf::behavior user_from_transfer(user_actor_type* self, node* owner, user_transf
     e.last_active_at = s.last_active_at;
     e.heartbeat_ms = s.heartbeat_ms;
     e.ref = s.ref;
-    if (e.ref && e.ref.node() != self->node()) {
+    // Not while the node stops: monitoring a remote proxy as the middleman
+    // shuts down crashed inside CAF (a replica promoted at SIGTERM).
+    if (e.ref && e.ref.node() != self->node() && !owner->router().closed()) {
       e.monitored = true;
       if (auto alive = caf::actor_cast<caf::actor>(e.ref)) {
         self->monitor(alive);
