@@ -16,6 +16,7 @@
 // sockets, memberships, open intents).
 #pragma once
 
+#include "actors/errors.hpp"
 #include "actors/messages.hpp"
 #include "storage/records.hpp"
 
@@ -232,7 +233,7 @@ caf::behavior await_handoff(Self* self, std::string key, caf::actor source,
 template <class Transfer>
 caf::behavior fallback_source(caf::event_based_actor* self, caf::actor source,
                               caf::actor stale) {
-  self->set_error_handler([](caf::scheduled_actor*, caf::error&) {});
+  keep_on_errors(self);
   // It lives no longer than its puller (a node that stops must not wait for
   // its pending request).
   self->set_down_handler([self](caf::down_msg&) { self->quit(); });
