@@ -300,7 +300,8 @@ caf::behavior room_from_transfer(room_actor_type* self, node* owner, room_transf
   for (auto& a : t.subscribers)
     if (std::find(st.subscribers.begin(), st.subscribers.end(), a) == st.subscribers.end()) {
       st.subscribers.push_back(a);
-      self->monitor(a);
+      if (owner->router().watchable(a.node()))
+        self->monitor(a);
     }
   auto b = room_behavior(self);
   auto now = owner->now_ms();

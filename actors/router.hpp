@@ -11,6 +11,7 @@
 
 #include <caf/actor.hpp>
 #include <caf/message.hpp>
+#include <caf/node_id.hpp>
 #include <caf/result.hpp>
 #include <caf/scheduled_actor.hpp>
 
@@ -103,6 +104,12 @@ public:
   /// Tells the owner of `key` (not this node) to pull it from here.
   virtual void hand_off(const std::string& key) = 0;
 
+  /// True if actors of `n` may be watched: this node, or a member of the
+  /// current view. A handle from a replica may name an actor of a node that
+  /// is gone, and monitoring the proxy of a node whose connection just closed
+  /// crashed inside CAF.
+  virtual bool watchable(const caf::node_id& n) const = 0;
+
   /// Sends `content` on from a forwarder of `key` (an entity that moved):
   /// through `via` with `epoch` while this node's view is older than that,
   /// else to the key's owner in this node's view.
@@ -118,6 +125,14 @@ public:
   /// Routes keys this node does not own through `p` (set once, before serving).
   void set_placement(std::shared_ptr<placement> p) { placement_ = std::move(p); }
   placement* where() const { return placement_.get(); }
+
+  /// True if actors of `n` may be monitored (placement::watchable; always on a
+  /// single node, never once the node stops).
+  bool watchable(const caf::node_id& n) const {
+    if (closed())
+      return false;
+    return !placement_ || placement_->watchable(n);
+  }
 
   /// True if this node owns `key` (always without a cluster).
   bool owns(const std::string& key) const { return !remote(key); }

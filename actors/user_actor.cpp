@@ -158,7 +158,8 @@ void add_actor(user_actor_type* self, std::vector<caf::actor>& xs,
                const caf::actor& who) {
   if (std::find(xs.begin(), xs.end(), who) == xs.end()) {
     xs.push_back(who);
-    self->monitor(who);
+    if (self->state.owner != nullptr && self->state.owner->router().watchable(who.node()))
+      self->monitor(who);
   }
 }
 
@@ -284,7 +285,8 @@ user_transfer export_user(const user_state& st) {
 
 // The user as its old owner handed it over: same seq, since and sessions; its
 // subscribers, sockets and rooms carry on without a leave or a join.
-caf::behavior user_from_transfer(user_actor_type* self, node* owner, user_transfer& t) {
+caf::behavior user_from_transfer(user_actor_type* self, node* owner, user_transfer& t,
+                                 bool promoted = false) {
   start_user(self, owner, t.rec.user_id, static_cast<state>(t.rec.published));
   auto& st = self->state;
   st.seq = t.rec.seq;
@@ -299,11 +301,22 @@ caf::behavior user_from_transfer(user_actor_type* self, node* owner, user_transf
     e.last_active_at = s.last_active_at;
     e.heartbeat_ms = s.heartbeat_ms;
     e.ref = s.ref;
-    // Not while the node stops: monitoring a remote proxy as the middleman
-    // shuts down crashed inside CAF (a replica promoted at SIGTERM).
-    if (e.ref && e.ref.node() != self->node() && !owner->router().closed()) {
+    if (e.ref && e.ref.node() != self->node() && (promoted || owner->router().closed())) {
+      // A replica's references may name actors of nodes that are gone, and
+      // monitoring such a proxy crashed inside CAF (also while the node
+      // stops). Every remote session gets the grace instead: the view change
+      // that promoted this user makes every live session announce itself,
+      // which ends the grace (and monitors the session afresh).
       e.monitored = true;
-      if (auto alive = caf::actor_cast<caf::actor>(e.ref)) {
+      e.lost_at = owner->now_ms();
+      if (!st.lost.armed())
+        st.lost.arm(caf::actor_cast<caf::actor>(self), e.lost_at + lost_grace(*owner));
+    } else if (e.ref && e.ref.node() != self->node()) {
+      e.monitored = true;
+      auto alive = owner->router().watchable(e.ref.node())
+                     ? caf::actor_cast<caf::actor>(e.ref)
+                     : caf::actor{};
+      if (alive) {
         self->monitor(alive);
       } else {
         // Its node is gone already: it has the grace to come back.
@@ -336,7 +349,7 @@ caf::behavior user_from_transfer(user_actor_type* self, node* owner, user_transf
 caf::behavior user_actor_promoted(user_actor_type* self, node* owner, user_transfer t) {
   // The replica may be one interval behind what the dead owner published.
   t.rec.seq = next_seq_generation(t.rec.seq);
-  return user_from_transfer(self, owner, t);
+  return user_from_transfer(self, owner, t, true);
 }
 
 caf::behavior user_actor_handoff(user_actor_type* self, node* owner, std::string user_id,
@@ -485,12 +498,16 @@ caf::behavior user_behavior(user_actor_type* self) {
         e.last_signal_at = u.last_signal_at;
         e.last_active_at = u.last_active_at;
         e.heartbeat_ms = u.heartbeat_ms;
+        bool was_lost = e.lost_at != 0;
         e.lost_at = 0;
-        if (u.ref && e.ref != u.ref) {
-          // A new session, or the same one moved to another node (hand-off).
+        if (u.ref && (e.ref != u.ref || was_lost)) {
+          // A new session, the same one moved to another node (hand-off), or
+          // one back within its grace (watched again).
           e.ref = u.ref;
           e.monitored = u.ref.node() != self->node();
-          if (e.monitored)
+          // (a live session's fresh address: watched unless the node stops;
+          // its node may be one this node's view does not list yet)
+          if (e.monitored && !st.owner->router().closed())
             if (auto alive = caf::actor_cast<caf::actor>(u.ref))
               self->monitor(alive);
         }

@@ -118,6 +118,14 @@ caf::actor cluster_placement::handoff_source(const std::string& key) const {
   return i == t->handles.end() ? caf::actor{} : i->second;
 }
 
+bool cluster_placement::watchable(const caf::node_id& n) const {
+  auto t = load();
+  for (auto& [id, h] : t->handles)
+    if (h && h.node() == n)
+      return true;
+  return n == node_.system().node();
+}
+
 bool cluster_placement::owned_before(const std::string& key) const {
   auto t = load();
   return t->previous && owner_in(*t->previous, key) == self_;

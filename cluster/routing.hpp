@@ -56,6 +56,7 @@ public:
   std::string pinned_id(const std::string& random_part) const override;
   uint64_t epoch() const override { return load()->epoch; }
   caf::actor handoff_source(const std::string& key) const override;
+  bool watchable(const caf::node_id& n) const override;
 
   /// True if this node owned `key` in the previous view (its copy is the one
   /// the new owner pulls).

@@ -1369,6 +1369,13 @@ class Chaos:
                     print(f"chaos: metrics of {n.id}: " + "; ".join(keep), flush=True)
                 except Exception as e:  # a wedged node may not answer
                     print(f"chaos: metrics of {n.id}: {e!r}", flush=True)
+                st, body = http_call(n.port, "GET", "/v1/cluster", role="admin", timeout=3)
+                view = (body or {}) if st == 200 else {"status": st}
+                brief = {"epoch": view.get("epoch"), "leader": view.get("leader"),
+                         "nodes": [(x.get("id"), x.get("status"), x.get("actors"))
+                                   for x in view.get("nodes", [])]}
+                self.report.note("view", {"node": n.id, "view": brief})
+                print(f"chaos: view of {n.id}: {json.dumps(brief)}", flush=True)
         for p in problems:
             if p.get("what", "").startswith("node does not answer HTTP"):
                 node = next(x for x in self.nodes if x.id == p["node"])
