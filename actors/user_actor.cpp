@@ -301,25 +301,20 @@ caf::behavior user_from_transfer(user_actor_type* self, node* owner, user_transf
     e.last_active_at = s.last_active_at;
     e.heartbeat_ms = s.heartbeat_ms;
     e.ref = s.ref;
-    if (e.ref && e.ref.node() != self->node() && (promoted || owner->router().closed())) {
+    if (e.ref && e.ref.node() != self->node()) {
+      e.monitored = true;
       // A replica's references may name actors of nodes that are gone, and
       // monitoring such a proxy crashed inside CAF (also while the node
-      // stops). Every remote session gets the grace instead: the view change
-      // that promoted this user makes every live session announce itself,
-      // which ends the grace (and monitors the session afresh).
-      e.monitored = true;
-      e.lost_at = owner->now_ms();
-      if (!st.lost.armed())
-        st.lost.arm(caf::actor_cast<caf::actor>(self), e.lost_at + lost_grace(*owner));
-    } else if (e.ref && e.ref.node() != self->node()) {
-      e.monitored = true;
-      auto alive = owner->router().watchable(e.ref.node())
+      // stops): a promoted user watches none of them. The view change that
+      // promoted it makes every live session announce itself, which ends the
+      // grace below and watches the session afresh.
+      auto alive = !promoted && owner->router().watchable(e.ref.node())
                      ? caf::actor_cast<caf::actor>(e.ref)
                      : caf::actor{};
       if (alive) {
         self->monitor(alive);
       } else {
-        // Its node is gone already: it has the grace to come back.
+        // Its node is gone (or unknown here): it has the grace to come back.
         e.lost_at = owner->now_ms();
         if (!st.lost.armed())
           st.lost.arm(caf::actor_cast<caf::actor>(self), e.lost_at + lost_grace(*owner));

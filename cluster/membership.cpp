@@ -89,6 +89,7 @@ using replay_atom = caf::atom_constant<caf::atom("replay")>;
 using suspect_atom = caf::atom_constant<caf::atom("suspect")>;
 using settle_atom = caf::atom_constant<caf::atom("settle")>;
 using paused_atom = caf::atom_constant<caf::atom("paused")>;
+using refresh_atom = caf::atom_constant<caf::atom("refresh")>;
 
 /// How long a node that may just have stood still collects the members it
 /// sees down before it acts on them (its pause watcher reports meanwhile):
@@ -97,7 +98,6 @@ constexpr auto settle_after = std::chrono::milliseconds{300};
 /// The pause watcher looks every 50 ms: no look for this long means the
 /// process may have stood still.
 constexpr int64_t pause_suspect_ms = 150;
-using refresh_atom = caf::atom_constant<caf::atom("refresh")>;
 
 /// How long the leader waits before issuing the view again for a member that
 /// another node saw down but the leader sees alive.

@@ -134,7 +134,7 @@ caf::behavior shard_actor(caf::stateful_actor<shard_state>* self, node* owner) {
             if (!last || last->current == v.current) {
               // No change to tell: what the sockets saw stays true (the
               // next event's seq shows the gap).
-              last = as_event(v, last ? last->current : v.current);
+              last = as_event(v, v.current);
               return;
             }
             auto e = as_event(v, last->current);

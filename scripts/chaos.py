@@ -1257,14 +1257,7 @@ class Chaos:
                          + ", ".join(n.id for n in order))
         for x in order:
             x.signal(signal.SIGTERM)
-            if x.wait_exit(15) is None:
-                x.dump_threads("no exit within 15 s of SIGTERM")
-                self.report.violation("unclean_stop", None, {
-                    "node": x.id, "incarnation": x.inc, "exit": "none within 15 s of SIGTERM",
-                    "tail": [l[2] for l in list(x.lines)[-30:]],
-                    "threads": x.dumps[-1][1] if x.dumps else None})
-                x.signal(signal.SIGKILL)
-                x.wait_exit(5)
+            self.await_stop(x, 15, "SIGTERM")
             time.sleep(0.3)  # let the reader record the exit
             x.start()
             self.wait_ready([x])
@@ -1276,14 +1269,7 @@ class Chaos:
         for x in self.nodes:
             x.signal(signal.SIGTERM)
         for x in self.nodes:
-            if x.wait_exit(15) is None:
-                x.dump_threads("no exit within 15 s of SIGTERM")
-                self.report.violation("unclean_stop", None, {
-                    "node": x.id, "incarnation": x.inc, "exit": "none within 15 s of SIGTERM",
-                    "tail": [l[2] for l in list(x.lines)[-30:]],
-                    "threads": x.dumps[-1][1] if x.dumps else None})
-                x.signal(signal.SIGKILL)
-                x.wait_exit(5)
+            self.await_stop(x, 15, "SIGTERM")
         time.sleep(0.3)
         for x in self.nodes:
             x.start()
@@ -1454,15 +1440,23 @@ class Chaos:
                 continue
             n.signal(signal.SIGTERM)
         for n in self.nodes:
-            if n.proc is not None and n.wait_exit(20) is None:
-                n.dump_threads("no exit within 20 s of the final SIGTERM")
-                self.report.violation("unclean_stop", None, {
-                    "node": n.id, "incarnation": n.inc, "exit": "none within 20 s of SIGTERM",
-                    "tail": [l[2] for l in list(n.lines)[-30:]],
-                    "threads": n.dumps[-1][1] if n.dumps else None})
-                n.signal(signal.SIGKILL)
-                n.wait_exit(5)
+            if n.proc is not None:
+                self.await_stop(n, 20, "the final SIGTERM")
         time.sleep(0.5)  # the readers record the exits
+
+    def await_stop(self, x, seconds, what):
+        """Waits for `x` to exit after a SIGTERM; one that does not within
+        `seconds` is an unclean stop: its threads are dumped, then it is killed."""
+        if x.wait_exit(seconds) is not None:
+            return
+        x.dump_threads(f"no exit within {seconds} s of {what}")
+        self.report.violation("unclean_stop", None, {
+            "node": x.id, "incarnation": x.inc,
+            "exit": f"none within {seconds} s of SIGTERM",
+            "tail": [l[2] for l in list(x.lines)[-30:]],
+            "threads": x.dumps[-1][1] if x.dumps else None})
+        x.signal(signal.SIGKILL)
+        x.wait_exit(5)
 
     # the run
     def run(self):
