@@ -298,7 +298,7 @@ caf::behavior room_from_transfer(room_actor_type* self, node* owner, room_transf
                                       static_cast<uint8_t>(sample.phase)});
   }
   for (auto& a : t.subscribers)
-    if (std::find(st.subscribers.begin(), st.subscribers.end(), a) == st.subscribers.end()) {
+    if (a && std::find(st.subscribers.begin(), st.subscribers.end(), a) == st.subscribers.end()) {
       st.subscribers.push_back(a);
       if (owner->router().watchable(a.node()))
         self->monitor(a);

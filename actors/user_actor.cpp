@@ -156,6 +156,10 @@ void remove_actor(std::vector<caf::actor>& xs, const caf::actor_addr& who) {
 
 void add_actor(user_actor_type* self, std::vector<caf::actor>& xs,
                const caf::actor& who) {
+  // A handle from a replica whose actor was gone when it arrived is null:
+  // monitoring it crashed (SIGSEGV when users were promoted at a restart).
+  if (!who)
+    return;
   if (std::find(xs.begin(), xs.end(), who) == xs.end()) {
     xs.push_back(who);
     if (self->state.owner != nullptr && self->state.owner->router().watchable(who.node()))

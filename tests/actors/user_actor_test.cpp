@@ -2,6 +2,9 @@
 // linger, last_active_at kept, and fresh views.
 #include "support/test_node.hpp"
 
+#include "actors/handoff.hpp"
+#include "actors/user_actor.hpp"
+
 using namespace presence::actors;
 using presence::testing::recorded;
 using presence::testing::test_node;
@@ -77,6 +80,22 @@ TEST_F(UserActorTest, AnErrorMessageStopsNoEntity) {
   EXPECT_TRUE(n.ask<session_view>(tab.handle, caf::get_atom::value));
   EXPECT_TRUE(n.ask<room_view>(r.room("lobby"), caf::get_atom::value, room_query{}));
   EXPECT_EQ(user("alice"), entities[0]) << "the same actor, not a new one";
+}
+
+// Verifies a promoted user whose replica names subscribers and sockets that were
+// gone when it arrived (null handles) starts and answers: monitoring a null
+// handle crashed nodes that promoted users during a full restart.
+TEST_F(UserActorTest, PromotedUserSkipsHandlesThatAreGone) {
+  user_transfer t;
+  t.rec.user_id = "ghosted";
+  t.rec.seq = 3;
+  t.subscribers = {caf::actor{}};
+  t.inbox = {caf::actor{}};
+  auto u = n.sys().spawn(user_actor_promoted, &n.node(), t);
+  n.run();
+  auto v = n.ask<user_view>(u, caf::get_atom::value);
+  ASSERT_TRUE(v);
+  EXPECT_EQ(v->seq, uint64_t{1} << 32);
 }
 
 // Verifies two sessions, one active and one idle, make the user active; when the
