@@ -1,4 +1,5 @@
 #include "actors/handoff.hpp"
+#include "actors/census.hpp"
 #include "actors/errors.hpp"
 
 #include "actors/node.hpp"
@@ -15,8 +16,8 @@ void become_forwarder(caf::event_based_actor* self, node* n, std::string key,
   keep_on_errors(self);
   self->set_down_handler([](caf::down_msg&) {});
   self->set_default_handler(
-    [n, key = std::move(key), via = std::move(via),
-     epoch](caf::scheduled_actor* s, caf::message_view& x) -> caf::result<caf::message> {
+    [n, key = std::move(key), via = std::move(via), epoch,
+     role = std::make_shared<census::token>(census::kind::forwarder)](caf::scheduled_actor* s, caf::message_view& x) -> caf::result<caf::message> {
       auto* where = n->router().where();
       if (where == nullptr)
         return caf::make_error(caf::sec::request_receiver_down);

@@ -16,6 +16,7 @@
 // sockets, memberships, open intents).
 #pragma once
 
+#include "actors/census.hpp"
 #include "actors/errors.hpp"
 #include "actors/messages.hpp"
 #include "storage/records.hpp"
@@ -203,8 +204,10 @@ caf::behavior await_handoff(Self* self, std::string key, caf::actor source,
                             caf::actor via, uint64_t epoch,
                             std::atomic<int64_t>& pending, Started started, Fresh fresh) {
   self->set_default_handler(caf::skip);
+  // Counted as waiting until the entity takes its real behavior.
+  auto waiting = std::make_shared<census::token>(census::kind::handoff);
   return {
-    [self, key, source, via, epoch, &pending, started, fresh](start_atom) mutable {
+    [self, key, source, via, epoch, &pending, started, fresh, waiting](start_atom) mutable {
       // `then`, not `await`: an exit (the node stops) is handled at once, while
       // every other message still waits (skip) for the state.
       pending.fetch_add(1, std::memory_order_relaxed);
@@ -234,6 +237,7 @@ template <class Transfer>
 caf::behavior fallback_source(caf::event_based_actor* self, caf::actor source,
                               caf::actor stale) {
   keep_on_errors(self);
+  census::track(self, census::kind::handoff);
   // It lives no longer than its puller (a node that stops must not wait for
   // its pending request).
   self->set_down_handler([self](caf::down_msg&) { self->quit(); });

@@ -7,6 +7,7 @@
 // `finished_intent_retention_ms`, then the actor stops. Messages: messages.hpp.
 #pragma once
 
+#include "actors/census.hpp"
 #include "actors/messages.hpp"
 #include "actors/timer_service.hpp"
 #include "storage/records.hpp"
@@ -32,6 +33,9 @@ struct intent_state {
   caf::actor target; ///< the to_user's or to_room's actor
   timer_slot timer;  ///< expiry while open, then the end of retention
   int64_t retain_until = 0; ///< when a finished intent is forgotten
+
+  census::token live{census::kind::intent};
+
 
   static inline const char* name = "presence.intent";
 };

@@ -1,4 +1,5 @@
 #include "actors/passivation.hpp"
+#include "actors/census.hpp"
 #include "actors/errors.hpp"
 
 #include "actors/messages.hpp"
@@ -24,7 +25,8 @@ void become_passivated(caf::event_based_actor* self, node* n, std::string key) {
   keep_on_errors(self);
   self->set_down_handler([](caf::down_msg&) {});
   self->set_default_handler(
-    [n, key = std::move(key)](caf::scheduled_actor* s,
+    [n, key = std::move(key), role = std::make_shared<census::token>(census::kind::passivated)](
+      caf::scheduled_actor* s,
                               caf::message_view& x) -> caf::result<caf::message> {
       auto next = n->router().entity(key);
       if (!next || next.address() == s->address())

@@ -6,6 +6,7 @@
 // change of membership, of a member's state, or of phase. Messages: messages.hpp.
 #pragma once
 
+#include "actors/census.hpp"
 #include "actors/messages.hpp"
 #include "actors/timer_service.hpp"
 #include "storage/records.hpp"
@@ -58,6 +59,9 @@ struct room_state {
 
   /// More members than rooms.announce_max: changes go out as room_delta.
   bool big() const;
+
+  census::token live{census::kind::room};
+
 
   static inline const char* name = "presence.room";
 };

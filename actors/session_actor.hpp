@@ -5,6 +5,7 @@
 // messages.hpp.
 #pragma once
 
+#include "actors/census.hpp"
 #include "actors/ids.hpp"
 #include "actors/messages.hpp"
 #include "actors/timer_service.hpp"
@@ -45,6 +46,9 @@ struct session_state {
   signal_kind saved_declared = signal_kind::active;
   bool dirty = false;         ///< a signal since then was not handed in
   bool ended = false;         ///< went offline: its record is deleted
+
+  census::token live{census::kind::session};
+
 
   static inline const char* name = "presence.session";
 };

@@ -1,5 +1,7 @@
 #include "actors/timer_service.hpp"
 
+#include "actors/census.hpp"
+
 #include "actors/clock.hpp"
 #include "actors/messages.hpp"
 
@@ -118,6 +120,7 @@ caf::actor timer_service::spawn_ticker(caf::actor_system& sys, const clock& clk)
   // null tuple pointer when a function actor is spawned without any (UBSan).
   auto ticker = [](caf::event_based_actor* self, timer_service* svc,
                    const clock* c) -> caf::behavior {
+    census::track(self, census::kind::ticker);
     auto tick = std::chrono::milliseconds{svc->tick_ms()};
     self->send(self, tick_atom::value);
     return {

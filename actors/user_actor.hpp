@@ -7,6 +7,7 @@
 // its intents. Messages: see messages.hpp.
 #pragma once
 
+#include "actors/census.hpp"
 #include "actors/messages.hpp"
 #include "actors/timer_service.hpp"
 #include "storage/records.hpp"
@@ -65,6 +66,9 @@ struct user_state {
   timer_slot lost;  ///< the end of a lost session's grace (tag 1)
   timer_slot idle;  ///< the next passivation check (tag 2): passivation.hpp
   bool replicate_scheduled = false;
+
+  census::token live{census::kind::user};
+
 
   static inline const char* name = "presence.user";
 };

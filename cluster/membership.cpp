@@ -5,6 +5,7 @@
 #include "cluster/replication.hpp"
 #include "cluster/ring.hpp"
 #include "cluster/routing.hpp"
+#include "actors/census.hpp"
 #include "actors/errors.hpp"
 #include "actors/handoff.hpp"
 #include "actors/ids.hpp"
@@ -139,6 +140,7 @@ constexpr size_t hint_batch = 2000;
 void hand_off_helper(caf::event_based_actor* helper, actors::node* n,
                      std::shared_ptr<cluster_placement> placement, caf::actor me,
                      size_t factor) {
+  actors::census::track(helper, actors::census::kind::helper);
   auto& r = n->router();
   auto& replicas = placement->replicas();
   std::vector<std::string> drop;
@@ -434,6 +436,7 @@ caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
   // and with it the node's place in the cluster.
   self->set_default_handler(caf::print_and_drop);
   actors::keep_on_errors(self);
+  actors::census::track(self, actors::census::kind::membership);
   if (bootstrap)
     adopt(self, view{1, {st.me}}, false);
   return {

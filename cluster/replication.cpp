@@ -1,4 +1,5 @@
 #include "cluster/replication.hpp"
+#include "actors/census.hpp"
 #include "actors/errors.hpp"
 
 #include "cluster/routing.hpp"
@@ -94,6 +95,7 @@ void flush(replicator_type* self) {
 caf::behavior replicator(replicator_type* self, std::shared_ptr<cluster_placement> placement,
                          size_t factor) {
   actors::keep_on_errors(self);
+  actors::census::track(self, actors::census::kind::replicator);
   self->state.placement = std::move(placement);
   self->state.factor = factor;
   return {

@@ -1,5 +1,6 @@
 #include "cluster/routing.hpp"
 
+#include "actors/census.hpp"
 #include "actors/errors.hpp"
 #include "actors/handoff.hpp"
 #include "actors/ids.hpp"
@@ -20,6 +21,7 @@ namespace {
 caf::behavior stub_actor(caf::event_based_actor* self,
                          std::shared_ptr<cluster_placement> where, std::string key) {
   actors::keep_on_errors(self);
+  actors::census::track(self, actors::census::kind::stub);
   self->set_default_handler(
     [where, key](caf::scheduled_actor* s, caf::message_view& x) -> caf::result<caf::message> {
       return where->route(s, key, where->epoch(), 0, x.move_content_to_message());

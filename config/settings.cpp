@@ -54,6 +54,7 @@ const std::vector<key_spec>& key_table() {
     PRESENCE_KEY(node, io_threads),
     PRESENCE_KEY(node, timer_tick_ms),
     PRESENCE_KEY(node, passivate_after_ms),
+    PRESENCE_KEY(node, stop_timeout_ms),
     PRESENCE_KEY(node, log_format),
     PRESENCE_KEY(presence, active_window_ms),
     PRESENCE_KEY(presence, idle_after_ms),
@@ -521,6 +522,7 @@ std::vector<std::string> validate(settings& s) {
   positive("limits.ws_ping_interval_ms", s.limits.ws_ping_interval_ms);
   positive("limits.slow_reader_ms", s.limits.slow_reader_ms);
   positive("node.passivate_after_ms", s.node.passivate_after_ms);
+  positive("node.stop_timeout_ms", s.node.stop_timeout_ms);
   return errors;
 }
 

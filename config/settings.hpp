@@ -32,6 +32,7 @@ struct node_section {
   int64_t io_threads = 1;          ///< Asio threads of the gateway
   int64_t timer_tick_ms = 10;      ///< resolution of the decay timer wheel
   int64_t passivate_after_ms = 60000; ///< idle users and rooms stop after this
+  int64_t stop_timeout_ms = 10000;    ///< a stop waits this long for the actors
   std::string log_format = "text"; ///< "text" (human) or "json" (one object per line)
 };
 

@@ -5,6 +5,7 @@
 // thread; the caller must move the response to its own executor.
 #pragma once
 
+#include "actors/census.hpp"
 #include "actors/node.hpp"
 #include "gateway/auth.hpp"
 #include "gateway/json_codec.hpp"
@@ -49,6 +50,7 @@ void ask(caf::actor_system& sys, const caf::actor& dest,
          std::function<void(caf::expected<T>)> done, Ts... xs) {
   auto fn = [](caf::event_based_actor* self, caf::actor to,
                std::function<void(caf::expected<T>)> cb, Ts... args) {
+    actors::census::track(self, actors::census::kind::request);
     self->request(to, request_timeout, std::move(args)...)
       .then(
         [self, cb](T& x) {
@@ -69,6 +71,7 @@ void ask_unit(caf::actor_system& sys, const caf::actor& dest,
               std::function<void(caf::error)> done, Ts... xs) {
   auto fn = [](caf::event_based_actor* self, caf::actor to,
                std::function<void(caf::error)> cb, Ts... args) {
+    actors::census::track(self, actors::census::kind::request);
     self->request(to, request_timeout, std::move(args)...)
       .then(
         [self, cb]() {

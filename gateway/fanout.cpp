@@ -1,4 +1,5 @@
 #include "gateway/fanout.hpp"
+#include "actors/census.hpp"
 #include "actors/errors.hpp"
 
 #include <chrono>
@@ -77,6 +78,7 @@ void deliver(caf::stateful_actor<shard_state>* self, const std::string& key,
 
 caf::behavior shard_actor(caf::stateful_actor<shard_state>* self, node* owner) {
   keep_on_errors(self);
+  census::track(self, census::kind::fanout);
   self->state.owner = owner;
   auto self_handle = [self] { return caf::actor_cast<caf::actor>(self); };
   return {

@@ -1,5 +1,6 @@
 #include "gateway/metrics_text.hpp"
 
+#include "actors/census.hpp"
 #include "actors/node.hpp"
 #include "gateway/server.hpp"
 
@@ -52,6 +53,17 @@ std::string render_metrics(actors::node& n, const gateway_metrics& g,
   auto counter = [&](const char* name, const char* help, double v) {
     BuildCounter().Name(name).Help(help).Register(reg).Add({}).Increment(v);
   };
+  auto& actors_by_kind =
+    BuildGauge()
+      .Name("presence_actors")
+      .Help("Actors running in this process by kind (forwarder, passivated and handoff "
+            "count again entities in that role)")
+      .Register(reg);
+  for (size_t i = 0; i < actors::census::kind_count; ++i) {
+    auto k = static_cast<actors::census::kind>(i);
+    actors_by_kind.Add({{"kind", actors::census::name(k)}})
+      .Set(static_cast<double>(actors::census::live(k)));
+  }
   gauge("presence_rooms", "Room actors", static_cast<double>(m.rooms.load()));
   gauge("presence_node_ready", "1 once the node recovered and is a member; 0 while it "
         "recovers, joins or is on the minority side", n.ready() ? 1.0 : 0.0);

@@ -1,5 +1,6 @@
 #include "gateway/server.hpp"
 
+#include "actors/census.hpp"
 #include "actors/errors.hpp"
 #include "actors/ids.hpp"
 #include "gateway/fanout.hpp"
@@ -203,6 +204,7 @@ private:
           s->send(j.dump());
       };
       keep_on_errors(self);
+      actors::census::track(self, actors::census::kind::socket);
       self->set_down_handler([push, ws](caf::down_msg&) {
         push({{"op", "error"},
               {"code", "session_not_found"},

@@ -1,6 +1,7 @@
 // presenced: one node of the presence cluster. Reads the configuration (embedded
 // defaults, optional TOML file, environment, flags), starts the actor system and
 // the presence model, and runs until SIGTERM or SIGINT, then shuts down cleanly.
+#include "actors/census.hpp"
 #include "actors/clock.hpp"
 #include "actors/node.hpp"
 #include "actors/handoff.hpp"
@@ -23,14 +24,36 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <iostream>
 #include <pthread.h>
 #include <sys/resource.h>
+#include <thread>
 
 namespace {
 
 constexpr const char* version = "0.1.0";
+
+// Waits for the node's actors to end, naming every 2 s the kinds still
+// running; false if some still run after `limit`.
+bool await_actors(caf::actor_system& sys, std::chrono::milliseconds limit) {
+  using clock = std::chrono::steady_clock;
+  auto start = clock::now();
+  auto next_note = start + std::chrono::seconds{2};
+  while (sys.registry().running() > 0) {
+    auto now = clock::now();
+    if (now - start >= limit)
+      return false;
+    if (now >= next_note) {
+      spdlog::warn("stopping: waiting for {} actors ({})", sys.registry().running(),
+                   presence::actors::census::summary());
+      next_note += std::chrono::seconds{2};
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds{20});
+  }
+  return true;
+}
 
 // node.log_format = "json": one JSON object per line, for log shippers
 // (journald, Kubernetes, Loki): {"ts", "level", "node", "msg"}. Time is UTC
@@ -227,7 +250,21 @@ int run(const presence::config::settings& s, sigset_t& stop_signals) {
     gateway.stop();
     cluster.stop();
     node.shutdown();
-    sys.await_all_actors_done();
+    if (!await_actors(sys, std::chrono::milliseconds{s.node.stop_timeout_ms})) {
+      // A stop is bounded: what the actors handed in is flushed, and the next
+      // start treats this one as a crash (no clean-stop marker).
+      spdlog::error("stop took longer than node.stop_timeout_ms ({} ms): {} actors still "
+                    "running ({}); flushing storage and exiting",
+                    s.node.stop_timeout_ms, sys.registry().running(),
+                    presence::actors::census::summary());
+      if (writer) {
+        writer->stop();
+        spdlog::info("storage flushed: {} records written in {} batches",
+                     writer->stats().records_written.load(), writer->stats().batches.load());
+      }
+      spdlog::shutdown();
+      std::_Exit(1);
+    }
   }
   if (writer) {
     writer->stop(); // everything the actors handed in, their last signals too
