@@ -527,6 +527,12 @@ void router::forget(const std::string& key, const caf::actor_addr& who) {
 }
 
 void router::retire(const std::string& key, const caf::actor_addr& who) {
+  if (closed()) {
+    // Handed over while the node stops (a view arrived during the stop):
+    // nothing will tell it to exit later, and the stop waits for it.
+    caf::anon_send_exit(who, caf::exit_reason::user_shutdown);
+    return;
+  }
   bool kept = !remote(key);
   if (!kept)
     forget(key, who);

@@ -3,6 +3,8 @@
 #include "support/test_node.hpp"
 
 #include "actors/census.hpp"
+#include "actors/handoff.hpp"
+#include "actors/session_actor.hpp"
 
 #include <caf/send.hpp>
 
@@ -32,4 +34,24 @@ TEST(CensusTest, ARoleCountsWhileHeld) {
   EXPECT_EQ(census::live(census::kind::forwarder), before);
   EXPECT_STREQ(census::name(census::kind::helper), "helper");
   EXPECT_STREQ(census::name(census::kind::user), "user");
+}
+
+// Verifies an entity that is handed over while its node stops (the router has
+// closed; the view that moved it arrived during the stop) ends: it used to live
+// on as a forwarder nobody told to exit, and the node's stop waited for it
+// forever.
+TEST(CensusTest, AnEntityHandedOverDuringTheStopEnds) {
+  test_node n;
+  auto before = census::live(census::kind::session);
+  auto opened = n.open("u-late");
+  auto s = opened.handle;
+  ASSERT_EQ(census::live(census::kind::session), before + 1);
+  // Moved out of the router's table (as a view change does) before the stop.
+  n.node().router().forget("session:" + opened.session_id, s.address());
+  n.node().router().clear();
+  auto t = n.ask<session_transfer>(s, export_atom::value, caf::actor{}, uint64_t{1});
+  ASSERT_TRUE(t);
+  n.run();
+  EXPECT_EQ(census::live(census::kind::session), before);
+  EXPECT_EQ(census::live(census::kind::forwarder), 0);
 }
