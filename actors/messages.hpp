@@ -34,6 +34,9 @@
 //   (announce_atom)                       cluster, after a view change -> no reply;
 //                                         tells its user (wherever it now lives)
 //                                         of itself and of its rooms again
+//   (release_atom)                        cluster -> no reply; a recovered session
+//                                         held until the cluster reconciled it
+//                                         tells its user of itself (announce)
 // User actor (spawned on first use):
 //   (session_atom, session_update)        session -> no reply
 //   (get_atom)                            anyone  -> reply user_view
@@ -110,6 +113,7 @@ using announce_atom = caf::atom_constant<caf::atom("announce")>;
 using route_atom = caf::atom_constant<caf::atom("route")>;
 using passivate_atom = caf::atom_constant<caf::atom("passivate")>;
 using locate_atom = caf::atom_constant<caf::atom("locate")>;
+using release_atom = caf::atom_constant<caf::atom("release")>;
 
 /// The acting user of a request that may touch any session (operators).
 inline const std::string admin_caller = "\x01" "admin";

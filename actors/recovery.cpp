@@ -73,7 +73,7 @@ private:
 } // namespace
 
 recovery_report recover(node& n, storage::store& s, const recovery_log& log,
-                        bool after_crash) {
+                        bool after_crash, bool hold) {
   using storage::kind;
   auto started = std::chrono::steady_clock::now();
   recovery_report report;
@@ -220,6 +220,7 @@ recovery_report recover(node& n, storage::store& s, const recovery_log& log,
       init.heartbeat_ms = sr.heartbeat_ms;
       init.rooms = std::move(sr.rooms);
       init.restored = true;
+      init.held = hold;
       by_state[static_cast<size_t>(init.initial)].fetch_add(1, std::memory_order_relaxed);
       auto key = "session:" + init.session_id;
       r.adopt(key, sys.spawn(session_actor, &n, std::move(init)));

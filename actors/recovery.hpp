@@ -51,7 +51,9 @@ using recovery_log = std::function<void(const std::string&)>;
 /// `after_crash`: the node did not stop cleanly last time, so its records may
 /// be behind what it published; users then resume at the next seq generation
 /// (user_actor.hpp).
+/// `hold`: the node has peers, which may hold newer copies; its sessions are
+/// held (session_init::held) until the cluster releases them.
 recovery_report recover(node& n, storage::store& s, const recovery_log& log,
-                        bool after_crash = false);
+                        bool after_crash = false, bool hold = false);
 
 } // namespace presence::actors

@@ -255,6 +255,23 @@ bool router::take_over(const std::string& key, const caf::actor& source, uint64_
   return true;
 }
 
+std::vector<caf::actor> router::release_recovered(const std::string& prefix) {
+  std::vector<caf::actor> out;
+  for (auto& sh : shards_) {
+    std::lock_guard<std::mutex> guard{sh.mtx};
+    for (auto i = sh.recovered.begin(); i != sh.recovered.end();) {
+      if (i->rfind(prefix, 0) != 0) {
+        ++i;
+        continue;
+      }
+      if (auto a = sh.actors.find(*i); a != sh.actors.end())
+        out.push_back(a->second);
+      i = sh.recovered.erase(i);
+    }
+  }
+  return out;
+}
+
 caf::actor router::take_recovered(const std::string& key) {
   auto& sh = shard_of(key);
   std::lock_guard<std::mutex> guard{sh.mtx};

@@ -169,6 +169,11 @@ public:
   /// has not reconciled it yet (it then no longer counts as recovered).
   caf::actor take_recovered(const std::string& key);
 
+  /// The entities of keys starting with `prefix` that still count as
+  /// recovered; from now on they do not (the cluster had its chance to hand
+  /// this node newer copies).
+  std::vector<caf::actor> release_recovered(const std::string& prefix);
+
   /// Removes and returns the dormant record of `key` ("user:<id>"), if any.
   std::optional<storage::user_record> take_dormant(const std::string& key);
 

@@ -146,9 +146,36 @@ bool update_state(session_actor_type* self, int64_t now, int64_t changed_at) {
     runtime_metrics::move(m.sessions_by_state, st.current, next);
     m.session_transitions.fetch_add(1, std::memory_order_relaxed);
     st.current = next;
-    self->send(st.user, session_atom::value, make_update(self, changed_at));
+    if (!st.held)
+      self->send(st.user, session_atom::value, make_update(self, changed_at));
   }
-  return st.current == state::offline;
+  // A held session that decayed to offline ends once released (its user has
+  // to learn it), not before.
+  return st.current == state::offline && !st.held;
+}
+
+// Tells its user (wherever it lives now) of itself and of its rooms.
+void announce(session_actor_type* self) {
+  auto& st = self->state;
+  auto now = st.owner->now_ms();
+  st.user = st.owner->router().user(st.user_id);
+  self->send(st.user, session_atom::value, make_update(self, now));
+  for (auto& room_id : st.rooms)
+    self->send(st.user, join_atom::value, room_id, st.session_id, st.visible[room_id]);
+}
+
+// A held session acts from now on: its user learns of it as it is (an ended
+// one ends now). Returns true if it ended.
+bool release(session_actor_type* self) {
+  auto& st = self->state;
+  if (!st.held)
+    return false;
+  st.held = false;
+  announce(self);
+  if (st.current != state::offline)
+    return false;
+  finish(self);
+  return true;
 }
 
 bool allowed(session_actor_type* self, const std::string& acting) {
@@ -171,6 +198,11 @@ signal_reply on_signal(session_actor_type* self, signal_kind sig) {
   auto& st = self->state;
   auto now = st.owner->now_ms();
   st.owner->metrics().signals.fetch_add(1, std::memory_order_relaxed);
+  if (st.held && st.current == state::offline) {
+    // It expired while held: it ends as it would have, the signal too late.
+    release(self);
+    return {state::offline, st.heartbeat_ms, now, true};
+  }
   auto before_state = st.current;
   auto before_hb = st.heartbeat_ms;
   apply_signal(st.clk, sig, now);
@@ -178,6 +210,8 @@ signal_reply on_signal(session_actor_type* self, signal_kind sig) {
   st.heartbeat_ms = heartbeat_interval_ms(
     derive_state(st.clk, now, st.owner->presence()), st.owner->presence());
   update_state(self, now, now);
+  // Its client is here: a held session is the live one now.
+  release(self);
   rearm(self, now);
   bool changed = st.current != before_state || st.heartbeat_ms != before_hb;
   if (st.current != state::offline)
@@ -187,6 +221,7 @@ signal_reply on_signal(session_actor_type* self, signal_kind sig) {
 
 void on_leave(session_actor_type* self) {
   auto& st = self->state;
+  st.held = false; // its user learns of the end below
   st.leave_timer.disarm();
   auto now = st.owner->now_ms();
   st.clk.left = true;
@@ -229,6 +264,7 @@ void on_identify(session_actor_type* self, const std::string& new_user) {
   auto& st = self->state;
   if (new_user == st.user_id)
     return;
+  st.held = false; // both users learn of it below
   auto now = st.owner->now_ms();
   auto old_user = st.user;
   st.user_id = new_user;
@@ -253,6 +289,7 @@ caf::behavior session_actor(session_actor_type* self, node* owner, session_init 
   st.user_id = std::move(init.user_id);
   st.device = std::move(init.device);
   st.resume_hash = init.resume_hash;
+  st.held = init.held;
   st.clk = init.clk;
   st.timer.bind(owner->timers());
   st.leave_timer.bind(owner->timers(), 1);
@@ -349,12 +386,12 @@ caf::behavior session_actor(session_actor_type* self, node* owner, session_init 
       return on_leave_room(self, room_id);
     },
     [self](announce_atom) {
-      auto& st = self->state;
-      auto now = st.owner->now_ms();
-      st.user = st.owner->router().user(st.user_id);
-      self->send(st.user, session_atom::value, make_update(self, now));
-      for (auto& room_id : st.rooms)
-        self->send(st.user, join_atom::value, room_id, st.session_id, st.visible[room_id]);
+      if (!self->state.held)
+        announce(self);
+    },
+    [self](release_atom) {
+      if (!release(self))
+        rearm(self, self->state.owner->now_ms());
     },
     // The room's answer to a re-join sent by `on_identify` or `announce_atom`.
     [](const room_view&) {},
@@ -362,6 +399,9 @@ caf::behavior session_actor(session_actor_type* self, node* owner, session_init 
       if (auto e = check_token(self, token))
         return e;
       self->state.leave_timer.disarm(); // the page came back
+      if (release(self))
+        return caf::make_error(errc::session_not_found,
+                               std::string{"the session has gone offline"});
       self->state.owner->metrics().sessions_resumed.fetch_add(1, std::memory_order_relaxed);
       return make_view(self);
     },

@@ -46,6 +46,7 @@ struct session_state {
   signal_kind saved_declared = signal_kind::active;
   bool dirty = false;         ///< a signal since then was not handed in
   bool ended = false;         ///< went offline: its record is deleted
+  bool held = false;          ///< session_init::held, until released
 
   census::token live{census::kind::session};
 
@@ -65,6 +66,10 @@ struct session_init {
   int64_t heartbeat_ms = 0; ///< restored interval; 0: the one for `initial`
   std::vector<std::pair<std::string, bool>> rooms; ///< restored memberships
   bool restored = false;    ///< its user already knows it (and its rooms)
+  /// Recovered on a node with peers: a newer copy may live elsewhere, so it
+  /// tells its user nothing (no transition, no announce, no end) until it is
+  /// released (release_atom, or a signal of its own) or handed over.
+  bool held = false;
 };
 
 /// The durable record of a session's state.

@@ -206,6 +206,13 @@ void adopt(membership_actor_type* self, view v, bool issued) {
   bool member = st.current.find(st.me.id) != nullptr;
   bool was_member = std::find(before.begin(), before.end(), st.me.id) != before.end();
   bool dialing = member && !was_member && st.current.members.size() > 1 && st.dial;
+  if (member && !was_member) {
+    // Sessions recovered from disk stay quiet until the members had the time
+    // to hand this node their newer copies (they do on adopting this view);
+    // the rest are the live copies and act from then on.
+    auto hold = std::max<int64_t>(1000, st.node->cfg().cluster.failure_timeout_ms);
+    self->delayed_send(self, std::chrono::milliseconds{hold}, actors::release_atom::value);
+  }
   if (st.current.ids() != before && member) {
     // Owners moved (or this node just joined, maybe with sessions it recovered
     // from disk): every local session tells its user (wherever it lives now) of
@@ -687,6 +694,10 @@ caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
       }
     },
     [self](actors::handoff_atom) { hand_off_all(self); },
+    [self](actors::release_atom) {
+      for (auto& s : self->state.node->router().release_recovered("session:"))
+        self->send(s, actors::release_atom::value);
+    },
     [self](actors::replica_atom, replica_batch& b) {
       auto& replicas = self->state.placement->replicas();
       replicas.apply(b);

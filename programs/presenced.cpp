@@ -203,7 +203,7 @@ int run(const presence::config::settings& s, sigset_t& stop_signals) {
       writer->start();
       auto r = presence::actors::recover(
         node, *store, [](const std::string& line) { spdlog::info("{}", line); },
-        after_crash);
+        after_crash, !s.node.seeds.empty());
       if (!r.failed.empty()) {
         // Serving on half the state would answer wrong presence and overwrite
         // what could not be read: the node stops, naming the problem.

@@ -163,6 +163,38 @@ TEST_F(RecoveryTest, RecoveryAfterACrashStartsTheNextSeqGeneration) {
   EXPECT_EQ(user(*c, "alice").seq, uint64_t{2} << 32);
 }
 
+// Verifies a session recovered on a node with peers (held: a newer copy may
+// live elsewhere) tells its user nothing until the cluster releases it: it
+// decays on its own clock meanwhile, and its user learns of it on release; a
+// signal of its own releases it too. (A restarted node's stale copies told the
+// users on other nodes `away` for sessions that had resumed there.)
+TEST_F(RecoveryTest, HeldSessionsTellTheirUserNothingUntilReleased) {
+  auto sc = play_first_node();
+  auto b = start(600);
+  b->recover(*store, nullptr, false, true);
+  auto& r = b->node().router();
+  auto tab = r.session(sc.alice_tab.session_id);
+  ASSERT_TRUE(tab);
+  auto alice_seq = user(*b, "alice").seq;
+  b->walk_to(1000 + 50); // the tab: active until 1000, idle from then
+  EXPECT_EQ(b->ask<session_view>(tab, caf::get_atom::value)->current, state::idle);
+  EXPECT_EQ(user(*b, "alice").current, state::active);
+  EXPECT_EQ(user(*b, "alice").seq, alice_seq);
+  EXPECT_EQ(user(*b, "bob").current, state::active);
+  // A signal of its own releases bob's session.
+  auto reply = b->ask<signal_reply>(r.session(sc.bob.session_id), signal_atom::value,
+                                    signal_kind::background);
+  ASSERT_TRUE(reply);
+  ASSERT_NE(reply->current, state::active);
+  EXPECT_EQ(user(*b, "bob").current, reply->current);
+  // The cluster releases the rest (membership.cpp, release_recovered).
+  EXPECT_FALSE(b->tell(tab, release_atom::value));
+  EXPECT_FALSE(b->tell(r.session(sc.alice_phone.session_id), release_atom::value));
+  b->run();
+  EXPECT_EQ(user(*b, "alice").current, state::idle);
+  EXPECT_EQ(user(*b, "alice").seq, alice_seq + 1);
+}
+
 // Verifies that time spent down counts: after a downtime past stale_after_ms the
 // sessions come back stale (never active), the user is stale with seq + 1, and
 // the room counts them stale; a signal brings a session back to active.

@@ -77,14 +77,14 @@ public:
   /// Restores the node from `store` (as at start) and runs the actors.
   actors::recovery_report recover(storage::store& store,
                                   std::vector<std::string>* lines = nullptr,
-                                  bool after_crash = false) {
+                                  bool after_crash = false, bool hold = false) {
     auto report = actors::recover(
       *node_, store,
       [lines](const std::string& line) {
         if (lines != nullptr)
           lines->push_back(line);
       },
-      after_crash);
+      after_crash, hold);
     run();
     return report;
   }
