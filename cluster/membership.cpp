@@ -75,6 +75,12 @@ struct membership_state {
   /// A seed answered as a member of a cluster (it gave a challenge, or refused
   /// this node): a cluster exists, so the first seed never founds another.
   bool cluster_seen = false;
+  /// The seeds this node reached (their nodes). A first seed that founds the
+  /// cluster waits (not ready) until those join, up to `found_after`: after a
+  /// full restart it answered alone for every key meanwhile (sessions of the
+  /// others "not found", users offline).
+  std::set<caf::node_id> reached;
+  std::set<caf::node_id> awaited;
   std::string secret; ///< the cluster secret (cluster.secret or auth.secret)
   /// Join nonces this node issued as leader, with their expiry (steady ms).
   std::map<std::string, int64_t> nonces;
@@ -90,6 +96,7 @@ using replay_atom = caf::atom_constant<caf::atom("replay")>;
 using suspect_atom = caf::atom_constant<caf::atom("suspect")>;
 using settle_atom = caf::atom_constant<caf::atom("settle")>;
 using paused_atom = caf::atom_constant<caf::atom("paused")>;
+using awaited_atom = caf::atom_constant<caf::atom("awaited")>;
 using refresh_atom = caf::atom_constant<caf::atom("refresh")>;
 
 /// How long a node that may just have stood still collects the members it
@@ -256,6 +263,12 @@ void adopt(membership_actor_type* self, view v, bool issued) {
     st.joined->store(false, std::memory_order_release);
   } else if (!st.dial || st.current.members.size() == 1) {
     st.joined->store(true, std::memory_order_release);
+  }
+  if (member && !st.awaited.empty()) {
+    for (auto& m : st.current.members)
+      if (m.handle)
+        st.awaited.erase(m.handle.node());
+    st.joined->store(st.awaited.empty(), std::memory_order_release);
   }
   if (st.log) {
     std::string ids;
@@ -448,8 +461,23 @@ caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
     adopt(self, view{1, {st.me}}, false);
   return {
     [self](seed_atom, const caf::actor& seed) {
-      if (!self->state.joined->load())
+      auto& st = self->state;
+      if (seed)
+        st.reached.insert(seed.node());
+      // (A founder waiting for the seeds it reached is a member already.)
+      if (!st.joined->load() && st.current.find(st.me.id) == nullptr)
         try_join(self, seed);
+    },
+    [self](awaited_atom) {
+      auto& st = self->state;
+      if (st.awaited.empty())
+        return;
+      if (st.log)
+        st.log("cluster: " + std::to_string(st.awaited.size())
+               + " reached seed(s) did not join in time; ready without them");
+      st.awaited.clear();
+      if (st.current.find(st.me.id) != nullptr)
+        st.joined->store(true, std::memory_order_release);
     },
     [self](found_atom) {
       auto& st = self->state;
@@ -472,6 +500,10 @@ caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
       if (st.log)
         st.log("cluster: no seed is in a cluster; this node is the first seed and "
                "founds one");
+      st.awaited = st.reached;
+      st.awaited.erase(self->node());
+      if (!st.awaited.empty())
+        self->delayed_send(self, found_after, awaited_atom::value);
       adopt(self, view{1, {st.me}}, false);
     },
     [self](challenge_atom) -> caf::result<std::string> {

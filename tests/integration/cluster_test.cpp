@@ -197,6 +197,20 @@ TEST(ClusterIntegrationTest, NodesStartedTogetherFormOneCluster) {
     std::chrono::seconds{10}));
   for (auto& n : nodes)
     EXPECT_EQ(ids(cluster_of(*n)), names) << n->log().substr(0, 4000);
+  // The founder was ready only once the seeds it had reached were members:
+  // alone, it answered for every key (after a full restart: the others'
+  // sessions "not found", their users offline).
+  size_t founders = 0;
+  for (auto& n : nodes) {
+    auto log = n->log();
+    if (log.find("founds one") == std::string::npos)
+      continue;
+    ++founders;
+    auto all_three = log.find("[n1, n2, n3]");
+    ASSERT_NE(all_three, std::string::npos) << log.substr(0, 4000);
+    EXPECT_GT(log.find("] ready"), all_three) << log.substr(0, 4000);
+  }
+  EXPECT_EQ(founders, 1u);
 }
 
 // Verifies members authenticate each other: a node with another secret is
