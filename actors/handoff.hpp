@@ -195,34 +195,57 @@ void replicate_soon(caf::event_based_actor* self, node* n, bool& scheduled);
 void replicate_fired(node* n, bool& scheduled);
 
 /// The behavior of an entity that waits for its state from `source` (the old
-/// owner's membership actor; `via` is this node's, `epoch` this node's view). Messages other than `start_atom` wait in the
-/// mailbox (skipped); on `start_atom` (sent by the router once the entity is registered)
-/// it pulls the transfer; `started(Transfer&)` or, when the old owner has
-/// nothing or does not answer, `fresh()` returns the entity's real behavior.
-template <class Transfer, class Self, class Started, class Fresh>
+/// owner's membership actor; `via` is this node's, `epoch` this node's view).
+/// Messages other than `start_atom` wait in the mailbox (skipped); on
+/// `start_atom` (sent by the router once the entity is registered) it pulls
+/// the transfer. Its real behavior then comes from `started(Transfer&)`; from
+/// `fresh()` when the old owner answers it has nothing; from `lost()` when the
+/// old owner cannot answer (its node went down while the pull was on its way,
+/// or it did not answer in time): a replica of the entity, if this node holds
+/// one, else as `fresh()`. A remote old owner is watched: its node going
+/// down ends the wait at once (a pull from a node stopped during a rolling
+/// restart waited the whole `handoff_timeout`, and every request to the entity
+/// with it).
+template <class Transfer, class Self, class Started, class Fresh, class Lost>
 caf::behavior await_handoff(Self* self, std::string key, caf::actor source,
                             caf::actor via, uint64_t epoch,
-                            std::atomic<int64_t>& pending, Started started, Fresh fresh) {
+                            std::atomic<int64_t>& pending, Started started, Fresh fresh,
+                            Lost lost) {
   self->set_default_handler(caf::skip);
   // Counted as waiting until the entity takes its real behavior.
   auto waiting = std::make_shared<census::token>(census::kind::handoff);
+  auto settled = std::make_shared<bool>(false);
+  // Takes the real behavior once (the answer, the error or the down).
+  auto settle = [self, &pending, settled](auto next) {
+    if (*settled)
+      return;
+    *settled = true;
+    pending.fetch_sub(1, std::memory_order_relaxed);
+    self->set_down_handler(nullptr);
+    self->set_default_handler(caf::print_and_drop);
+    self->become(next());
+  };
   return {
-    [self, key, source, via, epoch, &pending, started, fresh, waiting](start_atom) mutable {
+    [self, key, source, via, epoch, &pending, started, fresh, lost, waiting,
+     settle](start_atom) mutable {
       // `then`, not `await`: an exit (the node stops) is handled at once, while
       // every other message still waits (skip) for the state.
       pending.fetch_add(1, std::memory_order_relaxed);
+      if (source && source.node() != self->node()) {
+        self->set_down_handler([settle, lost, from = source.address()](caf::down_msg& dm) {
+          if (dm.source == from)
+            settle(lost);
+        });
+        self->monitor(source);
+      }
       self->request(source, handoff_timeout, handoff_atom::value, key, epoch, via)
-        .then(
-          [self, &pending, started](Transfer& t) mutable {
-            pending.fetch_sub(1, std::memory_order_relaxed);
-            self->set_default_handler(caf::print_and_drop);
-            self->become(started(t));
-          },
-          [self, &pending, fresh](caf::error&) mutable {
-            pending.fetch_sub(1, std::memory_order_relaxed);
-            self->set_default_handler(caf::print_and_drop);
-            self->become(fresh());
-          });
+        .then([settle, started](Transfer& t) mutable { settle([&] { return started(t); }); },
+              [settle, fresh, lost](caf::error& e) mutable {
+                if (code_of(e) == errc::session_not_found)
+                  settle(fresh); // the old owner has nothing
+                else
+                  settle(lost);
+              });
     },
   };
 }
@@ -250,21 +273,44 @@ caf::behavior fallback_source(caf::event_based_actor* self, caf::actor source,
     },
     [self, source, stale](handoff_atom, const std::string& key, uint64_t epoch,
                           const caf::actor& via) -> caf::result<Transfer> {
-      auto rp = self->make_response_promise<Transfer>();
+      struct pull {
+        bool settled = false;
+        caf::typed_response_promise<Transfer> rp;
+      };
+      auto p = std::make_shared<pull>(pull{false, self->template make_response_promise<Transfer>()});
+      // The recovered copy answers instead (the old owner has nothing, did
+      // not answer, or its node went down meanwhile).
+      auto use_stale = [self, stale, via, epoch, p]() {
+        if (p->settled)
+          return;
+        p->settled = true;
+        p->rp.delegate(stale, export_atom::value, via, epoch);
+        self->quit();
+      };
+      if (source && source.node() != self->node()) {
+        self->set_down_handler([self, use_stale, from = source.address()](caf::down_msg& dm) {
+          if (dm.source == from)
+            use_stale();
+          else
+            self->quit(); // the puller
+        });
+        self->monitor(source);
+      }
       // Shorter than the puller's own wait, so that the fallback still reaches it.
       self->request(source, handoff_timeout - std::chrono::seconds{10}, handoff_atom::value,
                     key, epoch, via)
         .then(
-          [self, stale, via, epoch, rp](Transfer& t) mutable {
+          [self, stale, via, epoch, p](Transfer& t) {
+            if (p->settled)
+              return;
+            p->settled = true;
             // The cluster's copy wins; the recovered one's state is dropped.
             caf::anon_send(stale, export_atom::value, via, epoch);
-            rp.deliver(std::move(t));
+            p->rp.deliver(std::move(t));
             self->quit();
           },
-          [self, stale, via, epoch, rp](caf::error&) mutable {
-            rp.delegate(stale, export_atom::value, via, epoch);
-            self->quit();
-          });
+          [use_stale](caf::error&) { use_stale(); });
+      auto rp = p->rp;
       return rp;
     },
   };

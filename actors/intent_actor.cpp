@@ -257,16 +257,23 @@ caf::behavior intent_actor_handoff(intent_actor_type* self, node* owner,
                                    std::string intent_id, caf::actor source,
                                    uint64_t epoch) {
   auto key = "intent:" + intent_id;
+  auto fresh = [self]() {
+    self->quit();
+    return caf::behavior{};
+  };
+  auto lost = [self, owner, key, fresh]() {
+    auto replica = owner->router().take_replica(key);
+    if (replica && replica->match_elements<intent_transfer>())
+      return intent_actor_promoted(self, owner, replica->get_as<intent_transfer>(0));
+    return fresh();
+  };
   return await_handoff<intent_transfer>(
     self, std::move(key), std::move(source), owner->cluster(), epoch,
     owner->metrics().handoffs_pending,
     [self, owner](intent_transfer& t) {
       return intent_actor(self, owner, to_view(t.rec), t.rec.retain_until);
     },
-    [self]() {
-      self->quit();
-      return caf::behavior{};
-    });
+    fresh, lost);
 }
 
 } // namespace presence::actors

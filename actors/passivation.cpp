@@ -22,6 +22,7 @@ void review_idle(caf::event_based_actor* self, node* n, timer_slot& slot, bool i
 
 void become_passivated(caf::event_based_actor* self, node* n, std::string key) {
   n->metrics().passivated.fetch_add(1, std::memory_order_relaxed);
+  n->router().stop_with_node(self->address());
   keep_on_errors(self);
   self->set_down_handler([](caf::down_msg&) {});
   self->set_default_handler(

@@ -144,6 +144,12 @@ caf::actor router::arriving(const std::string& key,
   return promote(key);
 }
 
+std::optional<caf::message> router::take_replica(const std::string& key) {
+  if (!placement_)
+    return std::nullopt;
+  return placement_->take_replica(key);
+}
+
 caf::actor router::promote(const std::string& key) {
   if (closed_.load(std::memory_order_acquire))
     return {}; // the node stops: nothing new starts (nor monitors remote actors)
@@ -544,18 +550,24 @@ void router::forget(const std::string& key, const caf::actor_addr& who) {
 }
 
 void router::retire(const std::string& key, const caf::actor_addr& who) {
-  if (closed()) {
-    // Handed over while the node stops (a view arrived during the stop):
-    // nothing will tell it to exit later, and the stop waits for it.
-    caf::anon_send_exit(who, caf::exit_reason::user_shutdown);
-    return;
-  }
   bool kept = !remote(key);
   if (!kept)
     forget(key, who);
-  std::lock_guard<std::mutex> guard{retired_mtx_};
-  if (kept)
+  if (kept) {
+    std::lock_guard<std::mutex> guard{retired_mtx_};
     forwarding_.emplace_back(key, who);
+  }
+  stop_with_node(who);
+}
+
+void router::stop_with_node(const caf::actor_addr& who) {
+  if (closed()) {
+    // Retired while the node stops (a view arrived during the stop): nothing
+    // will tell it to exit later, and the stop waits for it.
+    caf::anon_send_exit(who, caf::exit_reason::user_shutdown);
+    return;
+  }
+  std::lock_guard<std::mutex> guard{retired_mtx_};
   // Forwarders that are gone (nobody held them) make room.
   if (retired_.size() >= 1024 && (retired_.size() & (retired_.size() - 1)) == 0)
     retired_.erase(std::remove_if(retired_.begin(), retired_.end(),

@@ -169,6 +169,9 @@ public:
   /// has not reconciled it yet (it then no longer counts as recovered).
   caf::actor take_recovered(const std::string& key);
 
+  /// Removes and returns the replica of `key` this node holds, if any.
+  std::optional<caf::message> take_replica(const std::string& key);
+
   /// The entities of keys starting with `prefix` that still count as
   /// recovered; from now on they do not (the cluster had its chance to hand
   /// this node newer copies).
@@ -250,6 +253,11 @@ public:
   /// the forwarder stays registered, so that nothing here starts the entity
   /// again; `drop_forwarders` removes it once the view moved on.
   void retire(const std::string& key, const caf::actor_addr& who);
+
+  /// Keeps `who` (an actor no longer registered under a key: a forwarder, a
+  /// passivated entity) to be told to exit when the node stops (at once if it
+  /// is stopping): whoever still holds it would keep it, and the stop waiting.
+  void stop_with_node(const caf::actor_addr& who);
 
   /// Unregisters the forwarders `retire` kept (after a view change).
   void drop_forwarders();

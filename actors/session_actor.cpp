@@ -473,14 +473,21 @@ caf::behavior session_actor_handoff(session_actor_type* self, node* owner,
                                     std::string session_id, caf::actor source,
                                     uint64_t epoch) {
   auto key = "session:" + session_id;
+  auto fresh = [self]() {
+    self->quit();
+    return caf::behavior{};
+  };
+  auto lost = [self, owner, key, fresh]() {
+    auto replica = owner->router().take_replica(key);
+    if (replica && replica->match_elements<session_transfer>())
+      return session_actor_promoted(self, owner, replica->get_as<session_transfer>(0));
+    return fresh();
+  };
   return await_handoff<session_transfer>(
     self, std::move(key), std::move(source), owner->cluster(), epoch,
     owner->metrics().handoffs_pending,
     [self, owner](session_transfer& t) { return session_from_transfer(self, owner, t); },
-    [self]() {
-      self->quit();
-      return caf::behavior{};
-    });
+    fresh, lost);
 }
 
 } // namespace presence::actors

@@ -55,3 +55,20 @@ TEST(CensusTest, AnEntityHandedOverDuringTheStopEnds) {
   EXPECT_EQ(census::live(census::kind::session), before);
   EXPECT_EQ(census::live(census::kind::forwarder), 0);
 }
+
+// Verifies a passivated entity that someone still holds is told to exit when
+// its node stops: one lived on (held, never told), and the stop waited for it.
+TEST(CensusTest, APassivatedEntityEndsWithItsNode) {
+  test_node n;
+  auto before = census::live(census::kind::user);
+  auto held = n.node().router().user("census-idle");
+  n.run();
+  ASSERT_EQ(census::live(census::kind::user), before + 1);
+  n.advance(n.node().cfg().node.passivate_after_ms * 2 + 100);
+  ASSERT_EQ(n.node().metrics().passivated.load(), 1u);
+  ASSERT_EQ(census::live(census::kind::passivated), 1);
+  n.node().shutdown();
+  n.run();
+  EXPECT_EQ(census::live(census::kind::user), before);
+  EXPECT_EQ(census::live(census::kind::passivated), 0);
+}
