@@ -262,7 +262,7 @@ caf::behavior intent_actor_handoff(intent_actor_type* self, node* owner,
     return caf::behavior{};
   };
   auto lost = [self, owner, key, fresh]() {
-    auto replica = owner->router().take_replica(key);
+    auto replica = owner->router().take_lost_replica(key);
     if (replica && replica->match_elements<intent_transfer>())
       return intent_actor_promoted(self, owner, replica->get_as<intent_transfer>(0));
     return fresh();

@@ -328,7 +328,7 @@ caf::behavior room_actor_handoff(room_actor_type* self, node* owner, std::string
   auto key = "room:" + room_id;
   auto fresh = [self, owner, room_id]() { return room_actor(self, owner, room_id); };
   auto lost = [self, owner, key, fresh]() {
-    auto replica = owner->router().take_replica(key);
+    auto replica = owner->router().take_lost_replica(key);
     if (replica && replica->match_elements<room_transfer>())
       return room_actor_promoted(self, owner, replica->get_as<room_transfer>(0));
     return fresh();

@@ -144,10 +144,10 @@ caf::actor router::arriving(const std::string& key,
   return promote(key);
 }
 
-std::optional<caf::message> router::take_replica(const std::string& key) {
+std::optional<caf::message> router::take_lost_replica(const std::string& key) {
   if (!placement_)
     return std::nullopt;
-  return placement_->take_replica(key);
+  return placement_->take_lost_replica(key);
 }
 
 caf::actor router::promote(const std::string& key) {

@@ -100,6 +100,10 @@ public:
   /// when this node owns the key now and its previous owner left the view
   /// without handing it off (it died); else nothing.
   virtual std::optional<caf::message> take_replica(const std::string& key) = 0;
+  /// Removes and returns this node's replica of `key`, if it holds one,
+  /// whatever the view says: its owner's node went down under a pull, before
+  /// a view without it.
+  virtual std::optional<caf::message> take_lost_replica(const std::string& key) = 0;
 
   /// Tells the owner of `key` (not this node) to pull it from here.
   virtual void hand_off(const std::string& key) = 0;
@@ -169,8 +173,9 @@ public:
   /// has not reconciled it yet (it then no longer counts as recovered).
   caf::actor take_recovered(const std::string& key);
 
-  /// Removes and returns the replica of `key` this node holds, if any.
-  std::optional<caf::message> take_replica(const std::string& key);
+  /// Removes and returns the replica of `key` this node holds, if any: the
+  /// fallback of a pull whose old owner went down.
+  std::optional<caf::message> take_lost_replica(const std::string& key);
 
   /// The entities of keys starting with `prefix` that still count as
   /// recovered; from now on they do not (the cluster had its chance to hand

@@ -478,7 +478,7 @@ caf::behavior session_actor_handoff(session_actor_type* self, node* owner,
     return caf::behavior{};
   };
   auto lost = [self, owner, key, fresh]() {
-    auto replica = owner->router().take_replica(key);
+    auto replica = owner->router().take_lost_replica(key);
     if (replica && replica->match_elements<session_transfer>())
       return session_actor_promoted(self, owner, replica->get_as<session_transfer>(0));
     return fresh();

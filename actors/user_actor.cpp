@@ -361,7 +361,7 @@ caf::behavior user_actor_handoff(user_actor_type* self, node* owner, std::string
     return user_actor(self, owner, user_id);
   };
   auto lost = [self, owner, key, fresh]() mutable {
-    auto replica = owner->router().take_replica(key);
+    auto replica = owner->router().take_lost_replica(key);
     if (replica && replica->match_elements<user_transfer>())
       return user_actor_promoted(self, owner, replica->get_as<user_transfer>(0));
     return fresh();

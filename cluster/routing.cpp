@@ -94,7 +94,12 @@ caf::actor cluster_placement::make_stub(const std::string& key) {
 void cluster_placement::update(const view& v) {
   auto old = load();
   auto t = make_table(v, vnodes_);
-  if (old->handles.count(self_) > 0) {
+  if (old->handles.count(self_) > 0 && old->owners == t->owners && old->previous) {
+    // A view that moves nothing (renumbered, a member's new incarnation): the
+    // view before stays the one the keys moved from, so a pull after it still
+    // finds the old owner.
+    t->previous = old->previous;
+  } else if (old->handles.count(self_) > 0) {
     auto before = std::make_shared<table>(*old);
     before->previous = nullptr;
     t->previous = std::move(before);
@@ -169,6 +174,10 @@ bool cluster_placement::promotes(const std::string& key) const {
     return false;
   auto was = owner_in(*t->previous, key);
   return !was.empty() && was != self_ && t->handles.count(was) == 0;
+}
+
+std::optional<caf::message> cluster_placement::take_lost_replica(const std::string& key) {
+  return replicas_.take(key);
 }
 
 std::optional<caf::message> cluster_placement::take_replica(const std::string& key) {

@@ -62,6 +62,7 @@ public:
   /// the new owner pulls).
   bool owned_before(const std::string& key) const;
   std::optional<caf::message> take_replica(const std::string& key) override;
+  std::optional<caf::message> take_lost_replica(const std::string& key) override;
   void hand_off(const std::string& key) override;
   caf::result<caf::message> forward(caf::scheduled_actor* self, const std::string& key,
                                     const caf::actor& via, uint64_t epoch,

@@ -10,6 +10,8 @@
 
 #include <gtest/gtest.h>
 
+#include <caf/send.hpp>
+
 #include <map>
 #include <memory>
 
@@ -147,4 +149,37 @@ TEST(PlacementTest, AJoinerPromotesNothingAndPullsWhatItGains) {
   }
   EXPECT_GT(gained, before.size() / 8);
   EXPECT_LT(gained, before.size() / 2);
+}
+
+// Verifies a node that joins pulls from the node that held a key before it,
+// even after a view that moves nothing (renumbered, or another member's new
+// incarnation) follows its join: the "view before" was then the join view, in
+// which it already owned the key, so its pull had no source and a session
+// pinned to it was "not found" until hinted (resumes refused after a rolling
+// restart).
+TEST(PlacementTest, AJoinerPullsFromTheOwnerBeforeItEvenAfterAViewThatMovesNothing) {
+  presence::testing::test_node tn;
+  auto dummy = [](caf::event_based_actor*) -> caf::behavior { return {[](int) {}}; };
+  std::map<std::string, caf::actor> handles;
+  for (auto id : {"a", "b", "c"})
+    handles[id] = tn.sys().spawn(dummy);
+  auto with_handles = [&](view v) {
+    for (auto& m : v.members)
+      m.handle = handles[m.id];
+    return v;
+  };
+  auto a = std::make_shared<cluster_placement>(tn.node(), "a", 128);
+  const std::string key = "session:s_1@a";
+  a->update(with_handles(of({"a", "b", "c"}, 5))); // a (re)joins
+  auto source = a->handoff_source(key);
+  ASSERT_TRUE(source);
+  EXPECT_NE(source, handles["a"]);
+  a->update(with_handles(of({"a", "b", "c"}, 6))); // renumbered: nothing moves
+  EXPECT_EQ(a->handoff_source(key), source);
+  // A view that moves keys again starts from the view before it.
+  a->update(with_handles(of({"a", "b"}, 7)));
+  EXPECT_FALSE(a->handoff_source(key)); // a owned it in view 6
+  for (auto& [id, h] : handles)
+    caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+  tn.run();
 }
