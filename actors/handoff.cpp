@@ -16,16 +16,23 @@ void become_forwarder(caf::event_based_actor* self, node* n, std::string key,
   keep_on_errors(self);
   self->set_down_handler([](caf::down_msg&) {});
   self->set_default_handler(
-    [n, key = std::move(key), via = std::move(via), epoch,
-     role = std::make_shared<census::token>(census::kind::forwarder)](caf::scheduled_actor* s, caf::message_view& x) -> caf::result<caf::message> {
+    [n, key, via, epoch, role = std::make_shared<census::token>(census::kind::forwarder)](
+      caf::scheduled_actor* s, caf::message_view& x) -> caf::result<caf::message> {
       auto* where = n->router().where();
       if (where == nullptr)
         return caf::make_error(caf::sec::request_receiver_down);
       return where->forward(s, key, via, epoch, x.move_content_to_message());
     });
-  // A behavior that matches nothing keeps the actor alive; everything goes to
-  // the default handler above.
-  self->become(caf::behavior{[](route_atom, route_atom) {}});
+  // Routed here with its hops counted (cluster/routing.cpp); everything else
+  // goes to the default handler above.
+  self->become(caf::behavior{
+    [self, n, key, via, epoch](route_atom, uint8_t hops,
+                               caf::message& content) -> caf::result<caf::message> {
+      auto* where = n->router().where();
+      if (where == nullptr)
+        return caf::make_error(caf::sec::request_receiver_down);
+      return where->forward(self, key, via, epoch, std::move(content), hops);
+    }});
 }
 
 void replicate_fired(node* n, bool& scheduled) {

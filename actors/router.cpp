@@ -560,6 +560,14 @@ void router::retire(const std::string& key, const caf::actor_addr& who) {
   stop_with_node(who);
 }
 
+bool router::forwards(const std::string& key, const caf::actor_addr& who) const {
+  std::lock_guard<std::mutex> guard{retired_mtx_};
+  for (auto& [k, a] : forwarding_)
+    if (a == who && k == key)
+      return true;
+  return false;
+}
+
 void router::stop_with_node(const caf::actor_addr& who) {
   if (closed()) {
     // Retired while the node stops (a view arrived during the stop): nothing

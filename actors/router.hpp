@@ -116,10 +116,12 @@ public:
 
   /// Sends `content` on from a forwarder of `key` (an entity that moved):
   /// through `via` with `epoch` while this node's view is older than that,
-  /// else to the key's owner in this node's view.
+  /// else to the key's owner in this node's view. `hops`: the route hops the
+  /// message took to reach the forwarder (0 from a held handle).
   virtual caf::result<caf::message> forward(caf::scheduled_actor* self,
                                             const std::string& key, const caf::actor& via,
-                                            uint64_t epoch, caf::message content) = 0;
+                                            uint64_t epoch, caf::message content,
+                                            uint8_t hops = 0) = 0;
 };
 
 class router {
@@ -258,6 +260,9 @@ public:
   /// the forwarder stays registered, so that nothing here starts the entity
   /// again; `drop_forwarders` removes it once the view moved on.
   void retire(const std::string& key, const caf::actor_addr& who);
+
+  /// Whether `who` is a forwarder `retire` kept registered under `key`.
+  bool forwards(const std::string& key, const caf::actor_addr& who) const;
 
   /// Keeps `who` (an actor no longer registered under a key: a forwarder, a
   /// passivated entity) to be told to exit when the node stops (at once if it

@@ -195,13 +195,17 @@ void cluster_placement::hand_off(const std::string& key) {
 caf::result<caf::message> cluster_placement::forward(caf::scheduled_actor* self,
                                                     const std::string& key,
                                                     const caf::actor& via, uint64_t epoch,
-                                                    caf::message content) {
+                                                    caf::message content, uint8_t hops) {
   // While this node's view is older, or still gives it the key (the forwarder
-  // itself is registered here then), the message goes to the new owner.
+  // itself is registered here then), the message goes to the new owner. The
+  // hops go on counting: two nodes whose views each send the key to the
+  // other's forwarder must not pass a message back and forth for ever (that
+  // kept every worker busy, and the whole cluster wedged).
+  auto next = static_cast<uint8_t>(hops + 1);
   if (via && (this->epoch() < epoch || !owner_handle(key)))
     return self->delegate(via, actors::route_atom::value, key, std::max(epoch, this->epoch()),
-                          uint8_t{0}, std::move(content));
-  return route(self, key, this->epoch(), 0, std::move(content));
+                          next, std::move(content));
+  return route(self, key, this->epoch(), next, std::move(content));
 }
 
 std::vector<double> cluster_placement::shares(const std::vector<std::string>& ids) const {
@@ -238,8 +242,16 @@ caf::result<caf::message> cluster_placement::route(caf::scheduled_actor* self,
       return self->delegate(owner, actors::route_atom::value, key, this->epoch(),
                             static_cast<uint8_t>(hops + 1), std::move(content));
   // Ours (or its owner left the view and the key moved here).
-  if (auto local = node_.router().local(key))
-    return self->delegate(local, std::move(content));
+  if (auto local = node_.router().local(key)) {
+    if (!node_.router().forwards(key, local.address()))
+      return self->delegate(local, std::move(content));
+    // A forwarder registered here (its new owner's view is newer than ours):
+    // it goes on with the hops counted, up to a bound.
+    if (hops >= max_forward_hops)
+      return caf::make_error(actors::errc::unavailable,
+                             std::string{"the entity is moving between nodes: try again"});
+    return self->delegate(local, actors::route_atom::value, hops, std::move(content));
+  }
   // A stopping node hands out nothing: the key is not gone, it is about to
   // move (the client retries elsewhere).
   if (node_.router().closed())

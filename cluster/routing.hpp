@@ -39,6 +39,9 @@ namespace presence::cluster {
 /// At most this many forwards between nodes for one message (views that
 /// disagree for a moment must not bounce a message for ever).
 inline constexpr uint8_t max_route_hops = 3;
+/// Hops after which a message that keeps meeting forwarders is answered
+/// `unavailable` (the client retries once the views agree).
+inline constexpr uint8_t max_forward_hops = 8;
 
 // Routed messages carry the epoch of the view they were routed by. The owner
 // fences with it: a message routed by a newer view than its own is applied
@@ -66,7 +69,7 @@ public:
   void hand_off(const std::string& key) override;
   caf::result<caf::message> forward(caf::scheduled_actor* self, const std::string& key,
                                     const caf::actor& via, uint64_t epoch,
-                                    caf::message content) override;
+                                    caf::message content, uint8_t hops = 0) override;
 
   /// Installs the ring and member handles of `v`; the view before it stays
   /// known (where entities that moved here are pulled from).

@@ -6,6 +6,10 @@
 // nothing.
 #include "cluster/routing.hpp"
 
+#include "actors/errors.hpp"
+#include "actors/handoff.hpp"
+#include "actors/messages.hpp"
+
 #include "support/test_node.hpp"
 
 #include <gtest/gtest.h>
@@ -180,6 +184,60 @@ TEST(PlacementTest, AJoinerPullsFromTheOwnerBeforeItEvenAfterAViewThatMovesNothi
   a->update(with_handles(of({"a", "b"}, 7)));
   EXPECT_FALSE(a->handoff_source(key)); // a owned it in view 6
   for (auto& [id, h] : handles)
+    caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+  tn.run();
+}
+
+// Verifies a message that keeps meeting forwarders (each node's view sends the
+// key to the other, whose registered forwarder sends it back) is answered
+// `unavailable` after a bounded number of hops: forwarders started every
+// message at hop 0, so it went round for ever, every worker of every node
+// stayed busy, and the whole cluster wedged (reads timed out everywhere,
+// then the links between the nodes timed out).
+TEST(PlacementTest, AMessageThatMeetsForwardersBackAndForthIsAnsweredNotLooped) {
+  presence::testing::test_node tn;
+  auto a = std::make_shared<cluster_placement>(tn.node(), "a", 128);
+  tn.node().router().set_placement(a);
+  using actors::route_atom;
+  // a's membership actor routes what it is sent, as the cluster's does.
+  auto a_route = tn.sys().spawn([a](caf::event_based_actor* self) -> caf::behavior {
+    return {[self, a](route_atom, std::string& key, uint64_t epoch, uint8_t hops,
+                      caf::message& content) -> caf::result<caf::message> {
+      return a->route(self, key, epoch, hops, std::move(content));
+    }};
+  });
+  // b's view gives the key back to a.
+  auto b_route = tn.sys().spawn([a_route](caf::event_based_actor* self) -> caf::behavior {
+    return {[self, a_route](route_atom, std::string& key, uint64_t epoch, uint8_t hops,
+                            caf::message& content) -> caf::result<caf::message> {
+      return self->delegate(a_route, route_atom::value, key, epoch, hops, std::move(content));
+    }};
+  });
+  auto v = of({"a", "b"}, 3);
+  v.members[0].handle = a_route;
+  v.members[1].handle = b_route;
+  a->update(v);
+  std::string key;
+  for (auto& k : keys(50))
+    if (key.empty() && k.rfind("user:", 0) == 0 && a->is_local(k))
+      key = k;
+  ASSERT_FALSE(key.empty());
+  // The entity of `key` here moved to b under a newer view (epoch 4) that a
+  // has not adopted: a forwarder registered under the key.
+  auto* n = &tn.node();
+  auto f = tn.sys().spawn([n, key, b_route](caf::event_based_actor* self) -> caf::behavior {
+    return {[self, n, key, b_route](actors::start_atom) {
+      actors::become_forwarder(self, n, key, b_route, 4);
+    }};
+  });
+  n->router().adopt(key, f);
+  caf::anon_send(f, actors::start_atom::value);
+  tn.run();
+  auto answer = tn.ask<actors::user_view>(f, caf::get_atom::value);
+  ASSERT_FALSE(answer);
+  EXPECT_EQ(actors::code_of(answer.error()), actors::errc::unavailable)
+    << actors::render(answer.error());
+  for (auto& h : {a_route, b_route, f})
     caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
   tn.run();
 }
