@@ -197,6 +197,21 @@ void replay_deferred(membership_actor_type* self, bool all) {
 }
 
 // Makes `v` the current view; if this node issued it, sends it to the others.
+// The view as /metrics shows it: epoch, this node's share, members by status.
+void publish_view(membership_state& st) {
+  auto& m = st.node->metrics();
+  m.cluster_epoch.store(static_cast<int64_t>(st.current.epoch), std::memory_order_relaxed);
+  double share = 0;
+  if (st.current.find(st.me.id) != nullptr)
+    share = st.placement->shares({st.me.id}).front();
+  m.cluster_share_ppm.store(static_cast<int64_t>(share * 1e6 + 0.5), std::memory_order_relaxed);
+  auto c = count_members(st.current, st.dead);
+  using actors::member_status;
+  m.cluster_members[static_cast<size_t>(member_status::up)].store(c.up);
+  m.cluster_members[static_cast<size_t>(member_status::draining)].store(c.draining);
+  m.cluster_members[static_cast<size_t>(member_status::unreachable)].store(c.unreachable);
+}
+
 void adopt(membership_actor_type* self, view v, bool issued) {
   auto& st = self->state;
   auto before = st.current.ids();
@@ -231,6 +246,7 @@ void adopt(membership_actor_type* self, view v, bool issued) {
   bool leading = is_leader(st, st.current);
   for (auto i = st.dead.begin(); i != st.dead.end();)
     i = st.current.find(*i) == nullptr || !leading ? st.dead.erase(i) : std::next(i);
+  publish_view(st);
   if (issued)
     for (auto& m : st.current.members)
       if (m.id != st.me.id && m.handle)
@@ -412,6 +428,7 @@ caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
     if (st.log)
       st.log("cluster: node " + m->id + " is down (" + to_string(dm.reason) + ")");
     st.dead.insert(m->id);
+    publish_view(st);
     // Right after this process stood still, every peer looks silent at once
     // and the pause watcher has not had its look yet: wait for it (and for
     // the other downs) before acting. Otherwise act at once.

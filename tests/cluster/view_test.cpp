@@ -131,3 +131,20 @@ TEST(KeepsMajorityTest, MoreThanHalfOrHalfWithTheSmallestId) {
     EXPECT_EQ(presence::cluster::keeps_majority(r.before, r.after), r.keeps)
       << r.before.members.size() << " -> " << r.after.members.size();
 }
+
+// Verifies presence_cluster_members' counts: members seen down are unreachable
+// whether they drain or not, the others draining or up, and ids that are no
+// members are not counted.
+TEST(ViewTest, MembersAreCountedByStatus) {
+  auto v = with_member(with_member(with_member(view{1, {m("a")}}, m("b")), m("c")), m("d"));
+  v = *with_draining(v, "b");
+  v = *with_draining(v, "c");
+  auto c = count_members(v, {"c", "d", "zz"});
+  EXPECT_EQ(c.up, 1);
+  EXPECT_EQ(c.draining, 1);
+  EXPECT_EQ(c.unreachable, 2);
+  auto none = count_members(v, {});
+  EXPECT_EQ(none.up, 2);
+  EXPECT_EQ(none.draining, 2);
+  EXPECT_EQ(none.unreachable, 0);
+}

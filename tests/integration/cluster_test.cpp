@@ -122,6 +122,20 @@ TEST(ClusterIntegrationTest, ThreeNodesFormOneView) {
       total += x["share"].get<double>();
     }
     EXPECT_NEAR(total, 1.0, 1e-9);
+    // /metrics says the same of the node itself.
+    http_client http{n->port()};
+    double own_share = -1;
+    for (auto& x : view["nodes"])
+      if (x["address"] == "127.0.0.1:" + std::to_string(n->port()))
+        own_share = x["share"].get<double>();
+    EXPECT_EQ(metric(http, "presence_cluster_epoch"), 3.0);
+    EXPECT_NEAR(metric(http, "presence_cluster_share"), own_share, 1e-6);
+    EXPECT_EQ(metric(http, "presence_cluster_members{status=\"up\"}"), 3.0);
+    EXPECT_EQ(metric(http, "presence_cluster_members{status=\"draining\"}"), 0.0);
+    EXPECT_EQ(metric(http, "presence_cluster_members{status=\"unreachable\"}"), 0.0);
+    auto lag = metric(http, "presence_replication_lag_seconds");
+    EXPECT_GE(lag, 0.0);
+    EXPECT_LT(lag, 5.0) << "an idle cluster has nothing waiting for its replicas";
   }
   // Only admins see the cluster or move its entities; a node that is not a
   // member cannot drain.
