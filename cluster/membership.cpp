@@ -817,6 +817,11 @@ std::string first_seed(const std::vector<std::string>& seeds, const std::string&
 
 
 
+std::string advertised_address(const config::settings& s, uint16_t port) {
+  return (s.node.advertise.empty() ? s.node.bind : s.node.advertise) + ":"
+         + std::to_string(port);
+}
+
 void configure(caf::actor_system_config& cfg, const config::settings& s) {
   cfg.load<caf::io::middleman>();
   // A hung peer: the connection times out after failure_timeout_ms without
@@ -846,7 +851,7 @@ cluster_node::~cluster_node() {
 uint16_t cluster_node::start(uint16_t http_port) {
   member_info me;
   me.id = cfg_.node.id;
-  me.http_address = cfg_.node.bind + ":" + std::to_string(http_port);
+  me.http_address = advertised_address(cfg_, http_port);
   bool bootstrap = cfg_.node.seeds.empty();
   auto placement = std::make_shared<cluster_placement>(
     node_, me.id, static_cast<size_t>(cfg_.cluster.vnodes));
@@ -877,13 +882,13 @@ uint16_t cluster_node::start(uint16_t http_port) {
   }
   // Where the others reach this node's CAF endpoint (tests bind port 0); sent
   // before any join starts.
-  caf::anon_send(actor_, caf::put_atom::value, cfg_.node.bind + ":" + std::to_string(*port));
+  caf::anon_send(actor_, caf::put_atom::value, advertised_address(cfg_, *port));
   if (!cfg_.node.seeds.empty() && cfg_.cluster.secret.empty() && cfg_.auth.secret.empty()
       && log_)
     log_("cluster: WARNING: no cluster.secret and no auth.secret: any process that "
          "reaches node.cluster_port can join this cluster");
   if (!bootstrap) {
-    auto self_address = cfg_.node.bind + ":" + std::to_string(*port);
+    auto self_address = advertised_address(cfg_, *port);
     // Seeds started together all wait for a cluster: the first seed founds it
     // if none has one (found_after), the others join it (Akka's rule).
     if (first_seed(cfg_.node.seeds, self_address) == self_address) {

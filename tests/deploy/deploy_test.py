@@ -430,7 +430,10 @@ def test_entrypoint(a):
     check("node 'presenced-1'" in r.stdout and "2 seeds" in r.stdout, "node id from the pod name, two seeds")
     check("presenced-0.presenced-peers.prod.svc.cluster.local:7400" in r.stderr
           and "presenced-2.presenced-peers.prod.svc.cluster.local:7400" in r.stderr
-          and "presenced-1.presenced-peers" not in r.stderr, "seeds are the other pods' DNS names")
+          and "presenced-1.presenced-peers.prod.svc.cluster.local:7400" not in r.stderr,
+          "seeds are the other pods' DNS names")
+    check("advertised as presenced-1.presenced-peers.prod.svc.cluster.local" in r.stdout,
+          "node.advertise is the pod's DNS name, as the seeds spell it: " + r.stdout)
     r = run("presenced-4", 5)
     check(r.returncode == 0 and "3 seeds" in r.stdout, "at most SEED_COUNT (3) seeds: " + r.stdout)
     r = run("presenced-0", 3, "--auth.mode=dev")
