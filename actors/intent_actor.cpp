@@ -8,9 +8,23 @@
 
 namespace presence::actors {
 
+static_assert(static_cast<size_t>(intent_status::cancelled) + 1 == intent_status_count);
+static_assert(static_cast<size_t>(intent_status::accepted) == first_final_intent_status);
+
+namespace {
+
+// An intent counts in `intents` and `intents_by_status` while it has an owner.
+void count_intent(node& n, intent_status s, int64_t delta) {
+  auto& m = n.metrics();
+  m.intents.fetch_add(delta, std::memory_order_relaxed);
+  m.intents_by_status[static_cast<size_t>(s)].fetch_add(delta, std::memory_order_relaxed);
+}
+
+} // namespace
+
 intent_state::~intent_state() {
   if (owner != nullptr)
-    owner->metrics().intents.fetch_sub(1, std::memory_order_relaxed);
+    count_intent(*owner, view.status, -1);
 }
 
 storage::intent_record to_record(const intent_state& st) {
@@ -50,6 +64,14 @@ void announce(intent_actor_type* self) {
     self->send(st.target, intent_atom::value, st.view);
 }
 
+// Every change of a counted intent's status passes here (intents_by_status
+// follows).
+void set_status(intent_state& st, intent_status to) {
+  runtime_metrics::move(st.owner->metrics().intents_by_status,
+                        static_cast<size_t>(st.view.status), static_cast<size_t>(to));
+  st.view.status = to;
+}
+
 void stop_watching(intent_actor_type* self) {
   auto& st = self->state;
   self->send(st.target, unsubscribe_atom::value, caf::actor_cast<caf::actor>(self));
@@ -62,8 +84,9 @@ void deliver(intent_actor_type* self) {
   if (st.owner == nullptr || st.view.status != intent_status::pending)
     return;
   auto now = st.owner->now_ms();
-  st.view.status = intent_status::delivered;
+  set_status(st, intent_status::delivered);
   st.view.delivered_at = now;
+  st.owner->metrics().intent_delivery.record(now - st.view.created_at);
   st.view.ready_at = now;
   stop_watching(self);
   announce(self);
@@ -74,7 +97,11 @@ void finish(intent_actor_type* self, intent_status final_status) {
   auto& st = self->state;
   if (st.view.status == intent_status::pending)
     stop_watching(self);
-  st.view.status = final_status;
+  // Counted where it finishes: a copy that only catches up with a final
+  // status (catch_up) was counted by the node that finished it.
+  bool delivered = st.view.status == intent_status::delivered || st.view.delivered_at != 0;
+  st.owner->metrics().intent_finished(static_cast<size_t>(final_status), delivered);
+  set_status(st, final_status);
   st.retain_until = st.owner->now_ms() + finished_intent_retention_ms;
   announce(self);
   st.timer.arm(caf::actor_cast<caf::actor>(self), st.retain_until);
@@ -147,6 +174,7 @@ void catch_up(intent_actor_type* self) {
             return;
           if (st.view.status == intent_status::pending)
             stop_watching(self);
+          set_status(st, known.status);
           st.view = known;
           if (is_final(known.status)) {
             st.retain_until = st.owner->now_ms() + finished_intent_retention_ms;
@@ -167,7 +195,7 @@ caf::behavior intent_actor(intent_actor_type* self, node* owner, intent_view vie
   st.view = std::move(view);
   st.retain_until = retain_until;
   st.timer.bind(owner->timers());
-  owner->metrics().intents.fetch_add(1, std::memory_order_relaxed);
+  count_intent(*owner, st.view.status, +1);
   auto& r = owner->router();
   st.sender = r.user(st.view.from_user);
   st.target = st.view.to_user.empty() ? r.room(st.view.to_room)
@@ -213,7 +241,7 @@ caf::behavior intent_actor(intent_actor_type* self, node* owner, intent_view vie
         stop_watching(self); // the next owner watches the target itself
       auto* n = st.owner;
       st.timer.disarm();
-      n->metrics().intents.fetch_sub(1, std::memory_order_relaxed);
+      count_intent(*n, st.view.status, -1);
       st.owner = nullptr;
       if (auto* w = n->writer())
         w->erase(storage::kind::intents, st.view.intent_id);

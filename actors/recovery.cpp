@@ -48,6 +48,7 @@ public:
              + std::string{to_string(k)} + ")");
     });
     if (err) {
+      metrics_.storage_read_errors.fetch_add(1, std::memory_order_relaxed);
       if (report_.failed.empty())
         report_.failed = std::string{to_string(k)} + ": " + *err;
       if (log_)

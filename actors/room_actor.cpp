@@ -11,9 +11,26 @@
 
 namespace presence::actors {
 
+namespace {
+
+// A room counts in `rooms` and `rooms_by_phase` while it has an owner.
+void count_room(node& n, room_phase p) {
+  auto& m = n.metrics();
+  m.rooms.fetch_add(1, std::memory_order_relaxed);
+  m.rooms_by_phase[static_cast<size_t>(p)].fetch_add(1, std::memory_order_relaxed);
+}
+
+void uncount_room(node& n, room_phase p) {
+  auto& m = n.metrics();
+  m.rooms.fetch_sub(1, std::memory_order_relaxed);
+  m.rooms_by_phase[static_cast<size_t>(p)].fetch_sub(1, std::memory_order_relaxed);
+}
+
+} // namespace
+
 room_state::~room_state() {
   if (owner != nullptr)
-    owner->metrics().rooms.fetch_sub(1, std::memory_order_relaxed);
+    uncount_room(*owner, phase);
 }
 
 bool room_state::big() const {
@@ -27,6 +44,13 @@ storage::room_record to_record(const room_state& st) {
 }
 
 namespace {
+
+// Every change of a counted room's phase passes here (rooms_by_phase follows).
+void set_phase(room_state& st, room_phase p) {
+  runtime_metrics::move(st.owner->metrics().rooms_by_phase, static_cast<size_t>(st.phase),
+                        static_cast<size_t>(p));
+  st.phase = p;
+}
 
 void save(room_actor_type* self) {
   auto& st = self->state;
@@ -125,7 +149,7 @@ void reevaluate(room_actor_type* self, const char* event = "",
   auto& cfg = st.owner->rooms();
   st.readiness = readiness(st.counts, static_cast<int64_t>(st.intents.size()), cfg);
   auto prev = st.phase;
-  st.phase = next_phase(st.phase, anyone_present(st), st.readiness, cfg);
+  set_phase(st, next_phase(st.phase, anyone_present(st), st.readiness, cfg));
   if (*event != '\0') {
     if (st.big()) {
       // Gathered into the next room_delta: a join storm costs one message per
@@ -240,7 +264,7 @@ void start_room(room_actor_type* self, node* owner, std::string room_id) {
   st.timer.bind(owner->timers(), 0);
   st.delta_timer.bind(owner->timers(), 1);
   st.idle.bind(owner->timers(), 2);
-  owner->metrics().rooms.fetch_add(1, std::memory_order_relaxed);
+  count_room(*owner, st.phase);
 }
 
 } // namespace
@@ -256,7 +280,7 @@ caf::behavior room_actor_restored(room_actor_type* self, node* owner,
   start_room(self, owner, std::move(rec.room_id));
   auto& st = self->state;
   st.media_attached = rec.media_attached;
-  st.phase = static_cast<room_phase>(rec.phase);
+  set_phase(st, static_cast<room_phase>(rec.phase));
   st.joins.rate_per_min = rec.momentum_rate;
   st.joins.at = rec.momentum_at;
   for (auto& t : restore.timeline)
@@ -279,7 +303,7 @@ caf::behavior room_from_transfer(room_actor_type* self, node* owner, room_transf
   start_room(self, owner, rec.room_id);
   auto& st = self->state;
   st.media_attached = rec.media_attached;
-  st.phase = static_cast<room_phase>(rec.phase);
+  set_phase(st, static_cast<room_phase>(rec.phase));
   st.joins.rate_per_min = rec.momentum_rate;
   st.joins.at = rec.momentum_at;
   st.readiness = t.readiness;
@@ -375,7 +399,7 @@ void check_idle(room_actor_type* self) {
   if (!n->router().passivate(key, self->address(), std::nullopt, std::move(rest)))
     return arm_idle_check(self, n, st.idle);
   st.timer.disarm();
-  n->metrics().rooms.fetch_sub(1, std::memory_order_relaxed);
+  uncount_room(*n, st.phase);
   st.owner = nullptr;
   become_passivated(self, n, std::move(key));
 }
@@ -457,7 +481,7 @@ caf::behavior room_behavior(room_actor_type* self) {
       st.timer.disarm();
       st.delta_timer.disarm();
       st.idle.disarm();
-      n->metrics().rooms.fetch_sub(1, std::memory_order_relaxed);
+      uncount_room(*n, st.phase);
       st.owner = nullptr;
       if (auto* w = n->writer()) {
         w->erase(storage::kind::rooms, st.room_id);

@@ -197,12 +197,16 @@ caf::error forbidden() {
 signal_reply on_signal(session_actor_type* self, signal_kind sig) {
   auto& st = self->state;
   auto now = st.owner->now_ms();
-  st.owner->metrics().signals.fetch_add(1, std::memory_order_relaxed);
+  auto& m = st.owner->metrics();
+  m.signals.fetch_add(1, std::memory_order_relaxed);
   if (st.held && st.current == state::offline) {
     // It expired while held: it ends as it would have, the signal too late.
     release(self);
     return {state::offline, st.heartbeat_ms, now, true};
   }
+  // How much later than the interval issued to the client this signal came.
+  if (st.heartbeat_ms > 0 && st.clk.last_signal_at > 0)
+    m.heartbeat_lateness.record(now - st.clk.last_signal_at - st.heartbeat_ms);
   auto before_state = st.current;
   auto before_hb = st.heartbeat_ms;
   apply_signal(st.clk, sig, now);

@@ -204,6 +204,21 @@ void replay_deferred(membership_actor_type* self, bool all) {
 }
 
 // Makes `v` the current view; if this node issued it, sends it to the others.
+// The view as /metrics shows it: epoch, this node's share, members by status.
+void publish_view(membership_state& st) {
+  auto& m = st.node->metrics();
+  m.cluster_epoch.store(static_cast<int64_t>(st.current.epoch), std::memory_order_relaxed);
+  double share = 0;
+  if (st.current.find(st.me.id) != nullptr)
+    share = st.placement->shares({st.me.id}).front();
+  m.cluster_share_ppm.store(static_cast<int64_t>(share * 1e6 + 0.5), std::memory_order_relaxed);
+  auto c = count_members(st.current, st.dead);
+  using actors::member_status;
+  m.cluster_members[static_cast<size_t>(member_status::up)].store(c.up);
+  m.cluster_members[static_cast<size_t>(member_status::draining)].store(c.draining);
+  m.cluster_members[static_cast<size_t>(member_status::unreachable)].store(c.unreachable);
+}
+
 void adopt(membership_actor_type* self, view v, bool issued) {
   auto& st = self->state;
   auto before = st.current.ids();
@@ -245,6 +260,7 @@ void adopt(membership_actor_type* self, view v, bool issued) {
   bool leading = is_leader(st, st.current);
   for (auto i = st.dead.begin(); i != st.dead.end();)
     i = st.current.find(*i) == nullptr || !leading ? st.dead.erase(i) : std::next(i);
+  publish_view(st);
   if (issued)
     for (auto& m : st.current.members)
       if (m.id != st.me.id && m.handle)
@@ -432,6 +448,7 @@ caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
     if (st.log)
       st.log("cluster: node " + m->id + " is down (" + to_string(dm.reason) + ")");
     st.dead.insert(m->id);
+    publish_view(st);
     // Right after this process stood still, every peer looks silent at once
     // and the pause watcher has not had its look yet: wait for it (and for
     // the other downs) before acting. Otherwise act at once.
@@ -843,6 +860,11 @@ std::string first_seed(const std::vector<std::string>& seeds, const std::string&
 
 
 
+std::string advertised_address(const config::settings& s, uint16_t port) {
+  return (s.node.advertise.empty() ? s.node.bind : s.node.advertise) + ":"
+         + std::to_string(port);
+}
+
 void configure(caf::actor_system_config& cfg, const config::settings& s) {
   cfg.load<caf::io::middleman>();
   // A hung peer: the connection times out after failure_timeout_ms without
@@ -872,7 +894,7 @@ cluster_node::~cluster_node() {
 uint16_t cluster_node::start(uint16_t http_port) {
   member_info me;
   me.id = cfg_.node.id;
-  me.http_address = cfg_.node.bind + ":" + std::to_string(http_port);
+  me.http_address = advertised_address(cfg_, http_port);
   bool bootstrap = cfg_.node.seeds.empty();
   auto placement = std::make_shared<cluster_placement>(
     node_, me.id, static_cast<size_t>(cfg_.cluster.vnodes));
@@ -903,13 +925,13 @@ uint16_t cluster_node::start(uint16_t http_port) {
   }
   // Where the others reach this node's CAF endpoint (tests bind port 0); sent
   // before any join starts.
-  caf::anon_send(actor_, caf::put_atom::value, cfg_.node.bind + ":" + std::to_string(*port));
+  caf::anon_send(actor_, caf::put_atom::value, advertised_address(cfg_, *port));
   if (!cfg_.node.seeds.empty() && cfg_.cluster.secret.empty() && cfg_.auth.secret.empty()
       && log_)
     log_("cluster: WARNING: no cluster.secret and no auth.secret: any process that "
          "reaches node.cluster_port can join this cluster");
   if (!bootstrap) {
-    auto self_address = cfg_.node.bind + ":" + std::to_string(*port);
+    auto self_address = advertised_address(cfg_, *port);
     // Seeds started together all wait for a cluster: the first seed founds it
     // if none has one (found_after), the others join it (Akka's rule).
     if (first_seed(cfg_.node.seeds, self_address) == self_address) {

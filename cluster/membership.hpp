@@ -93,6 +93,11 @@ inline constexpr auto found_after = std::chrono::seconds{2};
 /// same seed list (listing itself or not) picks the same one.
 std::string first_seed(const std::vector<std::string>& seeds, const std::string& self);
 
+/// "host:port" at which other nodes reach this node's `port`: `node.advertise`
+/// (else `node.bind`), the spelling its seeds' lists use for it, so that the
+/// first-seed rule compares like with like.
+std::string advertised_address(const config::settings& s, uint16_t port);
+
 /// One node's own figures, for GET /v1/cluster.
 struct node_stats {
   std::string id;

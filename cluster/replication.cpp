@@ -9,6 +9,7 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
 
+#include <algorithm>
 #include <map>
 
 namespace presence::cluster {
@@ -74,6 +75,7 @@ void flush(replicator_type* self) {
   m.replication_pending.fetch_sub(static_cast<int64_t>(st.pending.size()),
                                   std::memory_order_relaxed);
   m.replicated.fetch_add(st.pending.size(), std::memory_order_relaxed);
+  m.replication_oldest_pending_at.store(0, std::memory_order_relaxed);
   std::map<caf::actor, replica_batch> out;
   for (auto& [key, payload] : st.pending) {
     for (auto& target : st.placement->replica_targets(key, st.factor)) {
@@ -101,9 +103,12 @@ caf::behavior replicator(replicator_type* self, std::shared_ptr<cluster_placemen
   return {
     [self](actors::replica_atom, std::string& key, caf::message& payload) {
       auto& st = self->state;
+      auto& n = st.placement->node();
+      if (st.pending.empty()) // the oldest change waiting: the lag counts from it
+        n.metrics().replication_oldest_pending_at.store(std::max<int64_t>(n.now_ms(), 1),
+                                                        std::memory_order_relaxed);
       if (st.pending.insert_or_assign(std::move(key), std::move(payload)).second)
-        st.placement->node().metrics().replication_pending.fetch_add(
-          1, std::memory_order_relaxed);
+        n.metrics().replication_pending.fetch_add(1, std::memory_order_relaxed);
       if (!st.scheduled) {
         st.scheduled = true;
         self->delayed_send(self, replicate_interval, actors::tick_atom::value);

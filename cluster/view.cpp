@@ -37,6 +37,18 @@ std::vector<std::string> view::owner_ids() const {
   return out;
 }
 
+member_counts count_members(const view& v, const std::set<std::string>& down) {
+  member_counts out;
+  for (auto& m : v.members)
+    if (down.count(m.id) > 0)
+      ++out.unreachable;
+    else if (m.draining)
+      ++out.draining;
+    else
+      ++out.up;
+  return out;
+}
+
 view with_member(const view& v, member_info m) {
   view next{v.epoch + 1, {}};
   for (auto& x : v.members)

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -61,6 +62,17 @@ std::optional<view> with_draining(const view& v, const std::string& id);
 /// The next view with the same members (a rebalance: every node moves what it
 /// holds and does not own to its owner).
 view renumbered(const view& v);
+
+/// Members of a view by status, as one node sees them (presence_cluster_members).
+struct member_counts {
+  int64_t up = 0;
+  int64_t draining = 0;
+  int64_t unreachable = 0; ///< seen down, not yet out of the view
+};
+
+/// Counts the members of `v`: those in `down` are unreachable (whether they
+/// drain or not), the others draining or up.
+member_counts count_members(const view& v, const std::set<std::string>& down);
 
 /// True if `next` should replace `current`.
 inline bool newer(const view& next, const view& current) {

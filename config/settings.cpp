@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
@@ -46,6 +47,7 @@ const std::vector<key_spec>& key_table() {
   static const std::vector<key_spec> table = {
     PRESENCE_KEY(node, id),
     PRESENCE_KEY(node, bind),
+    PRESENCE_KEY(node, advertise),
     PRESENCE_KEY(node, http_port),
     PRESENCE_KEY(node, cluster_port),
     PRESENCE_KEY(node, data_dir),
@@ -410,6 +412,20 @@ std::vector<std::string> validate(settings& s) {
     s.node.id = host_name();
   if (s.node.bind.empty())
     errors.push_back("node.bind: must not be empty");
+  if (s.node.advertise.empty()) {
+    s.node.advertise = s.node.bind;
+  } else {
+    bool chars = std::all_of(s.node.advertise.begin(), s.node.advertise.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_'
+             || c == ':';
+    });
+    // One colon is host:port; an IPv6 address has several.
+    bool port = std::count(s.node.advertise.begin(), s.node.advertise.end(), ':') == 1;
+    if (!chars || port)
+      errors.push_back("node.advertise: must be a host name or an IP address without a port "
+                       "(other nodes reach node.cluster_port there), got '"
+                       + s.node.advertise + "'");
+  }
   port("node.http_port", s.node.http_port);
   port("node.cluster_port", s.node.cluster_port);
   if (s.node.data_dir.empty())

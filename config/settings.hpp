@@ -24,6 +24,9 @@ public:
 struct node_section {
   std::string id;                  ///< defaults to the host name
   std::string bind = "127.0.0.1";  ///< address the HTTP and cluster ports bind to
+  /// The host other nodes reach this one at (a DNS name or an address, no
+  /// port), spelled as they list it in their seeds; empty: `bind`.
+  std::string advertise;
   int64_t http_port = 8080;        ///< 0 picks a free port (tests)
   int64_t cluster_port = 7400;     ///< 0 picks a free port (tests)
   std::string data_dir = "./data"; ///< RocksDB directory

@@ -1,6 +1,7 @@
 #include "gateway/metrics_text.hpp"
 
 #include "actors/census.hpp"
+#include "actors/messages.hpp"
 #include "actors/node.hpp"
 #include "gateway/server.hpp"
 
@@ -8,6 +9,9 @@
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
+
+#include <algorithm>
+#include <vector>
 
 namespace presence::gateway {
 
@@ -28,6 +32,28 @@ void http_metrics::record(const std::string& route, unsigned status, double seco
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5};
   latency_->Add({{"route", route}}, buckets).Observe(seconds);
 }
+
+namespace {
+
+// A duration_histogram as a Prometheus histogram in seconds.
+void add_histogram(prometheus::Registry& reg, const char* name, const char* help,
+                   const actors::duration_histogram& h) {
+  prometheus::Histogram::BucketBoundaries bounds;
+  std::vector<double> counts;
+  for (size_t i = 0; i < h.bounds(); ++i) {
+    bounds.push_back(static_cast<double>(h.bound_ms(i)) / 1000.0);
+    counts.push_back(static_cast<double>(h.bucket(i)));
+  }
+  counts.push_back(static_cast<double>(h.bucket(h.bounds())));
+  prometheus::BuildHistogram()
+    .Name(name)
+    .Help(help)
+    .Register(reg)
+    .Add({}, bounds)
+    .ObserveMultiple(counts, static_cast<double>(h.sum_ms()) / 1000.0);
+}
+
+} // namespace
 
 std::string render_metrics(actors::node& n, const gateway_metrics& g,
                            http_metrics& http) {
@@ -65,6 +91,64 @@ std::string render_metrics(actors::node& n, const gateway_metrics& g,
       .Set(static_cast<double>(actors::census::live(k)));
   }
   gauge("presence_rooms", "Room actors", static_cast<double>(m.rooms.load()));
+  auto& by_phase = BuildGauge()
+                     .Name("presence_rooms_by_phase")
+                     .Help("Room actors by phase")
+                     .Register(reg);
+  for (size_t i = 0; i < actors::room_phase_count; ++i)
+    by_phase.Add({{"phase", std::string{actors::to_string(static_cast<actors::room_phase>(i))}}})
+      .Set(static_cast<double>(m.rooms_by_phase[i].load(std::memory_order_relaxed)));
+  auto& by_status = BuildGauge()
+                      .Name("presence_intents_by_status")
+                      .Help("Intent actors by status (finished ones stay for their retention)")
+                      .Register(reg);
+  for (size_t i = 0; i < actors::intent_status_count; ++i)
+    by_status
+      .Add({{"status", std::string{actors::to_string(static_cast<actors::intent_status>(i))}}})
+      .Set(static_cast<double>(m.intents_by_status[i].load(std::memory_order_relaxed)));
+  auto& finished = BuildCounter()
+                     .Name("presence_intents_finished_total")
+                     .Help("Intents finished on this node, by final status and whether they "
+                           "had been delivered")
+                     .Register(reg);
+  for (size_t i = 0; i < actors::final_intent_status_count; ++i) {
+    auto status = std::string{actors::to_string(
+      static_cast<actors::intent_status>(actors::first_final_intent_status + i))};
+    for (size_t d = 0; d < 2; ++d)
+      finished.Add({{"status", status}, {"delivered", d == 1 ? "true" : "false"}})
+        .Increment(static_cast<double>(m.intents_finished[i * 2 + d].load(std::memory_order_relaxed)));
+  }
+  add_histogram(reg, "presence_intent_delivery_seconds",
+                "Intents delivered on this node: created to delivered", m.intent_delivery);
+  add_histogram(reg, "presence_heartbeat_lateness_seconds",
+                "Signals by how much later than the session's issued heartbeat_ms they "
+                "came (0: on time)",
+                m.heartbeat_lateness);
+  gauge("presence_cluster_epoch", "Epoch of the cluster view this node holds (0: none yet)",
+        static_cast<double>(m.cluster_epoch.load(std::memory_order_relaxed)));
+  gauge("presence_cluster_share", "Fraction of keys the ring gives this node (0..1)",
+        static_cast<double>(m.cluster_share_ppm.load(std::memory_order_relaxed)) / 1e6);
+  auto& members = BuildGauge()
+                    .Name("presence_cluster_members")
+                    .Help("Members of this node's view by status (unreachable: seen down, "
+                          "not yet out of the view)")
+                    .Register(reg);
+  for (size_t i = 0; i < actors::member_status_count; ++i)
+    members.Add({{"status", std::string{actors::to_string(static_cast<actors::member_status>(i))}}})
+      .Set(static_cast<double>(m.cluster_members[i].load(std::memory_order_relaxed)));
+  auto oldest = m.replication_oldest_pending_at.load(std::memory_order_relaxed);
+  gauge("presence_replication_lag_seconds",
+        "Age of the oldest entity change not yet sent to its replicas (0: none waits)",
+        oldest > 0 ? static_cast<double>(std::max<int64_t>(n.now_ms() - oldest, 0)) / 1000.0
+                   : 0.0);
+  auto& closed = BuildCounter()
+                   .Name("presence_ws_closed_total")
+                   .Help("WebSockets ended, by the close code that ended them (the node's, or "
+                         "the peer's when it closed first; 1006: no close handshake)")
+                   .Register(reg);
+  for (size_t i = 0; i < ws_close_slots; ++i)
+    closed.Add({{"code", ws_close_label(i)}})
+      .Increment(static_cast<double>(g.ws_closed[i].load(std::memory_order_relaxed)));
   gauge("presence_node_ready", "1 once the node recovered and is a member; 0 while it "
         "recovers, joins or is on the minority side", n.ready() ? 1.0 : 0.0);
   counter("presence_sessions_opened_total", "Sessions opened (POST /v1/sessions or hello)",
@@ -123,6 +207,10 @@ std::string render_metrics(actors::node& n, const gateway_metrics& g,
   counter("presence_storage_records_skipped_total",
           "Unreadable records skipped at recovery (corrupt or of an unknown version)",
           static_cast<double>(m.records_skipped.load()));
+  counter("presence_storage_read_errors_total",
+          "Reads that failed at recovery (a kind that could not be scanned; the node then "
+          "does not start)",
+          static_cast<double>(m.storage_read_errors.load(std::memory_order_relaxed)));
   gauge("presence_recovery_entities", "Entities restored at the last start",
         static_cast<double>(m.records_recovered.load()));
   gauge("presence_recovery_seconds", "Duration of the last recovery",

@@ -275,6 +275,9 @@ private:
     if (ec) {
       if (ec == websocket::error::message_too_big)
         close_now(websocket::close_code::too_big);
+      // The peer closed first (its code), or the connection just ended.
+      count_close(ec == websocket::error::closed ? static_cast<unsigned>(ws_.reason().code)
+                                                 : 1006u);
       forget();
       slow_timer_.cancel();
       return;
@@ -403,10 +406,19 @@ private:
     plain_queued_ = queue_.empty() || queue_.front().topic ? 0 : 1;
   }
 
+  // Counts this socket's end once, under the code that ended it.
+  void count_close(unsigned code) {
+    if (close_counted_)
+      return;
+    close_counted_ = true;
+    srv_.metrics.ws_closed[ws_close_slot(code)].fetch_add(1, std::memory_order_relaxed);
+  }
+
   void close_now(websocket::close_code code) {
     if (closing_)
       return;
     closing_ = true;
+    count_close(static_cast<unsigned>(code));
     drop_unsent();
     slow_timer_.cancel();
     ws_.async_close(code, [self = shared_from_this()](beast::error_code) {
@@ -769,6 +781,7 @@ private:
   /// What this socket receives through the fan-out: (is a room, id).
   std::set<std::pair<bool, std::string>> topics_;
   bool closing_ = false;
+  bool close_counted_ = false; ///< presence_ws_closed_total has this socket
   bool close_after_write_ = false;
   bool resuming_ = false;                 ///< a hello's resume awaits its answer
   std::deque<ws_op> waiting_ops_; ///< frames received meanwhile

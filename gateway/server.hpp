@@ -9,6 +9,7 @@
 #include "gateway/api.hpp"
 #include "gateway/auth.hpp"
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -17,6 +18,27 @@
 #include <vector>
 
 namespace presence::gateway {
+
+/// The WebSocket close codes presence_ws_closed_total names; every other code
+/// counts as "other". 1006 (never sent in a frame) stands for a connection that
+/// ended without a close handshake (a vanished peer, a ping timeout).
+inline constexpr std::array<unsigned, 7> ws_close_codes = {1000, 1001, 1006, 1008,
+                                                           1009, 1011, 1013};
+/// Slots of presence_ws_closed_total: one per code, then "other".
+inline constexpr size_t ws_close_slots = ws_close_codes.size() + 1;
+
+/// The slot of close code `code` (the last one, "other", if it is not listed).
+constexpr size_t ws_close_slot(unsigned code) {
+  for (size_t i = 0; i < ws_close_codes.size(); ++i)
+    if (ws_close_codes[i] == code)
+      return i;
+  return ws_close_codes.size();
+}
+
+/// The `code` label of slot `i`.
+inline std::string ws_close_label(size_t i) {
+  return i < ws_close_codes.size() ? std::to_string(ws_close_codes[i]) : "other";
+}
 
 /// Gateway counters for /metrics (relaxed atomics, any thread).
 struct gateway_metrics {
@@ -29,6 +51,9 @@ struct gateway_metrics {
   std::atomic<uint64_t> ws_frames_coalesced{0}; ///< events replaced before sending
   std::atomic<uint64_t> ws_closed_policy{0};
   std::atomic<uint64_t> rejected_connections{0};
+  /// WebSockets ended, by the close code that ended them (ws_close_slot): the
+  /// one the node sent, or the peer's when the peer closed first.
+  std::array<std::atomic<uint64_t>, ws_close_slots> ws_closed{};
 };
 
 class server {

@@ -306,7 +306,10 @@ int main(int argc, char** argv) {
       std::cout << "presenced: configuration OK ("
                 << (cl.config_file.empty() ? std::string{"no file"} : cl.config_file)
                 << "): node '" << s.node.id << "', http " << s.node.bind << ":"
-                << s.node.http_port << ", cluster port " << s.node.cluster_port << ", "
+                << s.node.http_port
+                << (s.node.advertise != s.node.bind ? " (advertised as " + s.node.advertise + ")"
+                                                    : std::string{})
+                << ", cluster port " << s.node.cluster_port << ", "
                 << s.node.seeds.size() << " seeds, auth.mode " << s.auth.mode
                 << ", data_dir " << s.node.data_dir
                 << (s.storage.enabled ? "" : " (storage disabled)") << ", log_format "

@@ -2,8 +2,12 @@
 # Starts presenced in a pod of the StatefulSet (mounted from the ConfigMap that
 # kustomization.yaml generates). From the pod it derives:
 #   node.id    = the pod name (presenced-0, presenced-1, ...): stable across restarts
-#   node.bind  = the pod IP (node.bind must be an IP address; the others and the
-#                probes reach the pod there)
+#   node.bind  = the pod IP (node.bind must be an IP address; the probes reach
+#                the pod there)
+#   node.advertise = the pod's DNS name through the headless service
+#                (presenced-<i>.<PEER_SERVICE>.<ns>.svc.<domain>): how the others
+#                reach it, spelled as the seeds are, so that the first-seed rule
+#                compares like with like (only presenced-0 may found the cluster)
 #   node.seeds = the first SEED_COUNT pods of the set (but itself) through the
 #                headless service: presenced-<i>.<PEER_SERVICE>.<ns>.svc.<domain>:7400
 # and refuses auth.mode = "dev" when the set has (or may have) more than one pod.
@@ -48,8 +52,9 @@ done
 # (An empty --node.seeds= would take the next argument as its value: a lone
 # pod gets no seeds flag at all.)
 if [ -n "$seeds" ]; then set -- --node.seeds="$seeds" "$@"; fi
+advertise="$POD_NAME.$peers.$POD_NAMESPACE.svc.$domain"
 set -- --config "$config" --node.id="$POD_NAME" --node.bind="$POD_IP" \
-  --node.cluster_port="$cport" --node.data_dir="$data_dir" "$@"
+  --node.advertise="$advertise" --node.cluster_port="$cport" --node.data_dir="$data_dir" "$@"
 
 # The effective configuration (file, PRESENCED_* environment, flags), checked
 # before anything starts; its auth.mode decides the dev refusal.
@@ -61,5 +66,5 @@ if [ "$mode" = dev ] && { [ "$replicas" -gt 1 ] || [ "$ordinal" -gt 0 ]; }; then
        "X-User header. Set auth.mode = \"jwt\" and auth.secret (the Secret)." >&2
   exit 2
 fi
-echo "entrypoint: node $POD_NAME at $POD_IP, seeds: ${seeds:-none}" >&2
+echo "entrypoint: node $POD_NAME at $POD_IP, advertised as $advertise, seeds: ${seeds:-none}" >&2
 exec "$presenced" "$@"

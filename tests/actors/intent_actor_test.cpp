@@ -229,3 +229,60 @@ TEST_F(IntentActorTest, PromotedCopyBehindTheUsersCatchesUpAndNeverGoesBack) {
   (void)v;
   (void)p;
 }
+
+namespace {
+
+uint64_t finished(test_node& n, intent_status s, bool delivered) {
+  auto i = (static_cast<size_t>(s) - first_final_intent_status) * 2 + (delivered ? 1 : 0);
+  return n.node().metrics().intents_finished[i].load();
+}
+
+int64_t by_status(test_node& n, intent_status s) {
+  return n.node().metrics().intents_by_status[static_cast<size_t>(s)].load();
+}
+
+} // namespace
+
+// Verifies the intent metrics: an intent that expires undelivered counts under
+// presence_intents_finished_total{status="expired",delivered="false"}, one
+// delivered and then accepted under accepted/true with its delivery time in the
+// histogram, and presence_intents_by_status follows each intent until its
+// retention ends.
+TEST_F(IntentActorTest, FinishedIntentsAreCountedByStatusAndDelivery) {
+  auto& m = n.node().metrics();
+  auto bob_tab = n.open("bob", signal_kind::idle);
+  auto [lost, lost_h] = create({"alice", "carol", "", "call", "", 3000});
+  auto [v, h] = create({"alice", "bob", "", "call", "", 60000});
+  EXPECT_EQ(by_status(n, intent_status::pending), 2);
+  n.advance_to(1200);
+  ASSERT_TRUE(n.ask<signal_reply>(bob_tab.handle, signal_atom::value, signal_kind::active));
+  ASSERT_EQ(get(h).status, intent_status::delivered);
+  EXPECT_EQ(by_status(n, intent_status::pending), 1);
+  EXPECT_EQ(by_status(n, intent_status::delivered), 1);
+  EXPECT_EQ(m.intent_delivery.count(), 1u);
+  EXPECT_EQ(m.intent_delivery.sum_ms(), 1200);
+  EXPECT_EQ(m.intent_delivery.bucket(3), 1u) << "1.2 s is in the (1, 5] s bucket";
+  n.advance_to(3000);
+  ASSERT_EQ(get(lost_h).status, intent_status::expired);
+  EXPECT_EQ(finished(n, intent_status::expired, false), 1u);
+  EXPECT_EQ(finished(n, intent_status::expired, true), 0u);
+  ASSERT_TRUE(act(h, accept_atom::value, "bob"));
+  EXPECT_EQ(finished(n, intent_status::accepted, true), 1u);
+  EXPECT_EQ(finished(n, intent_status::accepted, false), 0u);
+  EXPECT_EQ(by_status(n, intent_status::expired), 1);
+  EXPECT_EQ(by_status(n, intent_status::accepted), 1);
+  EXPECT_EQ(by_status(n, intent_status::pending) + by_status(n, intent_status::delivered), 0);
+  EXPECT_EQ(m.intents.load(), 2);
+  // A cancel of a pending intent: cancelled, not delivered.
+  auto [c, ch] = create({"alice", "dave", "", "call", "", 60000});
+  ASSERT_TRUE(act(ch, cancel_atom::value, "alice"));
+  EXPECT_EQ(finished(n, intent_status::cancelled, false), 1u);
+  n.advance(finished_intent_retention_ms + 10);
+  for (size_t i = 0; i < intent_status_count; ++i)
+    EXPECT_EQ(m.intents_by_status[i].load(), 0) << "status " << i;
+  EXPECT_EQ(m.intents.load(), 0);
+  EXPECT_EQ(m.intent_delivery.count(), 1u) << "only the one delivery";
+  (void)lost;
+  (void)v;
+  (void)c;
+}

@@ -428,7 +428,7 @@ private:
 
 } // namespace
 
-// Verifies a failed scan stops recovery: nothing is restored and no user is
+// Verifies a failed scan stops recovery (and is counted): nothing is restored and no user is
 // rewritten (before, the users' scan failing made every user with a session
 // come back with seq 0 and overwrite its record).
 TEST_F(RecoveryTest, FailedScanRestoresAndRewritesNothing) {
@@ -448,6 +448,8 @@ TEST_F(RecoveryTest, FailedScanRestoresAndRewritesNothing) {
   std::vector<std::string> lines;
   auto report = n->recover(broken, &lines);
   EXPECT_NE(report.failed.find("injected scan failure"), std::string::npos) << report.failed;
+  EXPECT_EQ(n->node().metrics().storage_read_errors.load(), 1u)
+    << "presence_storage_read_errors_total counts the failed scan";
   EXPECT_EQ(report.sessions, 0u);
   EXPECT_EQ(n->node().router().size(), 0u);
   n->flush();

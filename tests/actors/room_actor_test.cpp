@@ -336,3 +336,46 @@ TEST_F(BigRoomTest, JoinRepliesArePaged) {
   ASSERT_TRUE(all);
   EXPECT_EQ(all->members.size(), 150u);
 }
+
+namespace {
+
+std::vector<int64_t> by_phase(test_node& n) {
+  std::vector<int64_t> out;
+  for (auto& x : n.node().metrics().rooms_by_phase)
+    out.push_back(x.load());
+  return out;
+}
+
+} // namespace
+
+// Verifies presence_rooms_by_phase follows each room's phase (empty, gathering,
+// ready, cooling, in that order) and still sums to presence_rooms once idle rooms
+// are passivated.
+TEST_F(RoomActorTest, RoomsByPhaseFollowThePhases) {
+  auto& m = n.node().metrics();
+  view("r1");
+  view("r2");
+  EXPECT_EQ(by_phase(n), (std::vector<int64_t>{2, 0, 0, 0}));
+  auto a = n.open("a");
+  join(a, "r1");
+  EXPECT_EQ(by_phase(n), (std::vector<int64_t>{1, 1, 0, 0}));
+  auto b = n.open("b");
+  join(b, "r1");
+  join(b, "r2");
+  EXPECT_EQ(view("r1").phase, room_phase::ready);
+  EXPECT_EQ(by_phase(n), (std::vector<int64_t>{0, 1, 1, 0}));
+  // b goes away (2 s), a keeps signalling: r1 cools, r2 keeps b as present.
+  for (int64_t t = 400; t <= 2000; t += 400) {
+    n.advance_to(t);
+    signal(a);
+  }
+  ASSERT_EQ(view("r1").phase, room_phase::cooling);
+  EXPECT_EQ(by_phase(n), (std::vector<int64_t>{0, 1, 0, 1}));
+  leave(a);
+  leave(b);
+  EXPECT_EQ(by_phase(n), (std::vector<int64_t>{2, 0, 0, 0}));
+  EXPECT_EQ(m.rooms.load(), 2);
+  n.advance(n.node().cfg().node.passivate_after_ms + 100);
+  EXPECT_EQ(m.rooms.load(), 0) << "both rooms are passivated";
+  EXPECT_EQ(by_phase(n), (std::vector<int64_t>{0, 0, 0, 0}));
+}

@@ -295,3 +295,26 @@ TEST_F(SessionActorTest, LeaveWithTokenChecksIt) {
                       int64_t{0}));
   EXPECT_FALSE(n.node().router().session(s.session_id));
 }
+
+// Verifies presence_heartbeat_lateness_seconds: a signal within the interval
+// issued to the client counts as on time (0), one that comes 700 ms after its
+// 500 ms interval ran out counts 700 ms late.
+TEST_F(SessionActorTest, HeartbeatLatenessIsMeasuredAgainstTheIssuedInterval) {
+  auto& h = n.node().metrics().heartbeat_lateness;
+  auto s = n.open("u1");
+  ASSERT_EQ(s.heartbeat_ms, 500);
+  EXPECT_EQ(h.count(), 0u) << "opening is no heartbeat";
+  n.advance_to(300);
+  ASSERT_TRUE(signal(s.session_id, signal_kind::active));
+  n.advance_to(1500);
+  auto r = signal(s.session_id, signal_kind::active);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->heartbeat_ms, 500);
+  n.advance_to(2000);
+  ASSERT_TRUE(signal(s.session_id, signal_kind::active));
+  EXPECT_EQ(h.count(), 3u);
+  EXPECT_EQ(h.bucket(0), 2u) << "two on time";
+  EXPECT_EQ(h.bound_ms(3), 1000);
+  EXPECT_EQ(h.bucket(3), 1u) << "700 ms late is in the (0.5, 1] s bucket";
+  EXPECT_EQ(h.sum_ms(), 700);
+}

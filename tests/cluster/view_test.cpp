@@ -131,3 +131,47 @@ TEST(KeepsMajorityTest, MoreThanHalfOrHalfWithTheSmallestId) {
     EXPECT_EQ(presence::cluster::keeps_majority(r.before, r.after), r.keeps)
       << r.before.members.size() << " -> " << r.after.members.size();
 }
+
+// Verifies presence_cluster_members' counts: members seen down are unreachable
+// whether they drain or not, the others draining or up, and ids that are no
+// members are not counted.
+TEST(ViewTest, MembersAreCountedByStatus) {
+  auto v = with_member(with_member(with_member(view{1, {m("a")}}, m("b")), m("c")), m("d"));
+  v = *with_draining(v, "b");
+  v = *with_draining(v, "c");
+  auto c = count_members(v, {"c", "d", "zz"});
+  EXPECT_EQ(c.up, 1);
+  EXPECT_EQ(c.draining, 1);
+  EXPECT_EQ(c.unreachable, 2);
+  auto none = count_members(v, {});
+  EXPECT_EQ(none.up, 2);
+  EXPECT_EQ(none.draining, 2);
+  EXPECT_EQ(none.unreachable, 0);
+}
+
+// Verifies the first-seed rule in a StatefulSet: seeds are the pods' DNS names
+// and node.bind the pod IP. A pod that advertises its own name compares like
+// with like, so only presenced-0 founds the cluster; compared by its IP (no
+// node.advertise) every pod took itself for the first seed ("10..." sorts
+// before "presenced-...").
+TEST(FirstSeedTest, PodsAdvertisingTheirNamesAgreeOnTheFounder) {
+  using presence::cluster::advertised_address;
+  using presence::cluster::first_seed;
+  auto pod = [](int i) {
+    return "presenced-" + std::to_string(i) + ".presenced-peers.prod.svc.cluster.local";
+  };
+  for (int me = 0; me < 3; ++me) {
+    presence::config::settings s;
+    s.node.bind = "10.0.0." + std::to_string(20 - me);
+    s.node.advertise = pod(me);
+    for (int i = 0; i < 3; ++i)
+      if (i != me)
+        s.node.seeds.push_back(pod(i) + ":7400");
+    auto self = advertised_address(s, 7400);
+    EXPECT_EQ(self, pod(me) + ":7400");
+    EXPECT_EQ(first_seed(s.node.seeds, self), pod(0) + ":7400") << "pod " << me;
+    s.node.advertise.clear();
+    EXPECT_EQ(advertised_address(s, 7400), s.node.bind + ":7400")
+      << "without node.advertise: node.bind";
+  }
+}

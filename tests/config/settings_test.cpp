@@ -34,6 +34,7 @@ command_line parse(std::vector<const char*> args) {
 TEST(SettingsTest, EmbeddedDefaults) {
   auto s = load("", "(none)", {});
   EXPECT_EQ(s.node.bind, "127.0.0.1");
+  EXPECT_EQ(s.node.advertise, "127.0.0.1") << "node.advertise defaults to node.bind";
   EXPECT_EQ(s.node.http_port, 8080);
   EXPECT_EQ(s.node.cluster_port, 7400);
   EXPECT_EQ(s.node.data_dir, "./data");
@@ -156,6 +157,9 @@ TEST(SettingsTest, ErrorsNameTheKey) {
      {"node.http_port", "0..65535"}},
     {"negative port", "", {{"node.cluster_port", "-1"}}, {"node.cluster_port"}},
     {"bad seed", "", {{"node.seeds", "localhost"}}, {"node.seeds", "host:port"}},
+    {"advertise with a port", "", {{"node.advertise", "pod-0.peers:7400"}},
+     {"node.advertise", "without a port"}},
+    {"advertise with a space", "", {{"node.advertise", "pod 0"}}, {"node.advertise"}},
     {"flush interval zero", "", {{"storage.flush_interval_ms", "0"}},
      {"storage.flush_interval_ms", "1..60000"}},
     {"storage switch not a boolean", "", {{"storage.enabled", "yes"}},
@@ -207,7 +211,7 @@ TEST(SettingsTest, RendersAsToml) {
   auto text = to_toml(s);
   EXPECT_NE(text.find("grace_ms = 1234"), std::string::npos) << text;
   EXPECT_EQ(text.find("topsecretvalue1234"), std::string::npos) << text;
-  EXPECT_EQ(key_names().size(), 46u);
+  EXPECT_EQ(key_names().size(), 48u); // 47 with node.stop_timeout_ms, 48 with node.advertise
 }
 
 // Verifies node.log_format: "text" by default, "json" accepted, anything else

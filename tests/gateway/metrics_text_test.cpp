@@ -1,4 +1,5 @@
 #include "gateway/metrics_text.hpp"
+#include "gateway/server.hpp"
 
 #include <gtest/gtest.h>
 
@@ -70,6 +71,19 @@ TEST(RouteLabelTest, MadeUpInputSharesOneLabel) {
     EXPECT_EQ(route_label("GET", "/v1/junk-" + n + "/x" + n), "GET unmatched");
     EXPECT_EQ(route_label("M" + n, "/v1/junk-" + n), "OTHER unmatched");
   }
+}
+
+// Verifies presence_ws_closed_total's code label: the listed codes keep their
+// slot and label, every other code (a peer may send any) shares "other".
+TEST(WsCloseLabelTest, CodesOutsideTheTableAreOther) {
+  using presence::gateway::ws_close_label;
+  using presence::gateway::ws_close_slot;
+  using presence::gateway::ws_close_slots;
+  for (unsigned code : {1000u, 1001u, 1006u, 1008u, 1009u, 1011u, 1013u})
+    EXPECT_EQ(ws_close_label(ws_close_slot(code)), std::to_string(code));
+  for (unsigned code : {0u, 1u, 999u, 1002u, 1005u, 1012u, 3000u, 4000u, 4999u, 65535u})
+    EXPECT_EQ(ws_close_label(ws_close_slot(code)), "other") << code;
+  EXPECT_EQ(ws_close_slot(4000), ws_close_slots - 1);
 }
 
 } // namespace

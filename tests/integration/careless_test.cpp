@@ -888,6 +888,8 @@ TEST(CarelessTest, SlowReaderThatStaysBehindIsClosed1013) {
   }
   auto m = metrics_text(http);
   EXPECT_GE(series(m, "presence_ws_closed_slow_total"), 1.0);
+  // The node closed it with 1013 (whether the close frame got through or not).
+  EXPECT_GE(sum_series(m, "presence_ws_closed_total{code=\"1013\"}"), 1.0);
 }
 
 // Verifies reads of ids nobody ever used (20,000 user reads, 20 queries of

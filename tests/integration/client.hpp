@@ -169,6 +169,13 @@ public:
   bool closed() const { return closed_; }
   unsigned close_code() const { return close_code_; }
 
+  /// Closes with `code` (the close handshake: the server's answer is read).
+  void close(unsigned code) {
+    beast::error_code ec;
+    ws_.close(websocket::close_reason{static_cast<std::uint16_t>(code)}, ec);
+    closed_ = true;
+  }
+
   /// Drops the TCP connection without a close frame (a vanished client).
   void drop() {
     beast::error_code ec;

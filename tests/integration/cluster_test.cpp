@@ -122,6 +122,28 @@ TEST(ClusterIntegrationTest, ThreeNodesFormOneView) {
       total += x["share"].get<double>();
     }
     EXPECT_NEAR(total, 1.0, 1e-9);
+    // /metrics says the same of the node itself.
+    http_client http{n->port()};
+    double own_share = -1;
+    for (auto& x : view["nodes"])
+      if (x["address"] == "127.0.0.1:" + std::to_string(n->port()))
+        own_share = x["share"].get<double>();
+    EXPECT_EQ(metric(http, "presence_cluster_epoch"), 3.0);
+    EXPECT_NEAR(metric(http, "presence_cluster_share"), own_share, 1e-6);
+    EXPECT_EQ(metric(http, "presence_cluster_members{status=\"up\"}"), 3.0);
+    EXPECT_EQ(metric(http, "presence_cluster_members{status=\"draining\"}"), 0.0);
+    EXPECT_EQ(metric(http, "presence_cluster_members{status=\"unreachable\"}"), 0.0);
+    // A session opened here is replicated; then nothing waits for its
+    // replicas and the lag reads 0 again (a timestamp never cleared after a
+    // send would read its age instead).
+    auto opened = call(*n, http::verb::post, "/v1/sessions", json::object(),
+                       "lag-" + std::to_string(n->port()));
+    EXPECT_EQ(opened.status, 201u) << opened.raw;
+    EXPECT_TRUE(eventually([&] { return metric(http, "presence_replicated_total") > 0; }));
+    EXPECT_TRUE(eventually(
+      [&] { return metric(http, "presence_replication_lag_seconds") == 0.0; },
+      std::chrono::seconds{5}))
+      << metric(http, "presence_replication_lag_seconds");
   }
   // Only admins see the cluster or move its entities; a node that is not a
   // member cannot drain.
@@ -211,6 +233,54 @@ TEST(ClusterIntegrationTest, NodesStartedTogetherFormOneCluster) {
     EXPECT_GT(log.find("] ready"), all_three) << log.substr(0, 4000);
   }
   EXPECT_EQ(founders, 1u);
+}
+
+// Verifies node.advertise: nodes whose seeds spell them by name ("localhost",
+// as pods' seeds are DNS names) while they bind an address (127.0.0.1) agree on
+// one first seed when each advertises that name; compared by node.bind, each
+// took itself for the first seed. They form one cluster.
+TEST(ClusterIntegrationTest, NodesAdvertisingNamesAgreeOnTheFirstSeed) {
+  auto ports = free_ports(3);
+  const std::vector<std::string> names = {"n1", "n2", "n3"};
+  std::string seeds;
+  for (auto p : ports)
+    seeds += (seeds.empty() ? "" : ",") + std::string{"localhost:"} + std::to_string(p);
+  std::vector<std::unique_ptr<node_process>> nodes(3);
+  std::vector<std::string> failures(3);
+  std::vector<std::thread> starters;
+  for (size_t i = 0; i < 3; ++i)
+    starters.emplace_back([&, i] {
+      try {
+        nodes[i] = std::make_unique<node_process>(node_args(
+          names[i], {"--node.cluster_port=" + std::to_string(ports[i]), "--node.seeds=" + seeds,
+                     "--node.bind=127.0.0.1", "--node.advertise=localhost"}));
+      } catch (const std::exception& e) {
+        failures[i] = e.what();
+      }
+    });
+  for (auto& t : starters)
+    t.join();
+  for (size_t i = 0; i < 3; ++i)
+    ASSERT_TRUE(nodes[i]) << names[i] << " never became ready: "
+                          << failures[i].substr(0, 3000);
+  EXPECT_TRUE(eventually(
+    [&] {
+      for (auto& n : nodes)
+        if (ids(cluster_of(*n)) != names)
+          return false;
+      return true;
+    },
+    std::chrono::seconds{10}));
+  auto lowest = std::min_element(ports.begin(), ports.end()) - ports.begin();
+  for (size_t i = 0; i < 3; ++i) {
+    bool first = nodes[i]->log().find("is the first seed") != std::string::npos;
+    EXPECT_EQ(first, static_cast<ptrdiff_t>(i) == lowest)
+      << names[i] << " (port " << ports[i] << "): " << nodes[i]->log().substr(0, 3000);
+  }
+  auto c = cluster_of(*nodes[0]);
+  for (auto& x : c["nodes"])
+    EXPECT_EQ(x["cluster_address"].get<std::string>().rfind("localhost:", 0), 0u)
+      << "members are known by their advertised name: " << x.dump();
 }
 
 // Verifies members authenticate each other: a node with another secret is

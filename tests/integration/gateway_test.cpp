@@ -541,6 +541,49 @@ TEST_F(SteadyGatewayTest, Metrics) {
   EXPECT_NE(r.raw.find("presence_http_requests_total"), std::string::npos);
 }
 
+// Verifies presence_ws_closed_total counts each socket once under the code that
+// ended it: a client's 1013 under 1013, a client's made-up 4000 under "other",
+// the node's 1008 after ten malformed frames, a vanished client under 1006; and
+// that made-up codes add no series.
+TEST_F(SteadyGatewayTest, WebSocketClosesAreCountedByCode) {
+  auto closed = [&](const std::string& code) {
+    return metric(http, "presence_ws_closed_total{code=\"" + code + "\"}");
+  };
+  for (auto code : {"1000", "1001", "1006", "1008", "1009", "1011", "1013", "other"})
+    ASSERT_EQ(closed(code), 0.0) << code << " is there from the start, at 0";
+  {
+    ws_client ws{node.port(), "alice"};
+    ws.send({{"op", "hello"}});
+    ASSERT_TRUE(ws.read_op("welcome"));
+    ws.close(1013);
+  }
+  EXPECT_TRUE(eventually([&] { return closed("1013") == 1.0; })) << closed("1013");
+  for (unsigned code : {4000u, 4001u, 3999u}) {
+    ws_client ws{node.port(), "alice"};
+    ws.close(code);
+  }
+  EXPECT_TRUE(eventually([&] { return closed("other") == 3.0; })) << closed("other");
+  {
+    ws_client ws{node.port(), "alice"};
+    for (int i = 0; i < 10; ++i)
+      ws.send_text("not json");
+    while (ws.read()) {
+    }
+    EXPECT_EQ(ws.close_code(), 1008u);
+  }
+  EXPECT_TRUE(eventually([&] { return closed("1008") == 1.0; })) << closed("1008");
+  {
+    ws_client ws{node.port(), "alice"};
+    ws.send({{"op", "hello"}});
+    ASSERT_TRUE(ws.read_op("welcome"));
+    ws.drop();
+  }
+  EXPECT_TRUE(eventually([&] { return closed("1006") == 1.0; })) << closed("1006");
+  EXPECT_EQ(closed("1013"), 1.0) << "each socket counted once";
+  auto r = http.get("/metrics", "");
+  EXPECT_EQ(r.raw.find("code=\"4000\""), std::string::npos) << "no series per made-up code";
+}
+
 // Verifies a client that never answers the close handshake cannot hang the
 // node's shutdown.
 TEST_F(GatewayTest, SigtermWithUnresponsiveClient) {
