@@ -68,7 +68,7 @@ TEST(RecordsTest, UserRoomTimelineIntentRoundTrip) {
   EXPECT_EQ(u2.last_active_at, 999);
   EXPECT_EQ(u2.last_seen_at, 1001);
 
-  room_record r{"lobby", true, 3, -2.5, 42};
+  room_record r{"lobby", true, 3, -2.5, 42, {}};
   auto r2 = round_trip(r);
   EXPECT_EQ(r2.room_id, "lobby");
   EXPECT_TRUE(r2.media_attached);
@@ -180,4 +180,90 @@ TEST(RecordsTest, IsMessagePackAndSkipsUnknownFields) {
   auto padded = encode_record(record{sample_session()}) + "\x01";
   EXPECT_FALSE(decode_record(kind::sessions, padded, &why));
   EXPECT_NE(why.find("after its end"), std::string::npos) << why;
+}
+
+// Verifies a room's analytics round-trip in its record (every field), that a
+// record written before analytics existed (no "an") decodes with none, and
+// that analytics of the wrong shape or beyond the caps are refused.
+TEST(RecordsTest, RoomAnalyticsRoundTripAndOlderRecords) {
+  room_record r{"lobby", false, 2, 1.5, 7, {}};
+  auto& a = r.analytics;
+  a.seg_at = 1'700'000'060'000;
+  a.seg_readiness = 0.9;
+  a.seg_phase = 2;
+  a.media_off_at = 1'700'000'000'500;
+  a.revision = 77;
+  analytics_bucket b;
+  b.t = 1'700'000'040'000;
+  b.readiness_min = 0.25;
+  b.readiness_max = 0.875;
+  b.readiness_ms = 12345.5;
+  b.phase_ms = {0, 100, 200, 300};
+  b.joins = 4;
+  b.leaves = 3;
+  b.left_before_ready = 2;
+  b.left_quickly = 1;
+  b.left_before_ready_quickly = 1;
+  a.buckets = {b, b};
+  a.buckets[1].t += 60000;
+  a.stays = {{1'700'000'041'000, 900, 0}};
+  a.decays = {{1'700'000'042'000, 1000, 1}, {1'700'000'043'000, 2000, 4}};
+  a.episodes = {{1, 2, 3, 4, 5, 0.5, 6, 0.25}, {10, 0, 0, 0, 0, 0, 0, 0}};
+  auto r2 = round_trip(r);
+  auto& x = r2.analytics;
+  EXPECT_EQ(x.seg_at, a.seg_at);
+  EXPECT_DOUBLE_EQ(x.seg_readiness, 0.9);
+  EXPECT_EQ(x.seg_phase, 2);
+  EXPECT_EQ(x.media_off_at, a.media_off_at);
+  EXPECT_EQ(x.revision, 77u);
+  ASSERT_EQ(x.buckets.size(), 2u);
+  EXPECT_EQ(x.buckets[1].t, b.t + 60000);
+  EXPECT_DOUBLE_EQ(x.buckets[0].readiness_min, 0.25);
+  EXPECT_DOUBLE_EQ(x.buckets[0].readiness_max, 0.875);
+  EXPECT_DOUBLE_EQ(x.buckets[0].readiness_ms, 12345.5);
+  EXPECT_EQ(x.buckets[0].phase_ms, b.phase_ms);
+  EXPECT_EQ(x.buckets[0].joins, 4);
+  EXPECT_EQ(x.buckets[0].leaves, 3);
+  EXPECT_EQ(x.buckets[0].left_before_ready, 2);
+  EXPECT_EQ(x.buckets[0].left_quickly, 1);
+  EXPECT_EQ(x.buckets[0].left_before_ready_quickly, 1);
+  ASSERT_EQ(x.stays.size(), 1u);
+  EXPECT_EQ(x.stays[0].ms, 900);
+  ASSERT_EQ(x.decays.size(), 2u);
+  EXPECT_EQ(x.decays[1].t, 1'700'000'043'000);
+  EXPECT_EQ(x.decays[1].kind, 4);
+  ASSERT_EQ(x.episodes.size(), 2u);
+  EXPECT_EQ(x.episodes[0].ended_at, 4);
+  EXPECT_EQ(x.episodes[0].present_at_cooling, 6);
+  EXPECT_DOUBLE_EQ(x.episodes[0].readiness_at_cooling, 0.25);
+  EXPECT_EQ(x.episodes[1].started_at, 10);
+
+  std::string why;
+  json older{{"rid", "old"}, {"media", true}, {"ph", 1}, {"mr", 0.0}, {"mat", 0}};
+  auto o = decode_record(kind::rooms, encode(older), &why);
+  ASSERT_TRUE(o) << why;
+  EXPECT_EQ(std::get<room_record>(*o).analytics.revision, 0u);
+  EXPECT_TRUE(std::get<room_record>(*o).analytics.buckets.empty());
+
+  auto with_an = [&](json an) {
+    auto j = older;
+    j["an"] = std::move(an);
+    return encode(j);
+  };
+  auto empty_an = json::array({0, 0.0, 0, 0, 0, json::array(), json::array(), json::array(),
+                               json::array()});
+  EXPECT_TRUE(decode_record(kind::rooms, with_an(empty_an), &why)) << why;
+  auto bad_kind = empty_an;
+  bad_kind[6] = json::array({json::array({1, 2, 5})});
+  auto too_many = empty_an;
+  too_many[7] = json::array();
+  for (uint32_t i = 0; i <= max_stored_analytics_items; ++i)
+    too_many[7].push_back(json::array({1, 2, 1}));
+  auto short_bucket = empty_an;
+  short_bucket[5] = json::array({json::array({1, 2, 3})});
+  for (auto& bad : {json::array({1, 2}), bad_kind, too_many, short_bucket, json{"x"}}) {
+    why.clear();
+    EXPECT_FALSE(decode_record(kind::rooms, with_an(bad), &why)) << bad.dump().substr(0, 80);
+    EXPECT_NE(why.find("'an'"), std::string::npos) << why;
+  }
 }
