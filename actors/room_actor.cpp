@@ -21,9 +21,9 @@ bool room_state::big() const {
 }
 
 storage::room_record to_record(const room_state& st) {
-  return storage::room_record{st.room_id, st.media_attached,
+  return storage::room_record{st.room_id,       st.media_attached,
                               static_cast<uint8_t>(st.phase), st.joins.rate_per_min,
-                              st.joins.at};
+                              st.joins.at,      st.analytics};
 }
 
 namespace {
@@ -126,6 +126,15 @@ void reevaluate(room_actor_type* self, const char* event = "",
   st.readiness = readiness(st.counts, static_cast<int64_t>(st.intents.size()), cfg);
   auto prev = st.phase;
   st.phase = next_phase(st.phase, anyone_present(st), st.readiness, cfg);
+  auto now = st.owner->now_ms();
+  analytics::note_level(st.analytics, now, st.phase, st.readiness, st.analytics_limits);
+  if (st.phase != prev) {
+    analytics::note_phase(st.analytics, prev, st.phase, now, present(st.counts),
+                          st.readiness);
+    if (st.phase == room_phase::ready)
+      for (auto& [user_id, m] : st.members)
+        m.saw_ready = true;
+  }
   if (*event != '\0') {
     if (st.big()) {
       // Gathered into the next room_delta: a join storm costs one message per
@@ -157,19 +166,22 @@ void apply_member(room_actor_type* self, const member_update& u) {
   auto& st = self->state;
   auto now = st.owner->now_ms();
   auto window = st.owner->rooms().momentum_window_ms;
+  auto& lim = st.analytics_limits;
   auto i = st.members.find(u.user_id);
   if (!u.member) {
     if (i == st.members.end())
       return;
+    analytics::note_leave(st.analytics, now, i->second.joined_at, i->second.saw_ready, lim);
     count(st, i->second, -1);
     st.members.erase(i);
     st.joins.add(now, -1, window);
     reevaluate(self, "leave", u.user_id, u.current);
     save(self);
   } else if (i == st.members.end()) {
-    room_state::member m{u.current, u.visible, u.last_active_at};
+    room_state::member m{u.current, u.visible, u.last_active_at, u.restored ? 0 : now,
+                         false};
     count(st, m, +1);
-    st.members.emplace(u.user_id, m);
+    auto at = st.members.emplace(u.user_id, m).first;
     if (u.restored) {
       // Back after a restart: not a join (momentum and subscribers unchanged).
       // The phase is re-derived once every restored member is back.
@@ -178,16 +190,27 @@ void apply_member(room_actor_type* self, const member_update& u) {
       reevaluate(self);
     } else {
       st.joins.add(now, +1, window);
+      analytics::note_join(st.analytics, now, lim);
       reevaluate(self, "join", u.user_id, u.current);
+      if (st.phase == room_phase::ready)
+        at->second.saw_ready = true;
       save(self);
     }
   } else if (i->second.current != u.current || i->second.visible != u.visible) {
+    auto revision = st.analytics.revision;
+    if (u.visible && i->second.visible)
+      if (auto d = analytics::attention_decay(i->second.current, u.current,
+                                              u.last_active_at, now, st.media_attached,
+                                              st.analytics.media_off_at, lim))
+        analytics::note_decay(st.analytics, *d, lim);
     count(st, i->second, -1);
     i->second.current = u.current;
     i->second.visible = u.visible;
     i->second.last_active_at = u.last_active_at;
     count(st, i->second, +1);
     reevaluate(self, "member", u.user_id, u.current);
+    if (st.analytics.revision != revision)
+      save(self);
   } else {
     i->second.last_active_at = u.last_active_at;
   }
@@ -219,7 +242,8 @@ room_transfer export_room(const room_state& st) {
   t.rec = to_record(st);
   t.readiness = st.readiness;
   for (auto& [user_id, m] : st.members)
-    t.members.push_back(handoff_member{user_id, m.current, m.visible, m.last_active_at});
+    t.members.push_back(handoff_member{user_id, m.current, m.visible, m.last_active_at,
+                                       m.joined_at, m.saw_ready});
   t.timeline.assign(st.timeline.begin(), st.timeline.end());
   t.subscribers = st.subscribers;
   for (auto& [id, v] : st.intents)
@@ -240,6 +264,7 @@ void start_room(room_actor_type* self, node* owner, std::string room_id) {
   st.timer.bind(owner->timers(), 0);
   st.delta_timer.bind(owner->timers(), 1);
   st.idle.bind(owner->timers(), 2);
+  st.analytics_limits = analytics::limits_of(owner->rooms());
   owner->metrics().rooms.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -259,6 +284,11 @@ caf::behavior room_actor_restored(room_actor_type* self, node* owner,
   st.phase = static_cast<room_phase>(rec.phase);
   st.joins.rate_per_min = rec.momentum_rate;
   st.joins.at = rec.momentum_at;
+  st.analytics = std::move(rec.analytics);
+  // The time the node was down (and since the last write) is not counted: the
+  // open segment starts again now.
+  if (st.analytics.seg_at != 0)
+    st.analytics.seg_at = owner->now_ms();
   for (auto& t : restore.timeline)
     st.timeline.push_back(
       timeline_sample{t.t, t.counts, t.readiness, static_cast<room_phase>(t.phase)});
@@ -283,8 +313,9 @@ caf::behavior room_from_transfer(room_actor_type* self, node* owner, room_transf
   st.joins.rate_per_min = rec.momentum_rate;
   st.joins.at = rec.momentum_at;
   st.readiness = t.readiness;
+  st.analytics = std::move(rec.analytics);
   for (auto& m : t.members) {
-    room_state::member x{m.current, m.visible, m.last_active_at};
+    room_state::member x{m.current, m.visible, m.last_active_at, m.joined_at, m.saw_ready};
     count(st, x, +1);
     st.members.emplace(m.user_id, x);
   }
@@ -357,7 +388,8 @@ void check_idle(room_actor_type* self) {
   if (!is_idle(st))
     return arm_idle_check(self, n, st.idle);
   std::optional<dormant_room> rest;
-  if (st.media_attached || !st.timeline.empty() || st.joins.at != 0) {
+  if (st.media_attached || !st.timeline.empty() || st.joins.at != 0
+      || st.analytics.revision != 0) {
     rest.emplace();
     rest->rec = to_record(st);
     for (auto& x : st.timeline)
@@ -411,9 +443,26 @@ caf::behavior room_behavior(room_actor_type* self) {
       review_idle(self);
     },
     [self](media_atom, bool attached) {
-      self->state.media_attached = attached;
+      auto& st = self->state;
+      if (st.media_attached && !attached) {
+        st.analytics.media_off_at = st.owner->now_ms();
+        ++st.analytics.revision;
+      }
+      st.media_attached = attached;
       save(self);
       return make_view(self, reply_query);
+    },
+    [self](analytics_atom, int64_t since,
+           int64_t bucket_ms) -> caf::result<analytics::report> {
+      auto& st = self->state;
+      if (auto problem = analytics::check_query(since, bucket_ms, st.analytics_limits))
+        return caf::make_error(errc::invalid_argument, *problem);
+      auto r = analytics::summarize(st.analytics, st.owner->now_ms(), since, bucket_ms,
+                                    st.analytics_limits);
+      r.room_id = st.room_id;
+      r.phase = st.phase;
+      r.readiness = st.readiness;
+      return r;
     },
     [self](timeline_atom, int64_t since) {
       std::vector<timeline_sample> out;
@@ -472,6 +521,7 @@ caf::behavior room_behavior(room_actor_type* self) {
         st.intents.erase(v.intent_id);
       else
         st.intents[v.intent_id] = v;
+      auto revision = st.analytics.revision;
       replicate_soon(self, st.owner, st.replicate_scheduled);
       if (v.status == intent_status::delivered) {
         // Push to every present member's own sockets.
@@ -480,6 +530,8 @@ caf::behavior room_behavior(room_actor_type* self) {
             self->send(st.owner->router().user(user_id), intent_atom::value, v);
       }
       reevaluate(self);
+      if (st.analytics.revision != revision)
+        save(self);
       review_idle(self);
     },
   };

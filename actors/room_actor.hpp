@@ -3,7 +3,10 @@
 // observers, momentum, readiness and phase (with hysteresis), a bounded timeline
 // sampled every `timeline_interval_ms` while anyone is present, the media flag
 // and the intents declared into it. Sends a room_event to subscribers on each
-// change of membership, of a member's state, or of phase. Messages: messages.hpp.
+// change of membership, of a member's state, or of phase. Keeps the room's
+// analytics (actors/analytics.hpp) in its durable record, so that they survive
+// a restart, a hand-off and a promotion; only membership, member-state, media,
+// intent and phase changes touch them. Messages: messages.hpp.
 #pragma once
 
 #include "actors/census.hpp"
@@ -35,6 +38,8 @@ struct room_state {
     state current = state::offline;
     bool visible = true;
     int64_t last_active_at = 0;
+    int64_t joined_at = 0;  ///< 0: unknown (restored at start)
+    bool saw_ready = false; ///< the room was ready during this visit
   };
 
   node* owner = nullptr;
@@ -48,6 +53,8 @@ struct room_state {
   bool media_attached = false;
   std::map<std::string, intent_view> intents; ///< open intents into the room
   std::deque<timeline_sample> timeline;
+  storage::room_analytics analytics; ///< bounded: actors/analytics.hpp
+  analytics::limits analytics_limits;
   std::vector<caf::actor> subscribers;
   timer_slot timer;       ///< the next timeline sample (tag 0)
   timer_slot delta_timer; ///< the next room_delta of a big room (tag 1)
