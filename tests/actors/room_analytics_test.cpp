@@ -368,3 +368,32 @@ TEST(RoomAnalyticsTest, SurviveAPromotion) {
   caf::anon_send_exit(promoted, caf::exit_reason::user_shutdown);
   k.run();
 }
+
+// Verifies an idle room passivated after its episode keeps its analytics in
+// its dormant record and reports them when it is read again.
+TEST(RoomAnalyticsTest, SurvivePassivation) {
+  test_node n{analytics_settings()};
+  auto& router = n.node().router();
+  play(n, router.room("r"));
+  n.advance_to(3500);
+  auto before = report_of(n, router.room("r"));
+  n.advance(n.node().cfg().node.passivate_after_ms + 100);
+  ASSERT_FALSE(router.find_local("room:r")) << "passivated";
+  ASSERT_EQ(router.dormant_rooms(), 1u);
+  auto back = router.room_for_read("r");
+  ASSERT_TRUE(back);
+  auto after = report_of(n, back);
+  EXPECT_EQ(after.revision, before.revision);
+  ASSERT_EQ(after.buckets.size(), before.buckets.size());
+  for (size_t i = 0; i < after.buckets.size(); ++i) {
+    EXPECT_EQ(after.buckets[i].present_ms, before.buckets[i].present_ms) << i;
+    EXPECT_EQ(after.buckets[i].joins, before.buckets[i].joins) << i;
+    EXPECT_EQ(after.buckets[i].leaves, before.buckets[i].leaves) << i;
+    EXPECT_DOUBLE_EQ(after.buckets[i].readiness_mean, before.buckets[i].readiness_mean) << i;
+  }
+  EXPECT_EQ(after.buckets.back().span_ms, 1000) << "the last bucket is complete by now";
+  EXPECT_EQ(after.stay.p50, 2100);
+  EXPECT_EQ(after.to_away_after_media.n, 2);
+  ASSERT_EQ(after.episodes.size(), 1u);
+  EXPECT_EQ(after.episodes[0].ended_at, t0 + 3100);
+}

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdio>
 
 using namespace presence::storage;
 using nlohmann::json;
@@ -266,4 +267,38 @@ TEST(RecordsTest, RoomAnalyticsRoundTripAndOlderRecords) {
     EXPECT_FALSE(decode_record(kind::rooms, with_an(bad), &why)) << bad.dump().substr(0, 80);
     EXPECT_NE(why.find("'an'"), std::string::npos) << why;
   }
+}
+
+// Verifies the size of a room record holding a full day of one-minute buckets
+// and the sample and episode caps (figures for the README: printed).
+TEST(RecordsTest, RoomAnalyticsOfADayStayUnder128KiB) {
+  room_record r{"lobby", false, 2, 1.5, 7, {}};
+  auto& a = r.analytics;
+  a.seg_at = 1'700'000'000'000;
+  for (int64_t i = 0; i < 1440; ++i) {
+    analytics_bucket b;
+    b.t = 1'700'000'000'000 + i * 60000;
+    b.readiness_min = 0.123456789;
+    b.readiness_max = 0.987654321;
+    b.readiness_ms = 45678.901;
+    b.phase_ms = {0, 20000, 30000, 10000};
+    b.joins = 12;
+    b.leaves = 11;
+    b.left_before_ready = 3;
+    b.left_quickly = 2;
+    b.left_before_ready_quickly = 1;
+    a.buckets.push_back(b);
+  }
+  for (int64_t i = 0; i < 512; ++i) {
+    a.stays.push_back({1'700'000'000'000 + i * 1000, 123456, 0});
+    a.decays.push_back({1'700'000'000'000 + i * 1000, 15000, 2});
+  }
+  for (int64_t i = 0; i < 64; ++i)
+    a.episodes.push_back({1'700'000'000'000 + i, 1'700'000'000'300 + i,
+                          1'700'000'000'900 + i, 1'700'000'001'000 + i, 5, 0.9, 4, 0.45});
+  auto bytes = encode_record(record{r}).size();
+  std::printf("room record with a day of one-minute buckets, 512 stays, 512 decays, "
+              "64 episodes: %zu bytes\n", bytes);
+  EXPECT_LT(bytes, 128u * 1024);
+  EXPECT_EQ(round_trip(r).analytics.buckets.size(), 1440u);
 }
