@@ -8,10 +8,28 @@
 #include <caf/event_based_actor.hpp>
 
 #include <algorithm>
+#include <atomic>
 
 namespace presence::actors {
 
+namespace {
+
+std::atomic<int64_t> deferred_writes{0};
+
+} // namespace
+
+int64_t deferred_room_writes() {
+  return deferred_writes.load(std::memory_order_relaxed);
+}
+
 room_state::~room_state() {
+  if (save_deferred) {
+    // A stopping node: what waited is handed in before the writer stops.
+    if (owner != nullptr)
+      if (auto* w = owner->writer())
+        w->put(to_record(*this));
+    deferred_writes.fetch_sub(1, std::memory_order_relaxed);
+  }
   if (owner != nullptr)
     owner->metrics().rooms.fetch_sub(1, std::memory_order_relaxed);
 }
@@ -28,10 +46,44 @@ storage::room_record to_record(const room_state& st) {
 
 namespace {
 
+// Hands the record to the writer now (and cancels a deferred write).
+void write_now(room_state& st, storage::snapshot_writer& w) {
+  w.put(to_record(st));
+  st.saved_at = st.owner->now_ms();
+  if (st.save_deferred) {
+    st.save_deferred = false;
+    st.save_timer.disarm();
+    deferred_writes.fetch_sub(1, std::memory_order_relaxed);
+  }
+}
+
+// Forgets a deferred write (the record goes elsewhere, or is written by the
+// caller).
+void cancel_deferred(room_state& st) {
+  if (!st.save_deferred)
+    return;
+  st.save_deferred = false;
+  st.save_timer.disarm();
+  deferred_writes.fetch_sub(1, std::memory_order_relaxed);
+}
+
+// The record changed: written now if the last write is one flush interval old,
+// otherwise once at the end of that interval (deferred_room_writes).
 void save(room_actor_type* self) {
   auto& st = self->state;
-  if (auto* w = st.owner->writer())
-    w->put(to_record(st));
+  if (auto* w = st.owner->writer()) {
+    auto now = st.owner->now_ms();
+    auto interval = w->flush_interval_ms();
+    if (st.save_deferred) {
+      // written when save_timer fires, with this change
+    } else if (st.saved_at == 0 || now - st.saved_at >= interval) {
+      write_now(st, *w);
+    } else {
+      st.save_deferred = true;
+      deferred_writes.fetch_add(1, std::memory_order_relaxed);
+      st.save_timer.arm(caf::actor_cast<caf::actor>(self), st.saved_at + interval);
+    }
+  }
   replicate_soon(self, st.owner, st.replicate_scheduled);
 }
 
@@ -264,6 +316,7 @@ void start_room(room_actor_type* self, node* owner, std::string room_id) {
   st.timer.bind(owner->timers(), 0);
   st.delta_timer.bind(owner->timers(), 1);
   st.idle.bind(owner->timers(), 2);
+  st.save_timer.bind(owner->timers(), 3);
   st.analytics_limits = analytics::limits_of(owner->rooms());
   owner->metrics().rooms.fetch_add(1, std::memory_order_relaxed);
 }
@@ -399,6 +452,10 @@ void check_idle(room_actor_type* self) {
   auto key = "room:" + st.room_id;
   if (!n->router().passivate(key, self->address(), std::nullopt, std::move(rest)))
     return arm_idle_check(self, n, st.idle);
+  if (st.save_deferred)
+    if (auto* w = n->writer())
+      write_now(st, *w);
+  cancel_deferred(st);
   st.timer.disarm();
   n->metrics().rooms.fetch_sub(1, std::memory_order_relaxed);
   st.owner = nullptr;
@@ -473,6 +530,11 @@ caf::behavior room_behavior(room_actor_type* self) {
     },
     [self](wake_atom, uint64_t generation) {
       auto& st = self->state;
+      if (st.save_timer.is_current(generation)) {
+        if (auto* w = st.owner->writer(); w != nullptr && st.save_deferred)
+          write_now(st, *w);
+        return cancel_deferred(st);
+      }
       if (st.idle.is_current(generation))
         return check_idle(self);
       if (st.delta_timer.is_current(generation)) {
@@ -499,6 +561,7 @@ caf::behavior room_behavior(room_actor_type* self) {
       st.timer.disarm();
       st.delta_timer.disarm();
       st.idle.disarm();
+      cancel_deferred(st); // its record is erased here, written by the next owner
       n->metrics().rooms.fetch_sub(1, std::memory_order_relaxed);
       st.owner = nullptr;
       if (auto* w = n->writer()) {

@@ -59,6 +59,9 @@ struct room_state {
   timer_slot timer;       ///< the next timeline sample (tag 0)
   timer_slot delta_timer; ///< the next room_delta of a big room (tag 1)
   timer_slot idle;        ///< the next passivation check (tag 2): passivation.hpp
+  timer_slot save_timer;  ///< a deferred write of the record (tag 3)
+  int64_t saved_at = 0;   ///< when the record was last handed to the writer
+  bool save_deferred = false; ///< a write waits for save_timer
   std::map<std::string, state> delta; ///< changes since the last room_delta
   bool delta_truncated = false;
   int64_t awaiting_restored = 0; ///< restored members not yet back
@@ -104,5 +107,12 @@ caf::behavior room_actor_promoted(room_actor_type* self, node* owner, room_trans
 
 /// The durable record of a room's own attributes.
 storage::room_record to_record(const room_state& st);
+
+/// Room records whose write waits (process-wide). A room's record carries its
+/// analytics (up to ~90 KiB encoded), so a room hands it to the writer at most
+/// once per storage.flush_interval_ms: the first change at once, later ones
+/// together at the end of the interval (and at a stop, a passivation). Counted
+/// in presence_storage_pending, so that 0 there still means "all on disk".
+int64_t deferred_room_writes();
 
 } // namespace presence::actors

@@ -397,3 +397,43 @@ TEST(RoomAnalyticsTest, SurvivePassivation) {
   ASSERT_EQ(after.episodes.size(), 1u);
   EXPECT_EQ(after.episodes[0].ended_at, t0 + 3100);
 }
+
+// Verifies a room's record (which carries its analytics) is handed to the
+// writer at most once per flush interval: the first change at once, the next
+// ones together at the end of the interval, counted as deferred meanwhile.
+TEST(RoomAnalyticsTest, RecordWritesAreThrottled) {
+  auto store = storage::make_memory_store();
+  test_node n{analytics_settings(), store.get()};
+  n.node().router().room("r");
+  auto stored_joins = [&]() -> int64_t {
+    auto bytes = store->get(storage::kind::rooms, "r");
+    if (!bytes)
+      return -1;
+    std::string why;
+    auto rec = storage::decode_record(storage::kind::rooms, *bytes, &why);
+    EXPECT_TRUE(rec) << why;
+    if (!rec)
+      return -1;
+    int64_t joins = 0;
+    for (auto& b : std::get<storage::room_record>(*rec).analytics.buckets)
+      joins += b.joins;
+    return joins;
+  };
+  auto base = deferred_room_writes();
+  auto a = n.open("a");
+  join(n, a); // two saves: the phase change (at once, with the join), the join
+  n.flush();
+  EXPECT_EQ(stored_joins(), 1) << "the first change is written at once";
+  EXPECT_EQ(deferred_room_writes(), base + 1);
+  auto b = n.open("b");
+  join(n, b);
+  auto c = n.open("c");
+  join(n, c);
+  EXPECT_EQ(deferred_room_writes(), base + 1) << "one deferred write per room";
+  n.flush();
+  EXPECT_EQ(stored_joins(), 1);
+  n.advance(n.node().cfg().storage.flush_interval_ms);
+  EXPECT_EQ(deferred_room_writes(), base);
+  n.flush();
+  EXPECT_EQ(stored_joins(), 3);
+}
