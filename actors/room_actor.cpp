@@ -39,9 +39,9 @@ bool room_state::big() const {
 }
 
 storage::room_record to_record(const room_state& st) {
-  return storage::room_record{st.room_id,       st.media_attached,
+  return storage::room_record{st.room_id, st.media_attached,
                               static_cast<uint8_t>(st.phase), st.joins.rate_per_min,
-                              st.joins.at,      st.analytics};
+                              st.joins.at, st.analytics};
 }
 
 namespace {
@@ -307,6 +307,15 @@ room_transfer export_room(const room_state& st) {
 
 namespace {
 
+// Analytics kept under a larger rooms.analytics_max_buckets than this node's
+// (its configuration changed, or the previous owner's differs): the oldest go.
+void trim_buckets(room_state& st) {
+  auto& xs = st.analytics.buckets;
+  auto max = static_cast<size_t>(std::max<int64_t>(1, st.analytics_limits.max_buckets));
+  if (xs.size() > max)
+    xs.erase(xs.begin(), xs.begin() + static_cast<ptrdiff_t>(xs.size() - max));
+}
+
 // What every room actor starts with, fresh or restored.
 void start_room(room_actor_type* self, node* owner, std::string room_id) {
   keep_on_errors(self);
@@ -338,6 +347,7 @@ caf::behavior room_actor_restored(room_actor_type* self, node* owner,
   st.joins.rate_per_min = rec.momentum_rate;
   st.joins.at = rec.momentum_at;
   st.analytics = std::move(rec.analytics);
+  trim_buckets(st);
   // The time the node was down (and since the last write) is not counted: the
   // open segment starts again now.
   if (st.analytics.seg_at != 0)
@@ -367,6 +377,7 @@ caf::behavior room_from_transfer(room_actor_type* self, node* owner, room_transf
   st.joins.at = rec.momentum_at;
   st.readiness = t.readiness;
   st.analytics = std::move(rec.analytics);
+  trim_buckets(st);
   for (auto& m : t.members) {
     room_state::member x{m.current, m.visible, m.last_active_at, m.joined_at, m.saw_ready};
     count(st, x, +1);

@@ -437,3 +437,24 @@ TEST(RoomAnalyticsTest, RecordWritesAreThrottled) {
   n.flush();
   EXPECT_EQ(stored_joins(), 3);
 }
+
+// Verifies a node restarted with fewer rooms.analytics_max_buckets keeps only
+// the newest buckets of what it restores.
+TEST(RoomAnalyticsTest, FewerBucketsAfterARestartKeepTheNewest) {
+  auto store = storage::make_memory_store();
+  {
+    test_node n{analytics_settings(), store.get()};
+    play(n, n.node().router().room("r"));
+  }
+  auto fewer = analytics_settings();
+  fewer.rooms.analytics_max_buckets = 2;
+  test_node m{fewer, store.get(), t0 + 3200};
+  m.recover(*store);
+  m.advance_to(3500);
+  auto r = report_of(m, m.node().router().room("r"));
+  ASSERT_EQ(r.buckets.size(), 2u);
+  EXPECT_EQ(r.kept_from, t0 + 2000);
+  EXPECT_EQ(r.buckets[1].leaves, 2);
+  EXPECT_EQ(r.leaves, 3) << "c, a and b left in the buckets kept";
+  EXPECT_EQ(r.stay.n, 3) << "samples count from the oldest bucket kept";
+}
