@@ -197,6 +197,31 @@ void note_decay(room_analytics& a, const analytics_sample& s, const limits& l) {
   ++a.revision;
 }
 
+void note_intent_delivered(room_analytics& a, int64_t now, int64_t created_at,
+                           int64_t delivered_at, const limits& l) {
+  bucket_at(a, now, l);
+  push_capped(a.intent_times,
+              analytics_sample{now, std::max<int64_t>(0, delivered_at - created_at),
+                               analytics_sample::intent_to_delivered});
+  ++a.revision;
+}
+
+void note_intent_final(room_analytics& a, int64_t now, int outcome, int64_t delivered_at,
+                       const limits& l) {
+  if (outcome < 0 || outcome > 3)
+    return;
+  auto& b = bucket_at(a, now, l);
+  b.intents_final[static_cast<size_t>(outcome)] += 1;
+  if (delivered_at > 0) {
+    b.intents_final_delivered += 1;
+    if (outcome <= 1)
+      push_capped(a.intent_times,
+                  analytics_sample{now, std::max<int64_t>(0, now - delivered_at),
+                                   analytics_sample::intent_to_answer});
+  }
+  ++a.revision;
+}
+
 int64_t percentile(std::vector<int64_t>& xs, int p) {
   if (xs.empty())
     return 0;
@@ -271,15 +296,22 @@ report summarize(room_analytics a, int64_t now, int64_t since, int64_t bucket_ms
     x.left_before_ready += b.left_before_ready;
     x.left_quickly += b.left_quickly;
     x.left_before_ready_quickly += b.left_before_ready_quickly;
+    for (size_t i = 0; i < r.intents_final.size(); ++i)
+      r.intents_final[i] += b.intents_final[i];
+    r.intents_final_delivered += b.intents_final_delivered;
   }
   // Samples count from what the kept buckets cover.
   auto from = std::max(r.since, r.kept_from);
   std::map<int64_t, std::array<std::vector<int64_t>, 2>> decays; // to_idle, to_away
-  std::array<std::vector<int64_t>, 5> by_kind;
-  for (auto* xs : {&a.stays, &a.decays})
+  std::array<std::vector<int64_t>, 7> by_kind;
+  for (auto* xs : {&a.stays, &a.decays, &a.intent_times})
     for (auto& s : *xs) {
-      if (s.t < from || s.kind > analytics_sample::to_away_after_media)
+      if (s.t < from || static_cast<size_t>(s.kind) >= by_kind.size())
         continue;
+      if (s.kind >= analytics_sample::intent_to_delivered) {
+        by_kind[s.kind].push_back(s.ms);
+        continue;
+      }
       by_kind[s.kind].push_back(s.ms);
       if (s.kind == analytics_sample::stay)
         continue;
@@ -297,6 +329,8 @@ report summarize(room_analytics a, int64_t now, int64_t since, int64_t bucket_ms
   r.to_away = all(analytics_sample::to_away, analytics_sample::to_away_after_media);
   r.to_idle_after_media = percentiles_of(by_kind[analytics_sample::to_idle_after_media]);
   r.to_away_after_media = percentiles_of(by_kind[analytics_sample::to_away_after_media]);
+  r.intent_to_delivered = percentiles_of(by_kind[analytics_sample::intent_to_delivered]);
+  r.intent_to_answer = percentiles_of(by_kind[analytics_sample::intent_to_answer]);
   for (auto& [t, x] : out) {
     x.span_ms = std::max<int64_t>(0, std::min(t + bucket_ms, now) - t);
     if (x.present_ms > 0)

@@ -8,8 +8,8 @@
 // state.
 //
 // Bounds, whatever the input: at most `rooms.analytics_max_buckets` buckets
-// (hard cap 10080), `max_samples` stays and `max_samples` decays, and
-// `max_episodes` episodes per room; the oldest go first.
+// (hard cap 10080), `max_samples` stays, `max_samples` decays, `max_samples`
+// intent times, and `max_episodes` episodes per room; the oldest go first.
 //
 // Percentiles use the nearest-rank method: p of n sorted values is the value at
 // rank ceil(p * n / 100) (1-based); no interpolation, so every figure is one that
@@ -104,6 +104,18 @@ attention_decay(state prev, state next, int64_t last_active_at, int64_t now,
 void note_decay(storage::room_analytics& a, const storage::analytics_sample& s,
                 const limits& l);
 
+/// An intent into the room seen delivered for the first time at `now`:
+/// samples created_at -> delivered_at.
+void note_intent_delivered(storage::room_analytics& a, int64_t now, int64_t created_at,
+                           int64_t delivered_at, const limits& l);
+
+/// An intent into the room that was open here ended at `now` with `outcome`
+/// (0 accepted, 1 declined, 2 expired, 3 cancelled), delivered at
+/// `delivered_at` (0: never). An accepted or declined one samples
+/// delivered_at -> now.
+void note_intent_final(storage::room_analytics& a, int64_t now, int outcome,
+                       int64_t delivered_at, const limits& l);
+
 /// Nearest-rank percentiles of some durations.
 struct percentiles {
   int64_t n = 0;   ///< values; p50 and p90 mean nothing when 0
@@ -159,6 +171,10 @@ struct report {
   percentiles to_away_after_media;
   int64_t media_decay_window_ms = 0;
   std::vector<storage::analytics_episode> episodes; ///< ended at or after since
+  std::array<int64_t, 4> intents_final{}; ///< accepted, declined, expired, cancelled
+  int64_t intents_final_delivered = 0;    ///< of those, delivered before they ended
+  percentiles intent_to_delivered;        ///< created -> delivered
+  percentiles intent_to_answer;           ///< delivered -> accepted or declined
 };
 
 /// Checks a query: `since` >= 0 and `bucket_ms` a positive multiple of the

@@ -407,7 +407,8 @@ typename Inspector::result_type inspect(Inspector& f, report& x) {
            x.readiness, x.buckets, x.stay, x.leaves, x.left_before_ready,
            x.left_quickly, x.left_before_ready_quickly, x.drop_off_ms, x.to_idle,
            x.to_away, x.to_idle_after_media, x.to_away_after_media,
-           x.media_decay_window_ms, x.episodes);
+           x.media_decay_window_ms, x.episodes, x.intents_final,
+           x.intents_final_delivered, x.intent_to_delivered, x.intent_to_answer);
 }
 
 } // namespace analytics
@@ -420,7 +421,8 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, analytics_bucket& x) {
   return f(caf::meta::type_name("analytics_bucket"), x.t, x.readiness_min,
            x.readiness_max, x.readiness_ms, x.phase_ms, x.joins, x.leaves,
-           x.left_before_ready, x.left_quickly, x.left_before_ready_quickly);
+           x.left_before_ready, x.left_quickly, x.left_before_ready_quickly,
+           x.intents_final, x.intents_final_delivered);
 }
 
 template <class Inspector>
@@ -439,7 +441,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, room_analytics& x) {
   return f(caf::meta::type_name("room_analytics"), x.seg_at, x.seg_readiness,
            x.seg_phase, x.media_off_at, x.revision, x.buckets, x.stays, x.decays,
-           x.episodes);
+           x.episodes, x.intent_times);
 }
 
 } // namespace presence::storage

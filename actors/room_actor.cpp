@@ -591,11 +591,25 @@ caf::behavior room_behavior(room_actor_type* self) {
     },
     [self](intent_atom, const intent_view& v) {
       auto& st = self->state;
+      auto revision = st.analytics.revision;
+      // Outcomes of the intents into this room: a delivery seen for the first
+      // time, and the end of one that was open here (a repeated view counts
+      // once).
+      auto known = st.intents.find(v.intent_id);
+      auto now = st.owner->now_ms();
+      if (v.status == intent_status::delivered && v.delivered_at > 0
+          && (known == st.intents.end() || known->second.status == intent_status::pending))
+        analytics::note_intent_delivered(st.analytics, now, v.created_at, v.delivered_at,
+                                         st.analytics_limits);
+      if (is_final(v.status) && known != st.intents.end())
+        analytics::note_intent_final(st.analytics, now,
+                                     static_cast<int>(v.status)
+                                       - static_cast<int>(intent_status::accepted),
+                                     v.delivered_at, st.analytics_limits);
       if (is_final(v.status))
         st.intents.erase(v.intent_id);
       else
         st.intents[v.intent_id] = v;
-      auto revision = st.analytics.revision;
       replicate_soon(self, st.owner, st.replicate_scheduled);
       if (v.status == intent_status::delivered) {
         // Push to every present member's own sockets.

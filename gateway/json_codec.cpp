@@ -165,6 +165,10 @@ json per_phase(const std::array<T, 4>& xs) {
   return out;
 }
 
+json per_outcome(const std::array<int64_t, 4>& xs) {
+  return {{"accepted", xs[0]}, {"declined", xs[1]}, {"expired", xs[2]}, {"cancelled", xs[3]}};
+}
+
 json level(int64_t present, double readiness) {
   return {{"present", present}, {"readiness", readiness}};
 }
@@ -211,6 +215,16 @@ json to_json(const analytics::report& r) {
       x["at_cooling"] = level(e.present_at_cooling, e.readiness_at_cooling);
     episodes.push_back(std::move(x));
   }
+  int64_t finals = 0;
+  for (auto x : r.intents_final)
+    finals += x;
+  json intents{{"final", per_outcome(r.intents_final)},
+               {"delivered_share", nullptr},
+               {"to_delivered_ms", to_json(r.intent_to_delivered)},
+               {"to_answer_ms", to_json(r.intent_to_answer)}};
+  if (finals > 0)
+    intents["delivered_share"] =
+      static_cast<double>(r.intents_final_delivered) / static_cast<double>(finals);
   return {{"room_id", r.room_id},
           {"now", r.now},
           {"since", r.since},
@@ -233,7 +247,8 @@ json to_json(const analytics::report& r) {
             {"after_media", {{"window_ms", r.media_decay_window_ms},
                              {"to_idle", to_json(r.to_idle_after_media)},
                              {"to_away", to_json(r.to_away_after_media)}}}}},
-          {"episodes", std::move(episodes)}};
+          {"episodes", std::move(episodes)},
+          {"intents", intents}};
 }
 
 json to_json(const presence_event& e) {

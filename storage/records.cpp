@@ -134,9 +134,10 @@ void encode_body(writer& w, const user_record& r) {
 
 // A room's analytics as nested arrays (no field names: a day of buckets is
 // 1440 of them): [seg_at, seg_readiness, seg_phase, media_off_at, revision,
-// buckets, stays, decays, episodes].
+// buckets, stays, decays, episodes, intent_times]. Buckets have 17 values (12
+// before intent outcomes), the list 10 (9 before); both widths are read.
 void encode_analytics(writer& w, const room_analytics& a) {
-  w.array(9);
+  w.array(10);
   w.integer(a.seg_at);
   w.real(a.seg_readiness);
   w.uinteger(a.seg_phase);
@@ -144,7 +145,7 @@ void encode_analytics(writer& w, const room_analytics& a) {
   w.uinteger(a.revision);
   w.array(static_cast<uint32_t>(a.buckets.size()));
   for (auto& b : a.buckets) {
-    w.array(12);
+    w.array(17);
     w.integer(b.t);
     w.real(b.readiness_min);
     w.real(b.readiness_max);
@@ -156,6 +157,9 @@ void encode_analytics(writer& w, const room_analytics& a) {
     w.integer(b.left_before_ready);
     w.integer(b.left_quickly);
     w.integer(b.left_before_ready_quickly);
+    for (auto x : b.intents_final)
+      w.integer(x);
+    w.integer(b.intents_final_delivered);
   }
   for (auto* xs : {&a.stays, &a.decays}) {
     w.array(static_cast<uint32_t>(xs->size()));
@@ -178,19 +182,27 @@ void encode_analytics(writer& w, const room_analytics& a) {
     w.integer(e.present_at_cooling);
     w.real(e.readiness_at_cooling);
   }
+  w.array(static_cast<uint32_t>(a.intent_times.size()));
+  for (auto& x : a.intent_times) {
+    w.array(3);
+    w.integer(x.t);
+    w.integer(x.ms);
+    w.uinteger(x.kind);
+  }
 }
 
 // A list of at most max_stored_analytics_items entries, each an array of
-// exactly `width` values read by `item`.
+// `width` values (or `old_width`, an older writer's) read by `item(x, w)`.
 template <class T, class F>
-bool read_list(reader& r, std::vector<T>& out, uint32_t width, F item) {
+bool read_list(reader& r, std::vector<T>& out, uint32_t width, F item,
+               uint32_t old_width = 0) {
   uint32_t n = 0;
   if (!r.array(n) || n > max_stored_analytics_items)
     return false;
   out.resize(n);
   for (auto& x : out) {
     uint32_t w = 0;
-    if (!r.array(w) || w != width || !item(x))
+    if (!r.array(w) || (w != width && (old_width == 0 || w != old_width)) || !item(x, w))
       return false;
   }
   return true;
@@ -198,30 +210,40 @@ bool read_list(reader& r, std::vector<T>& out, uint32_t width, F item) {
 
 bool decode_analytics(reader& r, room_analytics& a, std::string* why) {
   uint32_t n = 0;
-  bool ok = r.array(n) && n == 9 && r.integer(a.seg_at) && r.real(a.seg_readiness)
+  bool ok = r.array(n) && (n == 9 || n == 10) && r.integer(a.seg_at)
+            && r.real(a.seg_readiness)
             && read_small(r, a.seg_phase, 3) && r.integer(a.media_off_at)
             && r.uinteger(a.revision)
-            && read_list(r, a.buckets, 12,
-                         [&](analytics_bucket& b) {
+            && read_list(
+                 r, a.buckets, 17,
+                 [&](analytics_bucket& b, uint32_t width) {
                            bool good = r.integer(b.t) && r.real(b.readiness_min)
                                        && r.real(b.readiness_max) && r.real(b.readiness_ms);
                            for (size_t i = 1; good && i < b.phase_ms.size(); ++i)
                              good = r.integer(b.phase_ms[i]);
-                           return good && r.integer(b.joins) && r.integer(b.leaves)
+                           good = good && r.integer(b.joins) && r.integer(b.leaves)
                                   && r.integer(b.left_before_ready)
                                   && r.integer(b.left_quickly)
                                   && r.integer(b.left_before_ready_quickly);
-                         });
+                           for (size_t i = 0; good && width == 17 && i < 4; ++i)
+                             good = r.integer(b.intents_final[i]);
+                           return good && (width == 12 || r.integer(b.intents_final_delivered));
+                         },
+                 12);
   for (auto* xs : {&a.stays, &a.decays})
-    ok = ok && read_list(r, *xs, 3, [&](analytics_sample& x) {
+    ok = ok && read_list(r, *xs, 3, [&](analytics_sample& x, uint32_t) {
            return r.integer(x.t) && r.integer(x.ms) && read_small(r, x.kind, 4);
          });
-  ok = ok && read_list(r, a.episodes, 8, [&](analytics_episode& e) {
+  ok = ok && read_list(r, a.episodes, 8, [&](analytics_episode& e, uint32_t) {
          return r.integer(e.started_at) && r.integer(e.ready_at) && r.integer(e.cooling_at)
                 && r.integer(e.ended_at) && r.integer(e.present_at_ready)
                 && r.real(e.readiness_at_ready) && r.integer(e.present_at_cooling)
                 && r.real(e.readiness_at_cooling);
        });
+  if (ok && n == 10)
+    ok = read_list(r, a.intent_times, 3, [&](analytics_sample& x, uint32_t) {
+      return r.integer(x.t) && r.integer(x.ms) && read_small(r, x.kind, 6) && x.kind >= 5;
+    });
   if (!ok && why != nullptr && why->empty())
     *why = "corrupt record: field 'an' is not a room's analytics";
   return ok;

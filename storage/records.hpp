@@ -59,6 +59,10 @@ struct analytics_bucket {
   int64_t left_before_ready = 0; ///< leaves that never saw the room ready
   int64_t left_quickly = 0;      ///< leaves within rooms.drop_off_ms of the join
   int64_t left_before_ready_quickly = 0; ///< both of the above
+  /// Intents into the room that ended here, per final status (accepted,
+  /// declined, expired, cancelled), and how many of them had been delivered.
+  std::array<int64_t, 4> intents_final{};
+  int64_t intents_final_delivered = 0;
 
   int64_t present_ms() const { return phase_ms[1] + phase_ms[2] + phase_ms[3]; }
 };
@@ -74,6 +78,8 @@ struct analytics_sample {
     to_away = 2,
     to_idle_after_media = 3,
     to_away_after_media = 4,
+    intent_to_delivered = 5, ///< an intent into the room: created -> delivered
+    intent_to_answer = 6,    ///< delivered -> accepted or declined
   };
   int64_t t = 0;
   int64_t ms = 0;
@@ -104,6 +110,7 @@ struct room_analytics {
   std::vector<analytics_sample> stays;   ///< oldest first
   std::vector<analytics_sample> decays;  ///< oldest first
   std::vector<analytics_episode> episodes; ///< oldest first
+  std::vector<analytics_sample> intent_times; ///< oldest first
 };
 
 /// A room's own attributes (its members are durable through the sessions that

@@ -429,3 +429,36 @@ TEST(AnalyticsRules, SummarizeSinceAndKeptFrom) {
   ASSERT_EQ(s.episodes.size(), 1u);
   EXPECT_EQ(s.episodes[0].started_at, t0 + 8000);
 }
+
+// Verifies intent outcomes: counts per final status and how many had been
+// delivered, created -> delivered and delivered -> answer times, an outcome out
+// of range ignored, and `since`.
+TEST(AnalyticsRules, IntentOutcomes) {
+  auto l = small();
+  l.max_buckets = 10;
+  room_analytics a;
+  note_intent_delivered(a, t0 + 500, t0 + 100, t0 + 500, l);  // 400
+  note_intent_final(a, t0 + 900, 0, t0 + 500, l);             // accepted after 400
+  note_intent_delivered(a, t0 + 1200, t0 + 1000, t0 + 1200, l); // 200
+  note_intent_final(a, t0 + 1900, 1, t0 + 1200, l);           // declined after 700
+  note_intent_final(a, t0 + 1950, 2, 0, l);                   // expired, never delivered
+  note_intent_final(a, t0 + 1960, 3, t0 + 1950, l);           // cancelled once delivered
+  auto revision = a.revision;
+  note_intent_final(a, t0 + 1970, 4, 0, l);
+  EXPECT_EQ(a.revision, revision) << "no such outcome";
+  auto r = summarize(a, t0 + 2000, 0, B, l);
+  EXPECT_EQ(r.intents_final, (std::array<int64_t, 4>{1, 1, 1, 1}));
+  EXPECT_EQ(r.intents_final_delivered, 3);
+  EXPECT_EQ(r.intent_to_delivered.n, 2);
+  EXPECT_EQ(r.intent_to_delivered.p50, 200);
+  EXPECT_EQ(r.intent_to_delivered.p90, 400);
+  EXPECT_EQ(r.intent_to_answer.n, 2);
+  EXPECT_EQ(r.intent_to_answer.p50, 400);
+  EXPECT_EQ(r.intent_to_answer.p90, 700);
+  EXPECT_EQ(r.stay.n, 0) << "intent times are not stays";
+  auto s = summarize(a, t0 + 2000, t0 + 1000, B, l);
+  EXPECT_EQ(s.intents_final, (std::array<int64_t, 4>{0, 1, 1, 1}));
+  EXPECT_EQ(s.intents_final_delivered, 2);
+  EXPECT_EQ(s.intent_to_delivered.n, 1);
+  EXPECT_EQ(s.intent_to_answer.p50, 700);
+}

@@ -458,3 +458,49 @@ TEST(RoomAnalyticsTest, FewerBucketsAfterARestartKeepTheNewest) {
   EXPECT_EQ(r.leaves, 3) << "c, a and b left in the buckets kept";
   EXPECT_EQ(r.stay.n, 3) << "samples count from the oldest bucket kept";
 }
+
+// Verifies the outcomes of intents into the room: one pending until the room
+// is ready (delivered 200 ms after it was made), accepted 400 ms later; one made
+// while ready (delivered at once) and cancelled; repeated views count once.
+TEST(RoomAnalyticsTest, IntentOutcomes) {
+  test_node n{analytics_settings()};
+  auto& router = n.node().router();
+  auto room = router.room("r");
+  auto a = n.open("a");
+  join(n, a);
+  n.advance_to(100);
+  auto first = router.create_intent({"z", "", "r", "call", "", 60000});
+  ASSERT_TRUE(first);
+  n.run();
+  auto first_id = first->first.intent_id;
+  EXPECT_EQ(n.ask<intent_view>(first->second, caf::get_atom::value)->status,
+            intent_status::pending);
+  n.advance_to(300);
+  auto b = n.open("b");
+  join(n, b);
+  auto v = n.ask<intent_view>(first->second, caf::get_atom::value);
+  ASSERT_TRUE(v);
+  EXPECT_EQ(v->status, intent_status::delivered);
+  EXPECT_EQ(v->delivered_at, t0 + 300);
+  // The same view again (a catch-up) counts nothing.
+  auto before = report_of(n, room).revision;
+  caf::anon_send(room, intent_atom::value, *v);
+  n.run();
+  EXPECT_EQ(report_of(n, room).revision, before);
+  n.advance_to(700);
+  ASSERT_TRUE(n.ask<intent_view>(first->second, accept_atom::value, std::string{"a"}));
+  n.advance_to(800);
+  auto second = router.create_intent({"z", "", "r", "call", "", 60000});
+  ASSERT_TRUE(second);
+  n.run();
+  n.advance_to(900);
+  ASSERT_TRUE(n.ask<intent_view>(second->second, cancel_atom::value, std::string{"z"}));
+  auto r = report_of(n, room);
+  EXPECT_EQ(r.intents_final, (std::array<int64_t, 4>{1, 0, 0, 1}));
+  EXPECT_EQ(r.intents_final_delivered, 2);
+  EXPECT_EQ(r.intent_to_delivered.n, 2);
+  EXPECT_EQ(r.intent_to_delivered.p50, 0);
+  EXPECT_EQ(r.intent_to_delivered.p90, 200);
+  EXPECT_EQ(r.intent_to_answer.n, 1);
+  EXPECT_EQ(r.intent_to_answer.p50, 400);
+}

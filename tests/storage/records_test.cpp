@@ -205,7 +205,10 @@ TEST(RecordsTest, RoomAnalyticsRoundTripAndOlderRecords) {
   b.left_before_ready = 2;
   b.left_quickly = 1;
   b.left_before_ready_quickly = 1;
+  b.intents_final = {5, 6, 7, 8};
+  b.intents_final_delivered = 9;
   a.buckets = {b, b};
+  a.intent_times = {{1'700'000'044'000, 300, 5}, {1'700'000'045'000, 400, 6}};
   a.buckets[1].t += 60000;
   a.stays = {{1'700'000'041'000, 900, 0}};
   a.decays = {{1'700'000'042'000, 1000, 1}, {1'700'000'043'000, 2000, 4}};
@@ -228,6 +231,11 @@ TEST(RecordsTest, RoomAnalyticsRoundTripAndOlderRecords) {
   EXPECT_EQ(x.buckets[0].left_before_ready, 2);
   EXPECT_EQ(x.buckets[0].left_quickly, 1);
   EXPECT_EQ(x.buckets[0].left_before_ready_quickly, 1);
+  EXPECT_EQ(x.buckets[1].intents_final, b.intents_final);
+  EXPECT_EQ(x.buckets[1].intents_final_delivered, 9);
+  ASSERT_EQ(x.intent_times.size(), 2u);
+  EXPECT_EQ(x.intent_times[1].kind, 6);
+  EXPECT_EQ(x.intent_times[1].ms, 400);
   ASSERT_EQ(x.stays.size(), 1u);
   EXPECT_EQ(x.stays[0].ms, 900);
   ASSERT_EQ(x.decays.size(), 2u);
@@ -254,6 +262,20 @@ TEST(RecordsTest, RoomAnalyticsRoundTripAndOlderRecords) {
   auto empty_an = json::array({0, 0.0, 0, 0, 0, json::array(), json::array(), json::array(),
                                json::array()});
   EXPECT_TRUE(decode_record(kind::rooms, with_an(empty_an), &why)) << why;
+  // Written before intent outcomes: 9 lists, 12-value buckets.
+  auto before_intents = empty_an;
+  before_intents[5] = json::array({json::array({60000, 0.5, 0.5, 500.0, 1000, 0, 0, 2, 1, 0,
+                                                0, 0})});
+  auto old_an = decode_record(kind::rooms, with_an(before_intents), &why);
+  ASSERT_TRUE(old_an) << why;
+  auto& old_bucket = std::get<room_record>(*old_an).analytics.buckets.at(0);
+  EXPECT_EQ(old_bucket.joins, 2);
+  EXPECT_EQ(old_bucket.intents_final, (std::array<int64_t, 4>{}));
+  auto with_intents = empty_an;
+  with_intents.push_back(json::array({json::array({1, 2, 6})}));
+  EXPECT_TRUE(decode_record(kind::rooms, with_an(with_intents), &why)) << why;
+  auto stay_as_intent = empty_an;
+  stay_as_intent.push_back(json::array({json::array({1, 2, 0})}));
   auto bad_kind = empty_an;
   bad_kind[6] = json::array({json::array({1, 2, 5})});
   auto too_many = empty_an;
@@ -262,7 +284,8 @@ TEST(RecordsTest, RoomAnalyticsRoundTripAndOlderRecords) {
     too_many[7].push_back(json::array({1, 2, 1}));
   auto short_bucket = empty_an;
   short_bucket[5] = json::array({json::array({1, 2, 3})});
-  for (auto& bad : {json::array({1, 2}), bad_kind, too_many, short_bucket, json{"x"}}) {
+  for (auto& bad :
+       {json::array({1, 2}), bad_kind, too_many, short_bucket, json{"x"}, stay_as_intent}) {
     why.clear();
     EXPECT_FALSE(decode_record(kind::rooms, with_an(bad), &why)) << bad.dump().substr(0, 80);
     EXPECT_NE(why.find("'an'"), std::string::npos) << why;
