@@ -308,13 +308,9 @@ report summarize(room_analytics a, int64_t now, int64_t since, int64_t bucket_ms
     for (auto& s : *xs) {
       if (s.t < from || static_cast<size_t>(s.kind) >= by_kind.size())
         continue;
-      if (s.kind >= analytics_sample::intent_to_delivered) {
-        by_kind[s.kind].push_back(s.ms);
-        continue;
-      }
       by_kind[s.kind].push_back(s.ms);
-      if (s.kind == analytics_sample::stay)
-        continue;
+      if (s.kind == analytics_sample::stay || s.kind >= analytics_sample::intent_to_delivered)
+        continue; // not an attention decay
       auto away = s.kind == analytics_sample::to_away
                   || s.kind == analytics_sample::to_away_after_media;
       decays[bucket_start(s.t, bucket_ms)][away ? 1 : 0].push_back(s.ms);

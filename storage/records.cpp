@@ -217,18 +217,19 @@ bool decode_analytics(reader& r, room_analytics& a, std::string* why) {
             && read_list(
                  r, a.buckets, 17,
                  [&](analytics_bucket& b, uint32_t width) {
-                           bool good = r.integer(b.t) && r.real(b.readiness_min)
-                                       && r.real(b.readiness_max) && r.real(b.readiness_ms);
-                           for (size_t i = 1; good && i < b.phase_ms.size(); ++i)
-                             good = r.integer(b.phase_ms[i]);
-                           good = good && r.integer(b.joins) && r.integer(b.leaves)
-                                  && r.integer(b.left_before_ready)
-                                  && r.integer(b.left_quickly)
-                                  && r.integer(b.left_before_ready_quickly);
-                           for (size_t i = 0; good && width == 17 && i < 4; ++i)
-                             good = r.integer(b.intents_final[i]);
-                           return good && (width == 12 || r.integer(b.intents_final_delivered));
-                         },
+                   bool good = r.integer(b.t) && r.real(b.readiness_min)
+                               && r.real(b.readiness_max) && r.real(b.readiness_ms);
+                   for (size_t i = 1; good && i < b.phase_ms.size(); ++i)
+                     good = r.integer(b.phase_ms[i]);
+                   good = good && r.integer(b.joins) && r.integer(b.leaves)
+                          && r.integer(b.left_before_ready) && r.integer(b.left_quickly)
+                          && r.integer(b.left_before_ready_quickly);
+                   if (width == 12) // written before intent outcomes
+                     return good;
+                   for (size_t i = 0; good && i < b.intents_final.size(); ++i)
+                     good = r.integer(b.intents_final[i]);
+                   return good && r.integer(b.intents_final_delivered);
+                 },
                  12);
   for (auto* xs : {&a.stays, &a.decays})
     ok = ok && read_list(r, *xs, 3, [&](analytics_sample& x, uint32_t) {

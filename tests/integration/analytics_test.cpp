@@ -111,8 +111,9 @@ TEST(AnalyticsIntegrationTest, ShapeAndCounts) {
   auto& j = r.body;
   for (auto key : {"room_id", "now", "since", "bucket_ms", "base_bucket_ms", "kept_from",
                    "revision", "phase", "readiness", "buckets", "stay_ms", "drop_off",
-                   "attention_decay", "episodes"})
+                   "attention_decay", "episodes", "intents"})
     EXPECT_TRUE(j.contains(key)) << key;
+  EXPECT_TRUE(j["intents"]["delivered_share"].is_null()) << "no intent into the room";
   EXPECT_EQ(j["room_id"], "r");
   EXPECT_EQ(j["bucket_ms"], 2000);
   EXPECT_EQ(j["base_bucket_ms"], 1000);
