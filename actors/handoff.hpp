@@ -53,7 +53,7 @@ typename Inspector::result_type inspect(Inspector& f, user_record& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, room_record& x) {
   return f(caf::meta::type_name("room_record"), x.room_id, x.media_attached, x.phase,
-           x.momentum_rate, x.momentum_at);
+           x.momentum_rate, x.momentum_at, x.analytics);
 }
 
 template <class Inspector>
@@ -116,6 +116,8 @@ struct handoff_member {
   state current = state::offline;
   bool visible = true;
   int64_t last_active_at = 0;
+  int64_t joined_at = 0;  ///< 0: unknown (a member restored at start)
+  bool saw_ready = false; ///< the room was ready during this visit
 };
 
 struct room_transfer {
@@ -155,7 +157,7 @@ typename Inspector::result_type inspect(Inspector& f, user_transfer& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, handoff_member& x) {
   return f(caf::meta::type_name("handoff_member"), x.user_id, x.current, x.visible,
-           x.last_active_at);
+           x.last_active_at, x.joined_at, x.saw_ready);
 }
 
 template <class Inspector>

@@ -67,6 +67,9 @@
 //   (timeline_atom, since_ms)             anyone -> reply std::vector<timeline_sample>
 //   (intent_atom, intent_view)            intent actor -> no reply (counts pending
 //                                         intents; delivers to present members)
+//   (analytics_atom, since_ms, bucket_ms) gateway -> reply analytics::report
+//                                         (the query checked by the caller:
+//                                         analytics::check_query)
 // Intent actor (spawned by `router::create_intent`):
 //   (get_atom)                            anyone -> reply intent_view
 //   (accept_atom | decline_atom | cancel_atom, acting_user) gateway -> intent_view
@@ -75,6 +78,7 @@
 //   receives presence_event / room_event of its target while pending.
 #pragma once
 
+#include "actors/analytics.hpp"
 #include "actors/rules.hpp"
 
 #include <caf/atom.hpp>
@@ -114,6 +118,7 @@ using route_atom = caf::atom_constant<caf::atom("route")>;
 using passivate_atom = caf::atom_constant<caf::atom("passivate")>;
 using locate_atom = caf::atom_constant<caf::atom("locate")>;
 using release_atom = caf::atom_constant<caf::atom("release")>;
+using analytics_atom = caf::atom_constant<caf::atom("analytics")>;
 
 /// The acting user of a request that may touch any session (operators).
 inline const std::string admin_caller = "\x01" "admin";
@@ -384,4 +389,63 @@ typename Inspector::result_type inspect(Inspector& f, intent_list& x) {
   return f(caf::meta::type_name("intent_list"), x.incoming, x.outgoing);
 }
 
+namespace analytics {
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, percentiles& x) {
+  return f(caf::meta::type_name("percentiles"), x.n, x.p50, x.p90);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, report_bucket& x) {
+  return f(caf::meta::type_name("report_bucket"), x.t, x.span_ms, x.present_ms,
+           x.readiness_min, x.readiness_mean, x.readiness_max, x.phase_ms, x.joins,
+           x.leaves, x.left_before_ready, x.left_quickly, x.left_before_ready_quickly,
+           x.to_idle, x.to_away);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, report& x) {
+  return f(caf::meta::type_name("analytics_report"), x.room_id, x.now, x.since,
+           x.bucket_ms, x.base_bucket_ms, x.kept_from, x.revision, x.phase,
+           x.readiness, x.buckets, x.stay, x.leaves, x.left_before_ready,
+           x.left_quickly, x.left_before_ready_quickly, x.drop_off_ms, x.to_idle,
+           x.to_away, x.to_idle_after_media, x.to_away_after_media,
+           x.media_decay_window_ms, x.episodes, x.intents_final,
+           x.intents_final_delivered, x.intent_to_delivered, x.intent_to_answer);
+}
+
+} // namespace analytics
+
 } // namespace presence::actors
+
+namespace presence::storage {
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, analytics_bucket& x) {
+  return f(caf::meta::type_name("analytics_bucket"), x.t, x.readiness_min,
+           x.readiness_max, x.readiness_ms, x.phase_ms, x.joins, x.leaves,
+           x.left_before_ready, x.left_quickly, x.left_before_ready_quickly,
+           x.intents_final, x.intents_final_delivered);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, analytics_sample& x) {
+  return f(caf::meta::type_name("analytics_sample"), x.t, x.ms, x.kind);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, analytics_episode& x) {
+  return f(caf::meta::type_name("analytics_episode"), x.started_at, x.ready_at,
+           x.cooling_at, x.ended_at, x.present_at_ready, x.readiness_at_ready,
+           x.present_at_cooling, x.readiness_at_cooling);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, room_analytics& x) {
+  return f(caf::meta::type_name("room_analytics"), x.seg_at, x.seg_readiness,
+           x.seg_phase, x.media_off_at, x.revision, x.buckets, x.stays, x.decays,
+           x.episodes, x.intent_times);
+}
+
+} // namespace presence::storage

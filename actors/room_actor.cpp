@@ -8,6 +8,7 @@
 #include <caf/event_based_actor.hpp>
 
 #include <algorithm>
+#include <atomic>
 
 namespace presence::actors {
 
@@ -26,9 +27,22 @@ void uncount_room(node& n, room_phase p) {
   m.rooms_by_phase[static_cast<size_t>(p)].fetch_sub(1, std::memory_order_relaxed);
 }
 
+std::atomic<int64_t> deferred_writes{0};
+
 } // namespace
 
+int64_t deferred_room_writes() {
+  return deferred_writes.load(std::memory_order_relaxed);
+}
+
 room_state::~room_state() {
+  if (save_deferred) {
+    // A stopping node: what waited is handed in before the writer stops.
+    if (owner != nullptr)
+      if (auto* w = owner->writer())
+        w->put(to_record(*this));
+    deferred_writes.fetch_sub(1, std::memory_order_relaxed);
+  }
   if (owner != nullptr)
     uncount_room(*owner, phase);
 }
@@ -40,7 +54,7 @@ bool room_state::big() const {
 storage::room_record to_record(const room_state& st) {
   return storage::room_record{st.room_id, st.media_attached,
                               static_cast<uint8_t>(st.phase), st.joins.rate_per_min,
-                              st.joins.at};
+                              st.joins.at, st.analytics};
 }
 
 namespace {
@@ -52,10 +66,44 @@ void set_phase(room_state& st, room_phase p) {
   st.phase = p;
 }
 
+// Hands the record to the writer now (and cancels a deferred write).
+void write_now(room_state& st, storage::snapshot_writer& w) {
+  w.put(to_record(st));
+  st.saved_at = st.owner->now_ms();
+  if (st.save_deferred) {
+    st.save_deferred = false;
+    st.save_timer.disarm();
+    deferred_writes.fetch_sub(1, std::memory_order_relaxed);
+  }
+}
+
+// Forgets a deferred write (the record goes elsewhere, or is written by the
+// caller).
+void cancel_deferred(room_state& st) {
+  if (!st.save_deferred)
+    return;
+  st.save_deferred = false;
+  st.save_timer.disarm();
+  deferred_writes.fetch_sub(1, std::memory_order_relaxed);
+}
+
+// The record changed: written now if the last write is one flush interval old,
+// otherwise once at the end of that interval (deferred_room_writes).
 void save(room_actor_type* self) {
   auto& st = self->state;
-  if (auto* w = st.owner->writer())
-    w->put(to_record(st));
+  if (auto* w = st.owner->writer()) {
+    auto now = st.owner->now_ms();
+    auto interval = w->flush_interval_ms();
+    if (st.save_deferred) {
+      // written when save_timer fires, with this change
+    } else if (st.saved_at == 0 || now - st.saved_at >= interval) {
+      write_now(st, *w);
+    } else {
+      st.save_deferred = true;
+      deferred_writes.fetch_add(1, std::memory_order_relaxed);
+      st.save_timer.arm(caf::actor_cast<caf::actor>(self), st.saved_at + interval);
+    }
+  }
   replicate_soon(self, st.owner, st.replicate_scheduled);
 }
 
@@ -150,6 +198,15 @@ void reevaluate(room_actor_type* self, const char* event = "",
   st.readiness = readiness(st.counts, static_cast<int64_t>(st.intents.size()), cfg);
   auto prev = st.phase;
   set_phase(st, next_phase(st.phase, anyone_present(st), st.readiness, cfg));
+  auto now = st.owner->now_ms();
+  analytics::note_level(st.analytics, now, st.phase, st.readiness, st.analytics_limits);
+  if (st.phase != prev) {
+    analytics::note_phase(st.analytics, prev, st.phase, now, present(st.counts),
+                          st.readiness);
+    if (st.phase == room_phase::ready)
+      for (auto& [user_id, m] : st.members)
+        m.saw_ready = true;
+  }
   if (*event != '\0') {
     if (st.big()) {
       // Gathered into the next room_delta: a join storm costs one message per
@@ -181,19 +238,22 @@ void apply_member(room_actor_type* self, const member_update& u) {
   auto& st = self->state;
   auto now = st.owner->now_ms();
   auto window = st.owner->rooms().momentum_window_ms;
+  auto& lim = st.analytics_limits;
   auto i = st.members.find(u.user_id);
   if (!u.member) {
     if (i == st.members.end())
       return;
+    analytics::note_leave(st.analytics, now, i->second.joined_at, i->second.saw_ready, lim);
     count(st, i->second, -1);
     st.members.erase(i);
     st.joins.add(now, -1, window);
     reevaluate(self, "leave", u.user_id, u.current);
     save(self);
   } else if (i == st.members.end()) {
-    room_state::member m{u.current, u.visible, u.last_active_at};
+    room_state::member m{u.current, u.visible, u.last_active_at, u.restored ? 0 : now,
+                         false};
     count(st, m, +1);
-    st.members.emplace(u.user_id, m);
+    auto at = st.members.emplace(u.user_id, m).first;
     if (u.restored) {
       // Back after a restart: not a join (momentum and subscribers unchanged).
       // The phase is re-derived once every restored member is back.
@@ -202,16 +262,27 @@ void apply_member(room_actor_type* self, const member_update& u) {
       reevaluate(self);
     } else {
       st.joins.add(now, +1, window);
+      analytics::note_join(st.analytics, now, lim);
       reevaluate(self, "join", u.user_id, u.current);
+      if (st.phase == room_phase::ready)
+        at->second.saw_ready = true;
       save(self);
     }
   } else if (i->second.current != u.current || i->second.visible != u.visible) {
+    auto revision = st.analytics.revision;
+    if (u.visible && i->second.visible)
+      if (auto d = analytics::attention_decay(i->second.current, u.current,
+                                              u.last_active_at, now, st.media_attached,
+                                              st.analytics.media_off_at, lim))
+        analytics::note_decay(st.analytics, *d, lim);
     count(st, i->second, -1);
     i->second.current = u.current;
     i->second.visible = u.visible;
     i->second.last_active_at = u.last_active_at;
     count(st, i->second, +1);
     reevaluate(self, "member", u.user_id, u.current);
+    if (st.analytics.revision != revision)
+      save(self);
   } else {
     i->second.last_active_at = u.last_active_at;
   }
@@ -243,7 +314,8 @@ room_transfer export_room(const room_state& st) {
   t.rec = to_record(st);
   t.readiness = st.readiness;
   for (auto& [user_id, m] : st.members)
-    t.members.push_back(handoff_member{user_id, m.current, m.visible, m.last_active_at});
+    t.members.push_back(handoff_member{user_id, m.current, m.visible, m.last_active_at,
+                                       m.joined_at, m.saw_ready});
   t.timeline.assign(st.timeline.begin(), st.timeline.end());
   t.subscribers = st.subscribers;
   for (auto& [id, v] : st.intents)
@@ -255,6 +327,15 @@ room_transfer export_room(const room_state& st) {
 
 namespace {
 
+// Analytics kept under a larger rooms.analytics_max_buckets than this node's
+// (its configuration changed, or the previous owner's differs): the oldest go.
+void trim_buckets(room_state& st) {
+  auto& xs = st.analytics.buckets;
+  auto max = static_cast<size_t>(std::max<int64_t>(1, st.analytics_limits.max_buckets));
+  if (xs.size() > max)
+    xs.erase(xs.begin(), xs.begin() + static_cast<ptrdiff_t>(xs.size() - max));
+}
+
 // What every room actor starts with, fresh or restored.
 void start_room(room_actor_type* self, node* owner, std::string room_id) {
   keep_on_errors(self);
@@ -265,6 +346,8 @@ void start_room(room_actor_type* self, node* owner, std::string room_id) {
   st.delta_timer.bind(owner->timers(), 1);
   st.idle.bind(owner->timers(), 2);
   count_room(*owner, st.phase);
+  st.save_timer.bind(owner->timers(), 3);
+  st.analytics_limits = analytics::limits_of(owner->rooms());
 }
 
 } // namespace
@@ -283,6 +366,12 @@ caf::behavior room_actor_restored(room_actor_type* self, node* owner,
   set_phase(st, static_cast<room_phase>(rec.phase));
   st.joins.rate_per_min = rec.momentum_rate;
   st.joins.at = rec.momentum_at;
+  st.analytics = std::move(rec.analytics);
+  trim_buckets(st);
+  // The time the node was down (and since the last write) is not counted: the
+  // open segment starts again now.
+  if (st.analytics.seg_at != 0)
+    st.analytics.seg_at = owner->now_ms();
   for (auto& t : restore.timeline)
     st.timeline.push_back(
       timeline_sample{t.t, t.counts, t.readiness, static_cast<room_phase>(t.phase)});
@@ -307,8 +396,10 @@ caf::behavior room_from_transfer(room_actor_type* self, node* owner, room_transf
   st.joins.rate_per_min = rec.momentum_rate;
   st.joins.at = rec.momentum_at;
   st.readiness = t.readiness;
+  st.analytics = std::move(rec.analytics);
+  trim_buckets(st);
   for (auto& m : t.members) {
-    room_state::member x{m.current, m.visible, m.last_active_at};
+    room_state::member x{m.current, m.visible, m.last_active_at, m.joined_at, m.saw_ready};
     count(st, x, +1);
     st.members.emplace(m.user_id, x);
   }
@@ -388,7 +479,8 @@ void check_idle(room_actor_type* self) {
   if (!is_idle(st))
     return arm_idle_check(self, n, st.idle);
   std::optional<dormant_room> rest;
-  if (st.media_attached || !st.timeline.empty() || st.joins.at != 0) {
+  if (st.media_attached || !st.timeline.empty() || st.joins.at != 0
+      || st.analytics.revision != 0) {
     rest.emplace();
     rest->rec = to_record(st);
     for (auto& x : st.timeline)
@@ -398,6 +490,10 @@ void check_idle(room_actor_type* self) {
   auto key = "room:" + st.room_id;
   if (!n->router().passivate(key, self->address(), std::nullopt, std::move(rest)))
     return arm_idle_check(self, n, st.idle);
+  if (st.save_deferred)
+    if (auto* w = n->writer())
+      write_now(st, *w);
+  cancel_deferred(st);
   st.timer.disarm();
   uncount_room(*n, st.phase);
   st.owner = nullptr;
@@ -442,9 +538,26 @@ caf::behavior room_behavior(room_actor_type* self) {
       review_idle(self);
     },
     [self](media_atom, bool attached) {
-      self->state.media_attached = attached;
+      auto& st = self->state;
+      if (st.media_attached && !attached) {
+        st.analytics.media_off_at = st.owner->now_ms();
+        ++st.analytics.revision;
+      }
+      st.media_attached = attached;
       save(self);
       return make_view(self, reply_query);
+    },
+    [self](analytics_atom, int64_t since,
+           int64_t bucket_ms) -> caf::result<analytics::report> {
+      auto& st = self->state;
+      if (auto problem = analytics::check_query(since, bucket_ms, st.analytics_limits))
+        return caf::make_error(errc::invalid_argument, *problem);
+      auto r = analytics::summarize(st.analytics, st.owner->now_ms(), since, bucket_ms,
+                                    st.analytics_limits);
+      r.room_id = st.room_id;
+      r.phase = st.phase;
+      r.readiness = st.readiness;
+      return r;
     },
     [self](timeline_atom, int64_t since) {
       std::vector<timeline_sample> out;
@@ -455,6 +568,11 @@ caf::behavior room_behavior(room_actor_type* self) {
     },
     [self](wake_atom, uint64_t generation) {
       auto& st = self->state;
+      if (st.save_timer.is_current(generation)) {
+        if (auto* w = st.owner->writer(); w != nullptr && st.save_deferred)
+          write_now(st, *w);
+        return cancel_deferred(st);
+      }
       if (st.idle.is_current(generation))
         return check_idle(self);
       if (st.delta_timer.is_current(generation)) {
@@ -481,6 +599,7 @@ caf::behavior room_behavior(room_actor_type* self) {
       st.timer.disarm();
       st.delta_timer.disarm();
       st.idle.disarm();
+      cancel_deferred(st); // its record is erased here, written by the next owner
       uncount_room(*n, st.phase);
       st.owner = nullptr;
       if (auto* w = n->writer()) {
@@ -499,6 +618,21 @@ caf::behavior room_behavior(room_actor_type* self) {
     },
     [self](intent_atom, const intent_view& v) {
       auto& st = self->state;
+      auto revision = st.analytics.revision;
+      // Outcomes of the intents into this room: a delivery seen for the first
+      // time, and the end of one that was open here (a repeated view counts
+      // once).
+      auto known = st.intents.find(v.intent_id);
+      auto now = st.owner->now_ms();
+      if (v.status == intent_status::delivered && v.delivered_at > 0
+          && (known == st.intents.end() || known->second.status == intent_status::pending))
+        analytics::note_intent_delivered(st.analytics, now, v.created_at, v.delivered_at,
+                                         st.analytics_limits);
+      if (is_final(v.status) && known != st.intents.end())
+        analytics::note_intent_final(st.analytics, now,
+                                     static_cast<int>(v.status)
+                                       - static_cast<int>(intent_status::accepted),
+                                     v.delivered_at, st.analytics_limits);
       if (is_final(v.status))
         st.intents.erase(v.intent_id);
       else
@@ -511,6 +645,8 @@ caf::behavior room_behavior(room_actor_type* self) {
             self->send(st.owner->router().user(user_id), intent_atom::value, v);
       }
       reevaluate(self);
+      if (st.analytics.revision != revision)
+        save(self);
       review_idle(self);
     },
   };

@@ -3,7 +3,10 @@
 // observers, momentum, readiness and phase (with hysteresis), a bounded timeline
 // sampled every `timeline_interval_ms` while anyone is present, the media flag
 // and the intents declared into it. Sends a room_event to subscribers on each
-// change of membership, of a member's state, or of phase. Messages: messages.hpp.
+// change of membership, of a member's state, or of phase. Keeps the room's
+// analytics (actors/analytics.hpp) in its durable record, so that they survive
+// a restart, a hand-off and a promotion; only membership, member-state, media,
+// intent and phase changes touch them. Messages: messages.hpp.
 #pragma once
 
 #include "actors/census.hpp"
@@ -35,6 +38,8 @@ struct room_state {
     state current = state::offline;
     bool visible = true;
     int64_t last_active_at = 0;
+    int64_t joined_at = 0;  ///< 0: unknown (restored at start)
+    bool saw_ready = false; ///< the room was ready during this visit
   };
 
   node* owner = nullptr;
@@ -48,10 +53,15 @@ struct room_state {
   bool media_attached = false;
   std::map<std::string, intent_view> intents; ///< open intents into the room
   std::deque<timeline_sample> timeline;
+  storage::room_analytics analytics; ///< bounded: actors/analytics.hpp
+  analytics::limits analytics_limits;
   std::vector<caf::actor> subscribers;
   timer_slot timer;       ///< the next timeline sample (tag 0)
   timer_slot delta_timer; ///< the next room_delta of a big room (tag 1)
   timer_slot idle;        ///< the next passivation check (tag 2): passivation.hpp
+  timer_slot save_timer;  ///< a deferred write of the record (tag 3)
+  int64_t saved_at = 0;   ///< when the record was last handed to the writer
+  bool save_deferred = false; ///< a write waits for save_timer
   std::map<std::string, state> delta; ///< changes since the last room_delta
   bool delta_truncated = false;
   int64_t awaiting_restored = 0; ///< restored members not yet back
@@ -97,5 +107,12 @@ caf::behavior room_actor_promoted(room_actor_type* self, node* owner, room_trans
 
 /// The durable record of a room's own attributes.
 storage::room_record to_record(const room_state& st);
+
+/// Room records whose write waits (process-wide). A room's record carries its
+/// analytics (up to ~90 KiB encoded), so a room hands it to the writer at most
+/// once per storage.flush_interval_ms: the first change at once, later ones
+/// together at the end of the interval (and at a stop, a passivation). Counted
+/// in presence_storage_pending, so that 0 there still means "all on disk".
+int64_t deferred_room_writes();
 
 } // namespace presence::actors

@@ -48,6 +48,7 @@ void configure(caf::actor_system_config& cfg, const config::settings& s) {
   cfg.add_message_type<session_transfer>("presence.session_transfer");
   cfg.add_message_type<intent_transfer>("presence.intent_transfer");
   cfg.add_message_type<std::vector<std::string>>("presence.keys");
+  cfg.add_message_type<analytics::report>("presence.analytics_report");
 }
 
 } // namespace presence::actors

@@ -79,6 +79,10 @@ const std::vector<key_spec>& key_table() {
     PRESENCE_KEY(rooms, weight_recent),
     PRESENCE_KEY(rooms, weight_intent),
     PRESENCE_KEY(rooms, momentum_window_ms),
+    PRESENCE_KEY(rooms, analytics_bucket_ms),
+    PRESENCE_KEY(rooms, analytics_max_buckets),
+    PRESENCE_KEY(rooms, drop_off_ms),
+    PRESENCE_KEY(rooms, media_decay_window_ms),
     PRESENCE_KEY(auth, mode),
     PRESENCE_KEY(auth, secret),
     PRESENCE_KEY(auth, allow_guests),
@@ -495,6 +499,14 @@ std::vector<std::string> validate(settings& s) {
   positive("rooms.delta_interval_ms", r.delta_interval_ms);
   positive("rooms.delta_max_members", r.delta_max_members);
   positive("rooms.momentum_window_ms", r.momentum_window_ms);
+  if (!(r.analytics_bucket_ms >= 1000 && r.analytics_bucket_ms <= 86400000))
+    errors.push_back("rooms.analytics_bucket_ms: must be in [1000, 86400000], got "
+                     + std::to_string(r.analytics_bucket_ms));
+  if (!(r.analytics_max_buckets >= 1 && r.analytics_max_buckets <= 10080))
+    errors.push_back("rooms.analytics_max_buckets: must be in [1, 10080], got "
+                     + std::to_string(r.analytics_max_buckets));
+  positive("rooms.drop_off_ms", r.drop_off_ms);
+  positive("rooms.media_decay_window_ms", r.media_decay_window_ms);
   if (!(r.density_target >= 1))
     errors.push_back("rooms.density_target: must be 1 or more, got "
                      + std::to_string(r.density_target));

@@ -66,6 +66,10 @@ struct rooms_section {
   double weight_recent = 0.3;         ///< readiness weight of active-or-idle share
   double weight_intent = 0.1;         ///< readiness weight of pending intents
   int64_t momentum_window_ms = 60000; ///< smoothing time constant of momentum
+  int64_t analytics_bucket_ms = 60000;   ///< width of a stored analytics bucket
+  int64_t analytics_max_buckets = 1440;  ///< buckets kept per room (a day of minutes)
+  int64_t drop_off_ms = 30000;           ///< a leave this soon after the join is quick
+  int64_t media_decay_window_ms = 300000; ///< decay counted "after media" this long
 };
 
 /// `[auth]`: how requests are authenticated.

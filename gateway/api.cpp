@@ -536,6 +536,32 @@ void api::route(const http_request& req, const principal& who, respond_fn& done)
                                                  }),
         timeline_atom::value, since);
     }
+    if (is({"v1", "rooms", "*", "analytics"})) {
+      if (!method("GET"))
+        return wrong_method("GET");
+      auto lim = analytics::limits_of(node_.rooms());
+      int64_t since = 0;
+      int64_t bucket_ms = lim.bucket_ms;
+      if (auto qi = req.query.find("since");
+          qi != req.query.end() && !parse_int(qi->second, since))
+        return done(error_response({400, "invalid_field", "since must be an integer (ms)"}));
+      if (auto qi = req.query.find("bucket_ms");
+          qi != req.query.end() && !parse_int(qi->second, bucket_ms))
+        return done(error_response({400, "invalid_field", "bucket_ms must be an integer (ms)"}));
+      if (auto problem = analytics::check_query(since, bucket_ms, lim))
+        return done(error_response({400, "invalid_field", *problem}));
+      auto h = r.room_for_read(rid);
+      if (!h) { // a room that never held anything: no figures, and no actor for it
+        auto empty = analytics::summarize({}, node_.now_ms(), since, bucket_ms, lim);
+        empty.room_id = rid;
+        return done(json_response(200, to_json(empty)));
+      }
+      return ask<analytics::report>(
+        sys, h,
+        reply_with<analytics::report>(done,
+                                      [](const analytics::report& x) { return to_json(x); }),
+        analytics_atom::value, since, bucket_ms);
+    }
     if (is({"v1", "rooms", "*", "join"}) || is({"v1", "rooms", "*", "leave"})) {
       if (!method("POST"))
         return wrong_method("POST");

@@ -148,6 +148,109 @@ json to_json(const timeline_sample& v) {
           {"phase", str(to_string(v.phase))}};
 }
 
+namespace {
+
+json to_json(const analytics::percentiles& p) {
+  if (p.n == 0)
+    return {{"n", 0}, {"p50", nullptr}, {"p90", nullptr}};
+  return {{"n", p.n}, {"p50", p.p50}, {"p90", p.p90}};
+}
+
+// Values per phase, keyed by phase name.
+template <class T>
+json per_phase(const std::array<T, 4>& xs) {
+  json out = json::object();
+  for (size_t i = 0; i < xs.size(); ++i)
+    out[str(to_string(static_cast<room_phase>(i)))] = xs[i];
+  return out;
+}
+
+json per_outcome(const std::array<int64_t, 4>& xs) {
+  return {{"accepted", xs[0]}, {"declined", xs[1]}, {"expired", xs[2]}, {"cancelled", xs[3]}};
+}
+
+json level(int64_t present, double readiness) {
+  return {{"present", present}, {"readiness", readiness}};
+}
+
+} // namespace
+
+json to_json(const analytics::report& r) {
+  json buckets = json::array();
+  for (auto& b : r.buckets) {
+    std::array<double, 4> share{};
+    for (size_t i = 0; i < share.size() && b.span_ms > 0; ++i)
+      share[i] = static_cast<double>(b.phase_ms[i]) / static_cast<double>(b.span_ms);
+    json readiness = nullptr;
+    if (b.present_ms > 0)
+      readiness = {{"min", b.readiness_min}, {"mean", b.readiness_mean}, {"max", b.readiness_max}};
+    buckets.push_back({{"t", b.t},
+                       {"span_ms", b.span_ms},
+                       {"present_ms", b.present_ms},
+                       {"readiness", readiness},
+                       {"phase_ms", per_phase(b.phase_ms)},
+                       {"phase_share", per_phase(share)},
+                       {"joins", b.joins},
+                       {"leaves", b.leaves},
+                       {"drop_off", {{"before_ready", b.left_before_ready},
+                                     {"quickly", b.left_quickly},
+                                     {"before_ready_quickly", b.left_before_ready_quickly}}},
+                       {"attention_decay", {{"to_idle", to_json(b.to_idle)},
+                                            {"to_away", to_json(b.to_away)}}}});
+  }
+  json episodes = json::array();
+  for (auto& e : r.episodes) {
+    json x{{"started_at", optional_time(e.started_at)},
+           {"ready_at", optional_time(e.ready_at)},
+           {"time_to_ready_ms", nullptr},
+           {"cooling_at", optional_time(e.cooling_at)},
+           {"ended_at", optional_time(e.ended_at)},
+           {"at_ready", nullptr},
+           {"at_cooling", nullptr}};
+    if (e.ready_at != 0 && e.started_at != 0)
+      x["time_to_ready_ms"] = e.ready_at - e.started_at;
+    if (e.ready_at != 0)
+      x["at_ready"] = level(e.present_at_ready, e.readiness_at_ready);
+    if (e.cooling_at != 0)
+      x["at_cooling"] = level(e.present_at_cooling, e.readiness_at_cooling);
+    episodes.push_back(std::move(x));
+  }
+  int64_t finals = 0;
+  for (auto x : r.intents_final)
+    finals += x;
+  json intents{{"final", per_outcome(r.intents_final)},
+               {"delivered_share", nullptr},
+               {"to_delivered_ms", to_json(r.intent_to_delivered)},
+               {"to_answer_ms", to_json(r.intent_to_answer)}};
+  if (finals > 0)
+    intents["delivered_share"] =
+      static_cast<double>(r.intents_final_delivered) / static_cast<double>(finals);
+  return {{"room_id", r.room_id},
+          {"now", r.now},
+          {"since", r.since},
+          {"bucket_ms", r.bucket_ms},
+          {"base_bucket_ms", r.base_bucket_ms},
+          {"kept_from", optional_time(r.kept_from)},
+          {"revision", r.revision},
+          {"phase", str(to_string(r.phase))},
+          {"readiness", r.readiness},
+          {"buckets", std::move(buckets)},
+          {"stay_ms", to_json(r.stay)},
+          {"drop_off", {{"leaves", r.leaves},
+                        {"before_ready", r.left_before_ready},
+                        {"quickly", r.left_quickly},
+                        {"before_ready_quickly", r.left_before_ready_quickly},
+                        {"quickly_ms", r.drop_off_ms}}},
+          {"attention_decay",
+           {{"to_idle", to_json(r.to_idle)},
+            {"to_away", to_json(r.to_away)},
+            {"after_media", {{"window_ms", r.media_decay_window_ms},
+                             {"to_idle", to_json(r.to_idle_after_media)},
+                             {"to_away", to_json(r.to_away_after_media)}}}}},
+          {"episodes", std::move(episodes)},
+          {"intents", intents}};
+}
+
 json to_json(const presence_event& e) {
   return {{"op", "presence"},
           {"user_id", e.user_id},

@@ -44,6 +44,9 @@ json to_json(const actors::room_event& e);
 json to_json(const actors::room_delta& d);
 json to_json(const actors::state_counts& c);
 json to_json(const cluster::cluster_status& s);
+
+/// GET /v1/rooms/{rid}/analytics (README "Room analytics").
+json to_json(const actors::analytics::report& r);
 json session_created(const actors::opened_session& s);
 json signal_answer(const actors::signal_reply& r);
 

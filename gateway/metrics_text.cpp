@@ -1,5 +1,7 @@
 #include "gateway/metrics_text.hpp"
 
+#include "actors/room_actor.hpp"
+
 #include "actors/census.hpp"
 #include "actors/messages.hpp"
 #include "actors/node.hpp"
@@ -228,7 +230,8 @@ std::string render_metrics(actors::node& n, const gateway_metrics& g,
     counter("presence_storage_write_errors_total", "Failed batches (kept and retried)",
             static_cast<double>(ws.write_errors.load()));
     gauge("presence_storage_pending", "Changes not yet on disk",
-          static_cast<double>(w->unwritten()));
+          static_cast<double>(w->unwritten())
+            + static_cast<double>(actors::deferred_room_writes()));
     gauge("presence_storage_last_flush_seconds", "Duration of the latest flush",
           static_cast<double>(ws.last_flush_us.load()) / 1e6);
   }

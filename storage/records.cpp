@@ -19,6 +19,13 @@ public:
 
   template <class F>
   bool fields(std::initializer_list<const char*> required, F&& field) {
+    return fields(required, {}, std::forward<F>(field));
+  }
+
+  // As above, with `optional` names that may be missing (fields added later).
+  template <class F>
+  bool fields(std::initializer_list<const char*> required,
+              std::initializer_list<const char*> optional, F&& field) {
     uint32_t n = 0;
     if (!r_.map(n))
       return fail(r_.truncated() ? "corrupt record: truncated" : "corrupt record: not an object");
@@ -36,6 +43,10 @@ public:
         }
         ++index;
       }
+      bool is_optional = false;
+      for (auto* name : optional)
+        if (!known && key == name)
+          is_optional = known = true;
       if (!known) {
         if (!r_.skip())
           return fail("corrupt record: an unknown field does not decode");
@@ -48,7 +59,8 @@ public:
                                      + "' has the wrong type";
         return false;
       }
-      seen |= uint64_t{1} << index;
+      if (!is_optional)
+        seen |= uint64_t{1} << index;
     }
     if (!r_.at_end())
       return fail("corrupt record: bytes after its end");
@@ -120,13 +132,132 @@ void encode_body(writer& w, const user_record& r) {
   w.field("lseen", [&](writer& x) { x.integer(r.last_seen_at); });
 }
 
+// A room's analytics as nested arrays (no field names: a day of buckets is
+// 1440 of them): [seg_at, seg_readiness, seg_phase, media_off_at, revision,
+// buckets, stays, decays, episodes, intent_times]. Buckets have 17 values (12
+// before intent outcomes), the list 10 (9 before); both widths are read.
+void encode_analytics(writer& w, const room_analytics& a) {
+  w.array(10);
+  w.integer(a.seg_at);
+  w.real(a.seg_readiness);
+  w.uinteger(a.seg_phase);
+  w.integer(a.media_off_at);
+  w.uinteger(a.revision);
+  w.array(static_cast<uint32_t>(a.buckets.size()));
+  for (auto& b : a.buckets) {
+    w.array(17);
+    w.integer(b.t);
+    w.real(b.readiness_min);
+    w.real(b.readiness_max);
+    w.real(b.readiness_ms);
+    for (size_t i = 1; i < b.phase_ms.size(); ++i)
+      w.integer(b.phase_ms[i]);
+    w.integer(b.joins);
+    w.integer(b.leaves);
+    w.integer(b.left_before_ready);
+    w.integer(b.left_quickly);
+    w.integer(b.left_before_ready_quickly);
+    for (auto x : b.intents_final)
+      w.integer(x);
+    w.integer(b.intents_final_delivered);
+  }
+  for (auto* xs : {&a.stays, &a.decays}) {
+    w.array(static_cast<uint32_t>(xs->size()));
+    for (auto& x : *xs) {
+      w.array(3);
+      w.integer(x.t);
+      w.integer(x.ms);
+      w.uinteger(x.kind);
+    }
+  }
+  w.array(static_cast<uint32_t>(a.episodes.size()));
+  for (auto& e : a.episodes) {
+    w.array(8);
+    w.integer(e.started_at);
+    w.integer(e.ready_at);
+    w.integer(e.cooling_at);
+    w.integer(e.ended_at);
+    w.integer(e.present_at_ready);
+    w.real(e.readiness_at_ready);
+    w.integer(e.present_at_cooling);
+    w.real(e.readiness_at_cooling);
+  }
+  w.array(static_cast<uint32_t>(a.intent_times.size()));
+  for (auto& x : a.intent_times) {
+    w.array(3);
+    w.integer(x.t);
+    w.integer(x.ms);
+    w.uinteger(x.kind);
+  }
+}
+
+// A list of at most max_stored_analytics_items entries, each an array of
+// `width` values (or `old_width`, an older writer's) read by `item(x, w)`.
+template <class T, class F>
+bool read_list(reader& r, std::vector<T>& out, uint32_t width, F item,
+               uint32_t old_width = 0) {
+  uint32_t n = 0;
+  if (!r.array(n) || n > max_stored_analytics_items)
+    return false;
+  out.resize(n);
+  for (auto& x : out) {
+    uint32_t w = 0;
+    if (!r.array(w) || (w != width && (old_width == 0 || w != old_width)) || !item(x, w))
+      return false;
+  }
+  return true;
+}
+
+bool decode_analytics(reader& r, room_analytics& a, std::string* why) {
+  uint32_t n = 0;
+  bool ok = r.array(n) && (n == 9 || n == 10) && r.integer(a.seg_at)
+            && r.real(a.seg_readiness)
+            && read_small(r, a.seg_phase, 3) && r.integer(a.media_off_at)
+            && r.uinteger(a.revision)
+            && read_list(
+                 r, a.buckets, 17,
+                 [&](analytics_bucket& b, uint32_t width) {
+                   bool good = r.integer(b.t) && r.real(b.readiness_min)
+                               && r.real(b.readiness_max) && r.real(b.readiness_ms);
+                   for (size_t i = 1; good && i < b.phase_ms.size(); ++i)
+                     good = r.integer(b.phase_ms[i]);
+                   good = good && r.integer(b.joins) && r.integer(b.leaves)
+                          && r.integer(b.left_before_ready) && r.integer(b.left_quickly)
+                          && r.integer(b.left_before_ready_quickly);
+                   if (width == 12) // written before intent outcomes
+                     return good;
+                   for (size_t i = 0; good && i < b.intents_final.size(); ++i)
+                     good = r.integer(b.intents_final[i]);
+                   return good && r.integer(b.intents_final_delivered);
+                 },
+                 12);
+  for (auto* xs : {&a.stays, &a.decays})
+    ok = ok && read_list(r, *xs, 3, [&](analytics_sample& x, uint32_t) {
+           return r.integer(x.t) && r.integer(x.ms) && read_small(r, x.kind, 4);
+         });
+  ok = ok && read_list(r, a.episodes, 8, [&](analytics_episode& e, uint32_t) {
+         return r.integer(e.started_at) && r.integer(e.ready_at) && r.integer(e.cooling_at)
+                && r.integer(e.ended_at) && r.integer(e.present_at_ready)
+                && r.real(e.readiness_at_ready) && r.integer(e.present_at_cooling)
+                && r.real(e.readiness_at_cooling);
+       });
+  if (ok && n == 10)
+    ok = read_list(r, a.intent_times, 3, [&](analytics_sample& x, uint32_t) {
+      return r.integer(x.t) && r.integer(x.ms) && read_small(r, x.kind, 6) && x.kind >= 5;
+    });
+  if (!ok && why != nullptr && why->empty())
+    *why = "corrupt record: field 'an' is not a room's analytics";
+  return ok;
+}
+
 void encode_body(writer& w, const room_record& r) {
-  w.map(5);
+  w.map(6);
   w.field("rid", [&](writer& x) { x.str(r.room_id); });
   w.field("media", [&](writer& x) { x.boolean(r.media_attached); });
   w.field("ph", [&](writer& x) { x.uinteger(r.phase); });
   w.field("mr", [&](writer& x) { x.real(r.momentum_rate); });
   w.field("mat", [&](writer& x) { x.integer(r.momentum_at); });
+  w.field("an", [&](writer& x) { encode_analytics(x, r.analytics); });
 }
 
 void encode_body(writer& w, const timeline_record& r) {
@@ -251,8 +382,10 @@ std::optional<record> decode_body(kind k, std::string_view body, std::string* wh
     }
     case kind::rooms: {
       room_record r;
-      bool ok = rr.fields({"rid", "media", "ph", "mr", "mat"},
+      bool ok = rr.fields({"rid", "media", "ph", "mr", "mat"}, {"an"},
                           [&](std::string_view key, reader& in) {
+                            if (is(key, "an"))
+                              return decode_analytics(in, r.analytics, why);
                             if (is(key, "rid"))
                               return read_string(in, r.room_id);
                             if (is(key, "media"))

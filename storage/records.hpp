@@ -44,6 +44,75 @@ struct user_record {
   int64_t last_seen_at = 0;
 };
 
+/// One bucket of a room's analytics: `rooms.analytics_bucket_ms` wide, aligned
+/// to the epoch. Time is counted only while someone is present (empty time is
+/// the rest of the bucket); readiness min and max are over values the room held
+/// for at least 1 ms.
+struct analytics_bucket {
+  int64_t t = 0;              ///< start
+  double readiness_min = 0;
+  double readiness_max = 0;
+  double readiness_ms = 0;    ///< readiness integrated over present time (x ms)
+  std::array<int64_t, 4> phase_ms{}; ///< ms per room_phase (empty stays 0)
+  int64_t joins = 0;
+  int64_t leaves = 0;
+  int64_t left_before_ready = 0; ///< leaves that never saw the room ready
+  int64_t left_quickly = 0;      ///< leaves within rooms.drop_off_ms of the join
+  int64_t left_before_ready_quickly = 0; ///< both of the above
+  /// Intents into the room that ended here, per final status (accepted,
+  /// declined, expired, cancelled), and how many of them had been delivered.
+  std::array<int64_t, 4> intents_final{};
+  int64_t intents_final_delivered = 0;
+
+  int64_t present_ms() const { return phase_ms[1] + phase_ms[2] + phase_ms[3]; }
+};
+
+/// A duration observed at `t` (a stay, or an attention decay).
+struct analytics_sample {
+  /// What was measured. Decays: a visible member's last `active` to its move
+  /// into idle or away; the `_after_media` kinds are those within
+  /// rooms.media_decay_window_ms after media_attached went false.
+  enum kind_t : uint8_t {
+    stay = 0,
+    to_idle = 1,
+    to_away = 2,
+    to_idle_after_media = 3,
+    to_away_after_media = 4,
+    intent_to_delivered = 5, ///< an intent into the room: created -> delivered
+    intent_to_answer = 6,    ///< delivered -> accepted or declined
+  };
+  int64_t t = 0;
+  int64_t ms = 0;
+  uint8_t kind = 0;
+};
+
+/// One episode of a room: from the join that ended `empty` to the next `empty`.
+struct analytics_episode {
+  int64_t started_at = 0;   ///< empty -> gathering
+  int64_t ready_at = 0;     ///< first ready; 0: not (yet)
+  int64_t cooling_at = 0;   ///< first ready -> cooling; 0: not (yet)
+  int64_t ended_at = 0;     ///< -> empty; 0: still open
+  int64_t present_at_ready = 0;   ///< visible present members at ready_at
+  double readiness_at_ready = 0;
+  int64_t present_at_cooling = 0; ///< visible present members at cooling_at
+  double readiness_at_cooling = 0;
+};
+
+/// A room's analytics: bounded (actors/analytics.hpp says the caps), kept in
+/// its record so that it survives a restart, a hand-off and a promotion.
+struct room_analytics {
+  int64_t seg_at = 0;       ///< start of the open segment; 0: none (empty)
+  double seg_readiness = 0; ///< readiness since seg_at
+  uint8_t seg_phase = 0;    ///< room_phase since seg_at
+  int64_t media_off_at = 0; ///< media_attached last went false; 0: never
+  uint64_t revision = 0;    ///< changes recorded (a quiet heartbeat makes none)
+  std::vector<analytics_bucket> buckets; ///< oldest first
+  std::vector<analytics_sample> stays;   ///< oldest first
+  std::vector<analytics_sample> decays;  ///< oldest first
+  std::vector<analytics_episode> episodes; ///< oldest first
+  std::vector<analytics_sample> intent_times; ///< oldest first
+};
+
 /// A room's own attributes (its members are durable through the sessions that
 /// joined it). Key: the room id.
 struct room_record {
@@ -52,7 +121,12 @@ struct room_record {
   uint8_t phase = 0; ///< room_phase, for hysteresis across a restart
   double momentum_rate = 0;
   int64_t momentum_at = 0;
+  room_analytics analytics; ///< field "an", absent in records before it
 };
+
+/// Caps on a decoded room_analytics, whatever the stored bytes say (the room
+/// actor keeps far fewer; actors/analytics.hpp).
+inline constexpr uint32_t max_stored_analytics_items = 10080;
 
 /// One timeline sample of a room. Key: `timeline_key(room_id, t)`.
 struct timeline_record {

@@ -49,3 +49,61 @@ TEST(JsonCodecTest, FieldReaders) {
     }
   }
 }
+
+// Verifies the JSON of a room's analytics: percentiles without values are
+// null, phase shares are fractions of the span (all 0 for an empty span),
+// readiness is null for a bucket nobody was present in, and an episode's
+// unknown start, readiness or cooling are null (and so its time to ready).
+TEST(JsonCodecTest, AnalyticsReport) {
+  namespace an = presence::actors::analytics;
+  an::report r;
+  r.room_id = "r";
+  r.bucket_ms = 1000;
+  r.phase = presence::actors::room_phase::ready;
+  an::report_bucket full;
+  full.t = 5000;
+  full.span_ms = 1000;
+  full.present_ms = 750;
+  full.readiness_min = 0.25;
+  full.readiness_mean = 0.5;
+  full.readiness_max = 0.75;
+  full.phase_ms = {250, 0, 500, 250};
+  full.to_idle = {3, 10, 30};
+  an::report_bucket nothing;
+  nothing.t = 6000;
+  r.buckets = {full, nothing};
+  r.stay = {1, 42, 42};
+  presence::storage::analytics_episode known{100, 400, 0, 0, 2, 0.9, 0, 0};
+  presence::storage::analytics_episode unknown{0, 0, 700, 900, 0, 0, 1, 0.3};
+  r.episodes = {known, unknown};
+  auto j = to_json(r);
+  EXPECT_EQ(j["phase"], "ready");
+  EXPECT_TRUE(j["kept_from"].is_null());
+  auto& b = j["buckets"][0];
+  EXPECT_DOUBLE_EQ(b["phase_share"]["empty"].get<double>(), 0.25);
+  EXPECT_DOUBLE_EQ(b["phase_share"]["ready"].get<double>(), 0.5);
+  EXPECT_EQ(b["phase_ms"]["cooling"], 250);
+  EXPECT_DOUBLE_EQ(b["readiness"]["mean"].get<double>(), 0.5);
+  EXPECT_EQ(b["attention_decay"]["to_idle"], (json{{"n", 3}, {"p50", 10}, {"p90", 30}}));
+  EXPECT_EQ(b["attention_decay"]["to_away"], (json{{"n", 0}, {"p50", nullptr}, {"p90", nullptr}}));
+  auto& e = j["buckets"][1];
+  EXPECT_TRUE(e["readiness"].is_null());
+  EXPECT_EQ(e["phase_share"]["empty"], 0.0);
+  EXPECT_EQ(j["stay_ms"]["p90"], 42);
+  EXPECT_EQ(j["episodes"][0]["time_to_ready_ms"], 300);
+  EXPECT_EQ(j["episodes"][0]["at_ready"], (json{{"present", 2}, {"readiness", 0.9}}));
+  EXPECT_TRUE(j["episodes"][0]["at_cooling"].is_null());
+  EXPECT_TRUE(j["episodes"][0]["ended_at"].is_null());
+  EXPECT_TRUE(j["episodes"][1]["started_at"].is_null());
+  EXPECT_TRUE(j["episodes"][1]["time_to_ready_ms"].is_null());
+  EXPECT_EQ(j["episodes"][1]["at_cooling"]["present"], 1);
+  EXPECT_TRUE(j["intents"]["delivered_share"].is_null()) << "no intent ended";
+  EXPECT_EQ(j["intents"]["final"]["accepted"], 0);
+  r.intents_final = {3, 1, 0, 0};
+  r.intents_final_delivered = 3;
+  r.intent_to_answer = {3, 100, 900};
+  auto k = to_json(r);
+  EXPECT_DOUBLE_EQ(k["intents"]["delivered_share"].get<double>(), 0.75);
+  EXPECT_EQ(k["intents"]["final"]["declined"], 1);
+  EXPECT_EQ(k["intents"]["to_answer_ms"]["p90"], 900);
+}

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdio>
 
 using namespace presence::storage;
 using nlohmann::json;
@@ -68,7 +69,7 @@ TEST(RecordsTest, UserRoomTimelineIntentRoundTrip) {
   EXPECT_EQ(u2.last_active_at, 999);
   EXPECT_EQ(u2.last_seen_at, 1001);
 
-  room_record r{"lobby", true, 3, -2.5, 42};
+  room_record r{"lobby", true, 3, -2.5, 42, {}};
   auto r2 = round_trip(r);
   EXPECT_EQ(r2.room_id, "lobby");
   EXPECT_TRUE(r2.media_attached);
@@ -180,4 +181,147 @@ TEST(RecordsTest, IsMessagePackAndSkipsUnknownFields) {
   auto padded = encode_record(record{sample_session()}) + "\x01";
   EXPECT_FALSE(decode_record(kind::sessions, padded, &why));
   EXPECT_NE(why.find("after its end"), std::string::npos) << why;
+}
+
+// Verifies a room's analytics round-trip in its record (every field), that a
+// record written before analytics existed (no "an") decodes with none, and
+// that analytics of the wrong shape or beyond the caps are refused.
+TEST(RecordsTest, RoomAnalyticsRoundTripAndOlderRecords) {
+  room_record r{"lobby", false, 2, 1.5, 7, {}};
+  auto& a = r.analytics;
+  a.seg_at = 1'700'000'060'000;
+  a.seg_readiness = 0.9;
+  a.seg_phase = 2;
+  a.media_off_at = 1'700'000'000'500;
+  a.revision = 77;
+  analytics_bucket b;
+  b.t = 1'700'000'040'000;
+  b.readiness_min = 0.25;
+  b.readiness_max = 0.875;
+  b.readiness_ms = 12345.5;
+  b.phase_ms = {0, 100, 200, 300};
+  b.joins = 4;
+  b.leaves = 3;
+  b.left_before_ready = 2;
+  b.left_quickly = 1;
+  b.left_before_ready_quickly = 1;
+  b.intents_final = {5, 6, 7, 8};
+  b.intents_final_delivered = 9;
+  a.buckets = {b, b};
+  a.intent_times = {{1'700'000'044'000, 300, 5}, {1'700'000'045'000, 400, 6}};
+  a.buckets[1].t += 60000;
+  a.stays = {{1'700'000'041'000, 900, 0}};
+  a.decays = {{1'700'000'042'000, 1000, 1}, {1'700'000'043'000, 2000, 4}};
+  a.episodes = {{1, 2, 3, 4, 5, 0.5, 6, 0.25}, {10, 0, 0, 0, 0, 0, 0, 0}};
+  auto r2 = round_trip(r);
+  auto& x = r2.analytics;
+  EXPECT_EQ(x.seg_at, a.seg_at);
+  EXPECT_DOUBLE_EQ(x.seg_readiness, 0.9);
+  EXPECT_EQ(x.seg_phase, 2);
+  EXPECT_EQ(x.media_off_at, a.media_off_at);
+  EXPECT_EQ(x.revision, 77u);
+  ASSERT_EQ(x.buckets.size(), 2u);
+  EXPECT_EQ(x.buckets[1].t, b.t + 60000);
+  EXPECT_DOUBLE_EQ(x.buckets[0].readiness_min, 0.25);
+  EXPECT_DOUBLE_EQ(x.buckets[0].readiness_max, 0.875);
+  EXPECT_DOUBLE_EQ(x.buckets[0].readiness_ms, 12345.5);
+  EXPECT_EQ(x.buckets[0].phase_ms, b.phase_ms);
+  EXPECT_EQ(x.buckets[0].joins, 4);
+  EXPECT_EQ(x.buckets[0].leaves, 3);
+  EXPECT_EQ(x.buckets[0].left_before_ready, 2);
+  EXPECT_EQ(x.buckets[0].left_quickly, 1);
+  EXPECT_EQ(x.buckets[0].left_before_ready_quickly, 1);
+  EXPECT_EQ(x.buckets[1].intents_final, b.intents_final);
+  EXPECT_EQ(x.buckets[1].intents_final_delivered, 9);
+  ASSERT_EQ(x.intent_times.size(), 2u);
+  EXPECT_EQ(x.intent_times[1].kind, 6);
+  EXPECT_EQ(x.intent_times[1].ms, 400);
+  ASSERT_EQ(x.stays.size(), 1u);
+  EXPECT_EQ(x.stays[0].ms, 900);
+  ASSERT_EQ(x.decays.size(), 2u);
+  EXPECT_EQ(x.decays[1].t, 1'700'000'043'000);
+  EXPECT_EQ(x.decays[1].kind, 4);
+  ASSERT_EQ(x.episodes.size(), 2u);
+  EXPECT_EQ(x.episodes[0].ended_at, 4);
+  EXPECT_EQ(x.episodes[0].present_at_cooling, 6);
+  EXPECT_DOUBLE_EQ(x.episodes[0].readiness_at_cooling, 0.25);
+  EXPECT_EQ(x.episodes[1].started_at, 10);
+
+  std::string why;
+  json older{{"rid", "old"}, {"media", true}, {"ph", 1}, {"mr", 0.0}, {"mat", 0}};
+  auto o = decode_record(kind::rooms, encode(older), &why);
+  ASSERT_TRUE(o) << why;
+  EXPECT_EQ(std::get<room_record>(*o).analytics.revision, 0u);
+  EXPECT_TRUE(std::get<room_record>(*o).analytics.buckets.empty());
+
+  auto with_an = [&](json an) {
+    auto j = older;
+    j["an"] = std::move(an);
+    return encode(j);
+  };
+  auto empty_an = json::array({0, 0.0, 0, 0, 0, json::array(), json::array(), json::array(),
+                               json::array()});
+  EXPECT_TRUE(decode_record(kind::rooms, with_an(empty_an), &why)) << why;
+  // Written before intent outcomes: 9 lists, 12-value buckets.
+  auto before_intents = empty_an;
+  before_intents[5] = json::array({json::array({60000, 0.5, 0.5, 500.0, 1000, 0, 0, 2, 1, 0,
+                                                0, 0})});
+  auto old_an = decode_record(kind::rooms, with_an(before_intents), &why);
+  ASSERT_TRUE(old_an) << why;
+  auto& old_bucket = std::get<room_record>(*old_an).analytics.buckets.at(0);
+  EXPECT_EQ(old_bucket.joins, 2);
+  EXPECT_EQ(old_bucket.intents_final, (std::array<int64_t, 4>{}));
+  auto with_intents = empty_an;
+  with_intents.push_back(json::array({json::array({1, 2, 6})}));
+  EXPECT_TRUE(decode_record(kind::rooms, with_an(with_intents), &why)) << why;
+  auto stay_as_intent = empty_an;
+  stay_as_intent.push_back(json::array({json::array({1, 2, 0})}));
+  auto bad_kind = empty_an;
+  bad_kind[6] = json::array({json::array({1, 2, 5})});
+  auto too_many = empty_an;
+  too_many[7] = json::array();
+  for (uint32_t i = 0; i <= max_stored_analytics_items; ++i)
+    too_many[7].push_back(json::array({1, 2, 1}));
+  auto short_bucket = empty_an;
+  short_bucket[5] = json::array({json::array({1, 2, 3})});
+  for (auto& bad :
+       {json::array({1, 2}), bad_kind, too_many, short_bucket, json{"x"}, stay_as_intent}) {
+    why.clear();
+    EXPECT_FALSE(decode_record(kind::rooms, with_an(bad), &why)) << bad.dump().substr(0, 80);
+    EXPECT_NE(why.find("'an'"), std::string::npos) << why;
+  }
+}
+
+// Verifies the size of a room record holding a full day of one-minute buckets
+// and the sample and episode caps (figures for the README: printed).
+TEST(RecordsTest, RoomAnalyticsOfADayStayUnder128KiB) {
+  room_record r{"lobby", false, 2, 1.5, 7, {}};
+  auto& a = r.analytics;
+  a.seg_at = 1'700'000'000'000;
+  for (int64_t i = 0; i < 1440; ++i) {
+    analytics_bucket b;
+    b.t = 1'700'000'000'000 + i * 60000;
+    b.readiness_min = 0.123456789;
+    b.readiness_max = 0.987654321;
+    b.readiness_ms = 45678.901;
+    b.phase_ms = {0, 20000, 30000, 10000};
+    b.joins = 12;
+    b.leaves = 11;
+    b.left_before_ready = 3;
+    b.left_quickly = 2;
+    b.left_before_ready_quickly = 1;
+    a.buckets.push_back(b);
+  }
+  for (int64_t i = 0; i < 512; ++i) {
+    a.stays.push_back({1'700'000'000'000 + i * 1000, 123456, 0});
+    a.decays.push_back({1'700'000'000'000 + i * 1000, 15000, 2});
+  }
+  for (int64_t i = 0; i < 64; ++i)
+    a.episodes.push_back({1'700'000'000'000 + i, 1'700'000'000'300 + i,
+                          1'700'000'000'900 + i, 1'700'000'001'000 + i, 5, 0.9, 4, 0.45});
+  auto bytes = encode_record(record{r}).size();
+  std::printf("room record with a day of one-minute buckets, 512 stays, 512 decays, "
+              "64 episodes: %zu bytes\n", bytes);
+  EXPECT_LT(bytes, 128u * 1024);
+  EXPECT_EQ(round_trip(r).analytics.buckets.size(), 1440u);
 }
