@@ -19,6 +19,7 @@
 #include "actors/census.hpp"
 #include "actors/errors.hpp"
 #include "actors/messages.hpp"
+#include "actors/router.hpp"
 #include "storage/records.hpp"
 
 #include <caf/actor.hpp>
@@ -210,18 +211,21 @@ void replicate_fired(node* n, bool& scheduled);
 /// with it).
 template <class Transfer, class Self, class Started, class Fresh, class Lost>
 caf::behavior await_handoff(Self* self, std::string key, caf::actor source,
-                            caf::actor via, uint64_t epoch,
+                            caf::actor via, uint64_t epoch, router& r,
                             std::atomic<int64_t>& pending, Started started, Fresh fresh,
                             Lost lost) {
   self->set_default_handler(caf::skip);
   // Counted as waiting until the entity takes its real behavior.
   auto waiting = std::make_shared<census::token>(census::kind::handoff);
   auto settled = std::make_shared<bool>(false);
+  if (source)
+    r.note_pulling(key, source.node());
   // Takes the real behavior once (the answer, the error or the down).
-  auto settle = [self, &pending, settled](auto next) {
+  auto settle = [self, &pending, &r, key, settled](auto next) {
     if (*settled)
       return;
     *settled = true;
+    r.pulled(key);
     pending.fetch_sub(1, std::memory_order_relaxed);
     self->set_down_handler(nullptr);
     self->set_default_handler(caf::print_and_drop);

@@ -296,7 +296,7 @@ caf::behavior intent_actor_handoff(intent_actor_type* self, node* owner,
     return fresh();
   };
   return await_handoff<intent_transfer>(
-    self, std::move(key), std::move(source), owner->cluster(), epoch,
+    self, std::move(key), std::move(source), owner->cluster(), epoch, owner->router(),
     owner->metrics().handoffs_pending,
     [self, owner](intent_transfer& t) {
       return intent_actor(self, owner, to_view(t.rec), t.rec.retain_until);

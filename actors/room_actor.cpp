@@ -449,7 +449,7 @@ caf::behavior room_actor_handoff(room_actor_type* self, node* owner, std::string
     return fresh();
   };
   return await_handoff<room_transfer>(
-    self, std::move(key), std::move(source), owner->cluster(), epoch,
+    self, std::move(key), std::move(source), owner->cluster(), epoch, owner->router(),
     owner->metrics().handoffs_pending,
     [self, owner](room_transfer& t) { return room_from_transfer(self, owner, t); }, fresh,
     lost);

@@ -560,6 +560,25 @@ void router::retire(const std::string& key, const caf::actor_addr& who) {
   stop_with_node(who);
 }
 
+void router::note_pulling(const std::string& key, const caf::node_id& from) {
+  auto& sh = shard_of(key);
+  std::lock_guard<std::mutex> guard{sh.mtx};
+  sh.pulling[key] = from;
+}
+
+void router::pulled(const std::string& key) {
+  auto& sh = shard_of(key);
+  std::lock_guard<std::mutex> guard{sh.mtx};
+  sh.pulling.erase(key);
+}
+
+bool router::pulls_from(const std::string& key, const caf::node_id& n) const {
+  auto& sh = shard_of(key);
+  std::lock_guard<std::mutex> guard{sh.mtx};
+  auto i = sh.pulling.find(key);
+  return i != sh.pulling.end() && i->second == n;
+}
+
 bool router::forwards(const std::string& key, const caf::actor_addr& who) const {
   std::lock_guard<std::mutex> guard{retired_mtx_};
   for (auto& [k, a] : forwarding_)
@@ -628,6 +647,7 @@ void router::clear() {
       sh.dormant.clear();
       sh.dormant_rooms.clear();
       sh.recovered.clear();
+      sh.pulling.clear();
       for (auto& [key, a] : sh.stubs)
         released.emplace(key, std::move(a));
       sh.stubs.clear();

@@ -261,6 +261,13 @@ public:
   /// again; `drop_forwarders` removes it once the view moved on.
   void retire(const std::string& key, const caf::actor_addr& who);
 
+  /// A pending entity of `key` pulls it from node `from` (until `pulled`):
+  /// that node's own pull of the key from here would wait for this one, and
+  /// this one for it (both until the hand-off timeout), so it is refused.
+  void note_pulling(const std::string& key, const caf::node_id& from);
+  void pulled(const std::string& key);
+  bool pulls_from(const std::string& key, const caf::node_id& n) const;
+
   /// Whether `who` is a forwarder `retire` kept registered under `key`.
   bool forwards(const std::string& key, const caf::actor_addr& who) const;
 
@@ -294,6 +301,7 @@ private:
     std::unordered_map<std::string, dormant_room> dormant_rooms; // guarded by mtx
     std::unordered_map<std::string, caf::actor> stubs; // guarded by mtx: remote keys
     std::unordered_set<std::string> recovered; // guarded by mtx: from disk, not reconciled
+    std::unordered_map<std::string, caf::node_id> pulling; // guarded by mtx: note_pulling
   };
 
   bool remote(const std::string& key) const {

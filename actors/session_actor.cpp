@@ -488,7 +488,7 @@ caf::behavior session_actor_handoff(session_actor_type* self, node* owner,
     return fresh();
   };
   return await_handoff<session_transfer>(
-    self, std::move(key), std::move(source), owner->cluster(), epoch,
+    self, std::move(key), std::move(source), owner->cluster(), epoch, owner->router(),
     owner->metrics().handoffs_pending,
     [self, owner](session_transfer& t) { return session_from_transfer(self, owner, t); },
     fresh, lost);

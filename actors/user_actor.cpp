@@ -367,7 +367,7 @@ caf::behavior user_actor_handoff(user_actor_type* self, node* owner, std::string
     return fresh();
   };
   return await_handoff<user_transfer>(
-    self, std::move(key), std::move(source), owner->cluster(), epoch,
+    self, std::move(key), std::move(source), owner->cluster(), epoch, owner->router(),
     owner->metrics().handoffs_pending,
     [self, owner](user_transfer& t) { return user_from_transfer(self, owner, t); }, fresh,
     lost);

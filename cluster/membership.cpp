@@ -692,6 +692,13 @@ caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
       // A new owner pulls an entity this node holds: it exports its state and
       // forwards from then on.
       auto& r = self->state.node->router();
+      if (auto sender = self->current_sender(); sender && r.pulls_from(key, sender->node()))
+        // Each node pulls the key from the other (their views crossed): the
+        // two pulls would wait for each other until the hand-off timeout,
+        // with every request to the entity. Refused: the puller there starts
+        // from its replica, and this node's pull then gets its state.
+        return caf::make_error(actors::errc::unavailable,
+                               std::string{"pulling it from you: "} + key);
       if (auto local = r.find_local(key))
         return self->delegate(local, actors::export_atom::value, via, epoch);
       if (auto rec = r.take_dormant(key)) {
