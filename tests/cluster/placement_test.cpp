@@ -163,10 +163,11 @@ TEST(PlacementTest, AJoinerPromotesNothingAndPullsWhatItGains) {
 // restart).
 TEST(PlacementTest, AJoinerPullsFromTheOwnerBeforeItEvenAfterAViewThatMovesNothing) {
   presence::testing::test_node tn;
-  auto dummy = [](caf::event_based_actor*) -> caf::behavior { return {[](int) {}}; };
+  // (Spawned with an argument: CAF 0.17 dereferences an empty argument tuple.)
+  auto dummy = [](caf::event_based_actor*, int) -> caf::behavior { return {[](int) {}}; };
   std::map<std::string, caf::actor> handles;
   for (auto id : {"a", "b", "c"})
-    handles[id] = tn.sys().spawn(dummy);
+    handles[id] = tn.sys().spawn(dummy, 0);
   auto with_handles = [&](view v) {
     for (auto& m : v.members)
       m.handle = handles[m.id];
@@ -200,19 +201,25 @@ TEST(PlacementTest, AMessageThatMeetsForwardersBackAndForthIsAnsweredNotLooped) 
   tn.node().router().set_placement(a);
   using actors::route_atom;
   // a's membership actor routes what it is sent, as the cluster's does.
-  auto a_route = tn.sys().spawn([a](caf::event_based_actor* self) -> caf::behavior {
-    return {[self, a](route_atom, std::string& key, uint64_t epoch, uint8_t hops,
-                      caf::message& content) -> caf::result<caf::message> {
-      return a->route(self, key, epoch, hops, std::move(content));
-    }};
-  });
+  // (Arguments, not captures: CAF 0.17 dereferences an empty argument tuple.)
+  auto a_route = tn.sys().spawn(
+    [](caf::event_based_actor* self, std::shared_ptr<cluster_placement> a) -> caf::behavior {
+      return {[self, a](route_atom, std::string& key, uint64_t epoch, uint8_t hops,
+                        caf::message& content) -> caf::result<caf::message> {
+        return a->route(self, key, epoch, hops, std::move(content));
+      }};
+    },
+    a);
   // b's view gives the key back to a.
-  auto b_route = tn.sys().spawn([a_route](caf::event_based_actor* self) -> caf::behavior {
-    return {[self, a_route](route_atom, std::string& key, uint64_t epoch, uint8_t hops,
-                            caf::message& content) -> caf::result<caf::message> {
-      return self->delegate(a_route, route_atom::value, key, epoch, hops, std::move(content));
-    }};
-  });
+  auto b_route = tn.sys().spawn(
+    [](caf::event_based_actor* self, caf::actor a_route) -> caf::behavior {
+      return {[self, a_route](route_atom, std::string& key, uint64_t epoch, uint8_t hops,
+                              caf::message& content) -> caf::result<caf::message> {
+        return self->delegate(a_route, route_atom::value, key, epoch, hops,
+                              std::move(content));
+      }};
+    },
+    a_route);
   auto v = of({"a", "b"}, 3);
   v.members[0].handle = a_route;
   v.members[1].handle = b_route;
@@ -225,11 +232,14 @@ TEST(PlacementTest, AMessageThatMeetsForwardersBackAndForthIsAnsweredNotLooped) 
   // The entity of `key` here moved to b under a newer view (epoch 4) that a
   // has not adopted: a forwarder registered under the key.
   auto* n = &tn.node();
-  auto f = tn.sys().spawn([n, key, b_route](caf::event_based_actor* self) -> caf::behavior {
-    return {[self, n, key, b_route](actors::start_atom) {
-      actors::become_forwarder(self, n, key, b_route, 4);
-    }};
-  });
+  auto f = tn.sys().spawn(
+    [](caf::event_based_actor* self, actors::node* n, std::string key,
+       caf::actor via) -> caf::behavior {
+      return {[self, n, key, via](actors::start_atom) {
+        actors::become_forwarder(self, n, key, via, 4);
+      }};
+    },
+    n, key, b_route);
   n->router().adopt(key, f);
   caf::anon_send(f, actors::start_atom::value);
   tn.run();
