@@ -202,18 +202,24 @@ void replicate_fired(node* n, bool& scheduled);
 /// Messages other than `start_atom` wait in the mailbox (skipped); on
 /// `start_atom` (sent by the router once the entity is registered) it pulls
 /// the transfer. Its real behavior then comes from `started(Transfer&)`; from
-/// `fresh()` when the old owner answers it has nothing; from `lost()` when the
-/// old owner cannot answer (its node went down while the pull was on its way,
-/// or it did not answer in time): a replica of the entity, if this node holds
-/// one, else as `fresh()`. A remote old owner is watched: its node going
+/// `fresh()` when the old owner answers it has nothing; when the old owner
+/// cannot answer (its node went down while the pull was on its way, or it did
+/// not answer in time), from `promoted(Transfer&)` with this node's replica of
+/// the entity if it holds one, else from `fresh()`. A remote old owner is watched: its node going
 /// down ends the wait at once (a pull from a node stopped during a rolling
 /// restart waited the whole `handoff_timeout`, and every request to the entity
 /// with it).
-template <class Transfer, class Self, class Started, class Fresh, class Lost>
+template <class Transfer, class Self, class Started, class Fresh, class Promoted>
 caf::behavior await_handoff(Self* self, std::string key, caf::actor source,
                             caf::actor via, uint64_t epoch, router& r,
                             std::atomic<int64_t>& pending, Started started, Fresh fresh,
-                            Lost lost) {
+                            Promoted promoted) {
+  auto lost = [&r, key, fresh, promoted]() mutable {
+    auto replica = r.take_lost_replica(key);
+    if (replica && replica->template match_elements<Transfer>())
+      return promoted(replica->template get_mutable_as<Transfer>(0));
+    return fresh();
+  };
   self->set_default_handler(caf::skip);
   // Counted as waiting until the entity takes its real behavior.
   auto waiting = std::make_shared<census::token>(census::kind::handoff);

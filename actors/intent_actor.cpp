@@ -289,19 +289,13 @@ caf::behavior intent_actor_handoff(intent_actor_type* self, node* owner,
     self->quit();
     return caf::behavior{};
   };
-  auto lost = [self, owner, key, fresh]() {
-    auto replica = owner->router().take_lost_replica(key);
-    if (replica && replica->match_elements<intent_transfer>())
-      return intent_actor_promoted(self, owner, replica->get_as<intent_transfer>(0));
-    return fresh();
-  };
   return await_handoff<intent_transfer>(
     self, std::move(key), std::move(source), owner->cluster(), epoch, owner->router(),
     owner->metrics().handoffs_pending,
     [self, owner](intent_transfer& t) {
       return intent_actor(self, owner, to_view(t.rec), t.rec.retain_until);
     },
-    fresh, lost);
+    fresh, [self, owner](intent_transfer& t) { return intent_actor_promoted(self, owner, t); });
 }
 
 } // namespace presence::actors

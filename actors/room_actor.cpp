@@ -442,17 +442,11 @@ caf::behavior room_actor_handoff(room_actor_type* self, node* owner, std::string
                                  caf::actor source, uint64_t epoch) {
   auto key = "room:" + room_id;
   auto fresh = [self, owner, room_id]() { return room_actor(self, owner, room_id); };
-  auto lost = [self, owner, key, fresh]() {
-    auto replica = owner->router().take_lost_replica(key);
-    if (replica && replica->match_elements<room_transfer>())
-      return room_actor_promoted(self, owner, replica->get_as<room_transfer>(0));
-    return fresh();
-  };
   return await_handoff<room_transfer>(
     self, std::move(key), std::move(source), owner->cluster(), epoch, owner->router(),
     owner->metrics().handoffs_pending,
     [self, owner](room_transfer& t) { return room_from_transfer(self, owner, t); }, fresh,
-    lost);
+    [self, owner](room_transfer& t) { return room_actor_promoted(self, owner, t); });
 }
 
 namespace {

@@ -481,17 +481,11 @@ caf::behavior session_actor_handoff(session_actor_type* self, node* owner,
     self->quit();
     return caf::behavior{};
   };
-  auto lost = [self, owner, key, fresh]() {
-    auto replica = owner->router().take_lost_replica(key);
-    if (replica && replica->match_elements<session_transfer>())
-      return session_actor_promoted(self, owner, replica->get_as<session_transfer>(0));
-    return fresh();
-  };
   return await_handoff<session_transfer>(
     self, std::move(key), std::move(source), owner->cluster(), epoch, owner->router(),
     owner->metrics().handoffs_pending,
     [self, owner](session_transfer& t) { return session_from_transfer(self, owner, t); },
-    fresh, lost);
+    fresh, [self, owner](session_transfer& t) { return session_actor_promoted(self, owner, t); });
 }
 
 } // namespace presence::actors

@@ -360,17 +360,11 @@ caf::behavior user_actor_handoff(user_actor_type* self, node* owner, std::string
       return user_actor_restored(self, owner, user_restore{std::move(*dormant), {}});
     return user_actor(self, owner, user_id);
   };
-  auto lost = [self, owner, key, fresh]() mutable {
-    auto replica = owner->router().take_lost_replica(key);
-    if (replica && replica->match_elements<user_transfer>())
-      return user_actor_promoted(self, owner, replica->get_as<user_transfer>(0));
-    return fresh();
-  };
   return await_handoff<user_transfer>(
     self, std::move(key), std::move(source), owner->cluster(), epoch, owner->router(),
     owner->metrics().handoffs_pending,
     [self, owner](user_transfer& t) { return user_from_transfer(self, owner, t); }, fresh,
-    lost);
+    [self, owner](user_transfer& t) { return user_actor_promoted(self, owner, t); });
 }
 
 namespace {
