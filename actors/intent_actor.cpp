@@ -45,6 +45,33 @@ intent_view to_view(const storage::intent_record& r) {
 
 namespace {
 
+// Looks up the sender and the target where they live now. Returns true if
+// either handle changed. A handle kept from before a view change may name a
+// copy that no longer acts for its key: a node that restarts recovers its
+// intents before it rejoins, and the users they name then start here; once the
+// view gives those users to other nodes, these copies are never told anything
+// again, and an intent watching one stayed pending for ever.
+bool resolve(intent_actor_type* self) {
+  auto& st = self->state;
+  auto& r = st.owner->router();
+  auto sender = r.user(st.view.from_user);
+  auto target = st.view.to_user.empty() ? r.room(st.view.to_room) : r.user(st.view.to_user);
+  bool changed = sender != st.sender || target != st.target;
+  st.sender = std::move(sender);
+  st.target = std::move(target);
+  return changed;
+}
+
+// Tells both sides (and the room) of the intent's view.
+void tell_parties(intent_actor_type* self) {
+  auto& st = self->state;
+  self->send(st.sender, intent_atom::value, st.view);
+  if (!st.view.to_user.empty() && st.view.to_user != st.view.from_user)
+    self->send(st.target, intent_atom::value, st.view);
+  if (!st.view.to_room.empty())
+    self->send(st.target, intent_atom::value, st.view);
+}
+
 // Tells both sides (and the room) of the intent's view, and snapshots it: every
 // change of an intent passes here.
 void announce(intent_actor_type* self) {
@@ -57,11 +84,7 @@ void announce(intent_actor_type* self) {
     if (w != nullptr)
       w->put(std::move(rec));
   }
-  self->send(st.sender, intent_atom::value, st.view);
-  if (!st.view.to_user.empty() && st.view.to_user != st.view.from_user)
-    self->send(st.target, intent_atom::value, st.view);
-  if (!st.view.to_room.empty())
-    self->send(st.target, intent_atom::value, st.view);
+  tell_parties(self);
 }
 
 // Every change of a counted intent's status passes here (intents_by_status
@@ -196,10 +219,7 @@ caf::behavior intent_actor(intent_actor_type* self, node* owner, intent_view vie
   st.retain_until = retain_until;
   st.timer.bind(owner->timers());
   count_intent(*owner, st.view.status, +1);
-  auto& r = owner->router();
-  st.sender = r.user(st.view.from_user);
-  st.target = st.view.to_user.empty() ? r.room(st.view.to_room)
-                                      : r.user(st.view.to_user);
+  resolve(self);
   announce(self);
   if (is_final(st.view.status)) {
     // Restored after it finished: readable until its retention ends.
@@ -218,7 +238,16 @@ caf::behavior intent_actor(intent_actor_type* self, node* owner, intent_view vie
         deliver(self);
     },
     [self](caf::get_atom) { return self->state.view; },
-    [self](announce_atom) { watch_target(self); },
+    [self](announce_atom) {
+      // The view changed: the sides may live elsewhere now, and a side that
+      // moved (or was promoted from a replica) may not know this intent.
+      auto& st = self->state;
+      if (st.owner == nullptr)
+        return;
+      if (resolve(self))
+        tell_parties(self);
+      watch_target(self);
+    },
     [self](accept_atom, const std::string& acting) {
       return reply(self, acting, intent_status::accepted);
     },

@@ -230,6 +230,32 @@ TEST_F(IntentActorTest, PromotedCopyBehindTheUsersCatchesUpAndNeverGoesBack) {
   (void)p;
 }
 
+// Verifies a pending intent follows its target to where it lives after a view
+// change. A node that restarts recovers its intents before it rejoins, and the
+// users they name start on it then; once the view gives such a user to another
+// node, the copy here is never told anything again. An intent that kept its
+// handle of that copy stayed pending for ever while its target was active
+// (and the target's real copy never listed it).
+TEST_F(IntentActorTest, PendingIntentFollowsItsTargetAfterAViewChange) {
+  auto [v, h] = create({"alice", "bob", "", "call", "", 60000});
+  ASSERT_EQ(get(h).status, intent_status::pending);
+  // The view moves bob: the router forgets the copy the intent watches, which
+  // lives on unused, and bob's sessions reach a new copy.
+  auto stale = user("bob");
+  n.node().router().forget("user:bob", stale.address());
+  auto bob_tab = n.open("bob", signal_kind::active);
+  ASSERT_NE(user("bob"), stale);
+  EXPECT_EQ(get(h).status, intent_status::pending) << "no view change yet";
+  ASSERT_FALSE(n.tell(h, announce_atom::value));
+  EXPECT_EQ(get(h).status, intent_status::delivered);
+  auto l = n.ask<intent_list>(user("bob"), list_atom::value, intent_atom::value);
+  ASSERT_TRUE(l);
+  ASSERT_EQ(l->incoming.size(), 1u) << "bob's copy lists the intent";
+  EXPECT_EQ(l->incoming[0].status, intent_status::delivered);
+  (void)bob_tab;
+  (void)v;
+}
+
 namespace {
 
 uint64_t finished(test_node& n, intent_status s, bool delivered) {
