@@ -34,8 +34,14 @@ caf::actor router::find(const std::string& key) const {
   if (auto found = find_local(key))
     return found;
   // Not here yet: it may be moving here (pulled) or coming back from a replica.
-  if (placement_ && (key.rfind("session:", 0) == 0 || key.rfind("intent:", 0) == 0))
-    return const_cast<router*>(this)->local(key);
+  if (placement_ && (key.rfind("session:", 0) == 0 || key.rfind("intent:", 0) == 0)) {
+    if (auto a = const_cast<router*>(this)->local(key))
+      return a;
+    // Its node failed a moment ago and may bring it back: a stub, which
+    // answers `unavailable` (cluster_placement::route) until then.
+    if (placement_->awaited(key))
+      return const_cast<router*>(this)->stub(key);
+  }
   return {};
 }
 

@@ -105,6 +105,12 @@ public:
   /// a view without it.
   virtual std::optional<caf::message> take_lost_replica(const std::string& key) = 0;
 
+  /// True if `key` names a session or intent pinned to a node that left the
+  /// view by failing (not by draining) so recently that the entity may come
+  /// back with it (a restart recovers it from disk): a request for it is
+  /// answered `unavailable` (try again), not "no such session".
+  virtual bool awaited(const std::string& key) const { (void)key; return false; }
+
   /// Tells the owner of `key` (not this node) to pull it from here.
   virtual void hand_off(const std::string& key) = 0;
 

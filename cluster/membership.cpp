@@ -20,6 +20,8 @@
 
 #include <algorithm>
 #include <csignal>
+#include <cstdio>
+#include <fstream>
 #include <chrono>
 #include <map>
 #include <set>
@@ -112,6 +114,33 @@ constexpr int64_t pause_suspect_ms = 150;
 constexpr auto refresh_delay = std::chrono::milliseconds{300};
 
 using membership_actor_type = caf::stateful_actor<membership_state>;
+
+std::string members_path(const config::settings& s) {
+  return s.node.data_dir + "/MEMBERS";
+}
+
+// The node ids of the current view, one per line, replaced atomically (a
+// rename): read at the next start (cluster_placement::await_nodes).
+void write_members(const std::string& path, const std::vector<std::string>& ids) {
+  auto tmp = path + ".tmp";
+  {
+    std::ofstream out{tmp, std::ios::trunc};
+    for (auto& id : ids)
+      out << id << '\n';
+    if (!out)
+      return;
+  }
+  std::rename(tmp.c_str(), path.c_str());
+}
+
+std::vector<std::string> read_members(const std::string& path) {
+  std::vector<std::string> ids;
+  std::ifstream in{path};
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty())
+      ids.push_back(line);
+  return ids;
+}
 
 bool is_leader(const membership_state& st, const view& v) {
   auto* l = v.leader();
@@ -224,6 +253,9 @@ void adopt(membership_actor_type* self, view v, bool issued) {
   auto before = st.current.ids();
   st.current = std::move(v);
   st.placement->update(st.current);
+  if (st.node->cfg().storage.enabled && st.current.ids() != before
+      && st.current.find(st.me.id) != nullptr)
+    write_members(members_path(st.node->cfg()), st.current.ids());
   st.node->router().drop_forwarders();
   bool member = st.current.find(st.me.id) != nullptr;
   bool was_member = std::find(before.begin(), before.end(), st.me.id) != before.end();
@@ -905,6 +937,10 @@ uint16_t cluster_node::start(uint16_t http_port) {
   bool bootstrap = cfg_.node.seeds.empty();
   auto placement = std::make_shared<cluster_placement>(
     node_, me.id, static_cast<size_t>(cfg_.cluster.vnodes));
+  // The members of the last view before this start may come back after this
+  // node (a full restart): their sessions and intents are awaited.
+  if (cfg_.storage.enabled)
+    placement->await_nodes(read_members(members_path(cfg_)));
   node_.router().set_placement(placement);
   if (cfg_.cluster.replication_factor > 1)
     node_.set_replicator(spawn_replicator(

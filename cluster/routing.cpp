@@ -94,6 +94,17 @@ caf::actor cluster_placement::make_stub(const std::string& key) {
 void cluster_placement::update(const view& v) {
   auto old = load();
   auto t = make_table(v, vnodes_);
+  {
+    // A member that is gone without draining failed: its pinned sessions and
+    // intents may come back with it.
+    std::lock_guard<std::mutex> guard{failed_mtx_};
+    auto now = node_.now_ms();
+    for (auto& [id, h] : old->handles)
+      if (t->handles.count(id) == 0 && old->owners.count(id) > 0 && id != self_)
+        failed_[id] = now;
+    for (auto& [id, h] : t->handles)
+      failed_.erase(id);
+  }
   if (old->handles.count(self_) > 0 && old->owners == t->owners && old->previous) {
     // A view that moves nothing (renumbered, a member's new incarnation): the
     // view before stays the one the keys moved from, so a pull after it still
@@ -131,6 +142,28 @@ bool cluster_placement::watchable(const caf::node_id& n) const {
     if (h && h.node() == n)
       return true;
   return n == node_.system().node();
+}
+
+bool cluster_placement::awaited(const std::string& key) const {
+  auto pinned = pinned_node(key);
+  if (pinned.empty() || pinned == self_)
+    return false;
+  std::lock_guard<std::mutex> guard{failed_mtx_};
+  auto i = failed_.find(std::string{pinned});
+  // Not past a minute (a supervisor restarts a node well within it; a node
+  // lost for good must not keep its clients waiting), nor past the time a
+  // silent session is offline wherever it is.
+  auto wait = std::min<int64_t>(failed_node_wait_ms, node_.cfg().presence.offline_after_ms);
+  return i != failed_.end() && node_.now_ms() - i->second < wait;
+}
+
+void cluster_placement::await_nodes(const std::vector<std::string>& ids) {
+  auto t = load();
+  std::lock_guard<std::mutex> guard{failed_mtx_};
+  auto now = node_.now_ms();
+  for (auto& id : ids)
+    if (id != self_ && t->handles.count(id) == 0)
+      failed_.emplace(id, now);
 }
 
 bool cluster_placement::owned_before(const std::string& key) const {
@@ -257,6 +290,10 @@ caf::result<caf::message> cluster_placement::route(caf::scheduled_actor* self,
   if (node_.router().closed())
     return caf::make_error(actors::errc::unavailable,
                            std::string{"the node is stopping: try again"});
+  // Its node failed a moment ago and may bring it back (a restart recovers it).
+  if (awaited(key))
+    return caf::make_error(actors::errc::unavailable,
+                           std::string{"its node is down and may come back with it: try again"});
   // A session or intent that is not here is gone (with its node, if that left).
   if (key.rfind("intent:", 0) == 0)
     return caf::make_error(actors::errc::intent_not_found, std::string{"no such intent"});

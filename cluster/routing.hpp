@@ -27,6 +27,7 @@
 #include <map>
 #include <set>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -49,6 +50,10 @@ inline constexpr uint8_t max_forward_hops = 8;
 // moment); one routed by an older or equal view goes on to the owner of this
 // node's view (redirected, not applied by a node that no longer owns the key).
 
+/// How long the sessions and intents pinned to a failed node are awaited
+/// (`unavailable`, not "no such session") at most.
+inline constexpr int64_t failed_node_wait_ms = 60'000;
+
 class cluster_placement : public actors::placement,
                           public std::enable_shared_from_this<cluster_placement> {
 public:
@@ -60,6 +65,12 @@ public:
   uint64_t epoch() const override { return load()->epoch; }
   caf::actor handoff_source(const std::string& key) const override;
   bool watchable(const caf::node_id& n) const override;
+  bool awaited(const std::string& key) const override;
+
+  /// Awaits the sessions and intents of `ids` (node ids) as if those nodes had
+  /// just failed: the members of this node's last view before it restarted,
+  /// which may come back after it (a full restart).
+  void await_nodes(const std::vector<std::string>& ids);
 
   /// True if this node owned `key` in the previous view (its copy is the one
   /// the new owner pulls).
@@ -119,6 +130,10 @@ private:
   };
 
   std::shared_ptr<const table> load() const { return std::atomic_load(&table_); }
+  // The nodes that failed (left the view without draining) by id, with the
+  // node's clock (ms) when they left; forgotten once they are back.
+  mutable std::mutex failed_mtx_;
+  std::map<std::string, int64_t> failed_;
   static std::shared_ptr<table> make_table(const view& v, size_t vnodes);
   // The node that owns `key` in `t` (empty if none): a pinned key's node while
   // it is an owner, else the ring's choice.

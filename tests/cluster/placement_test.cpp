@@ -100,6 +100,78 @@ TEST(PlacementTest, ExactlyTheDeadNodesKeysArePromotedOnOneSurvivorEach) {
   }
 }
 
+// Verifies the sessions and intents pinned to a node that failed are awaited
+// (a request for one is answered `unavailable`, not "no such session") for a
+// while, since a restart brings them back from its disk, and no longer once
+// the node is back, once the wait is over, or when the node drained instead.
+// Both of the nodes holding a session killed, its clients were told to open
+// a new one while it was about to come back (chaos kill_two: 23 resumes
+// refused, 9 of them found a moment later).
+TEST(PlacementTest, SessionsOfAFailedNodeAreAwaitedForAWhile) {
+  three t;
+  auto& a = *t.at["a"];
+  t.update(of({"a", "b", "c"}, 3));
+  EXPECT_FALSE(a.awaited("session:s_1@b")) << "b is a member";
+  t.update(of({"a", "c"}, 4)); // b failed
+  EXPECT_TRUE(a.awaited("session:s_1@b"));
+  EXPECT_TRUE(a.awaited("intent:i_1@b"));
+  EXPECT_FALSE(a.awaited("session:s_1@c"));
+  EXPECT_FALSE(a.awaited("session:s_1@a"));
+  EXPECT_FALSE(a.awaited("user:u1@b")) << "only sessions and intents are pinned";
+  EXPECT_FALSE(a.awaited("session:s_1@x")) << "a node never seen";
+  auto wait = std::min<int64_t>(presence::cluster::failed_node_wait_ms,
+                                t.tn.node().cfg().presence.offline_after_ms);
+  t.tn.advance(wait - 1);
+  EXPECT_TRUE(a.awaited("session:s_1@b"));
+  t.tn.advance(1);
+  EXPECT_FALSE(a.awaited("session:s_1@b")) << "not for ever";
+  // Back, then failed again: awaited again; then back for good.
+  t.update(of({"a", "b", "c"}, 5));
+  t.update(of({"a", "c"}, 6));
+  EXPECT_TRUE(a.awaited("session:s_1@b"));
+  t.update(of({"a", "b", "c"}, 7));
+  EXPECT_FALSE(a.awaited("session:s_1@b"));
+  // A node that drains hands its sessions over: nothing of it is awaited.
+  auto drained = of({"a", "b", "c"}, 8);
+  drained.members[1].draining = true;
+  t.update(drained);
+  t.update(of({"a", "c"}, 9));
+  EXPECT_FALSE(a.awaited("session:s_1@b"));
+  // The members of the last view before a restart are awaited.
+  three fresh;
+  fresh.at["a"]->await_nodes({"a", "b", "c"});
+  EXPECT_TRUE(fresh.at["a"]->awaited("session:s_1@b"));
+  EXPECT_FALSE(fresh.at["a"]->awaited("session:s_1@a"));
+  fresh.update(of({"a", "b"}, 1));
+  EXPECT_FALSE(fresh.at["a"]->awaited("session:s_1@b"));
+  EXPECT_TRUE(fresh.at["a"]->awaited("session:s_1@c"));
+}
+
+// Verifies what a client sees of an awaited session: the router hands out a
+// handle whose requests are answered `unavailable` (a resume is retried), and
+// "no such session" once the wait is over.
+TEST(PlacementTest, AnAwaitedSessionIsUnavailableThenGone) {
+  presence::testing::test_node tn;
+  auto a = std::make_shared<cluster_placement>(tn.node(), "a", 128);
+  auto& r = tn.node().router();
+  r.set_placement(a);
+  a->update(of({"a", "b", "c"}, 3));
+  a->update(of({"a", "c"}, 4)); // b failed with its session s_1
+  auto h = r.session("s_1@b");
+  ASSERT_TRUE(h) << "awaited: a handle that answers";
+  auto answer = tn.ask<actors::session_view>(h, caf::get_atom::value);
+  ASSERT_FALSE(answer);
+  EXPECT_EQ(actors::code_of(answer.error()), actors::errc::unavailable)
+    << actors::render(answer.error());
+  tn.advance(std::min<int64_t>(presence::cluster::failed_node_wait_ms,
+                               tn.node().cfg().presence.offline_after_ms));
+  EXPECT_FALSE(r.session("s_2@b")) << "the wait is over: no such session";
+  answer = tn.ask<actors::session_view>(h, caf::get_atom::value);
+  ASSERT_FALSE(answer);
+  EXPECT_EQ(actors::code_of(answer.error()), actors::errc::session_not_found)
+    << actors::render(answer.error());
+}
+
 TEST(PlacementTest, EveryKeyHasReplicationFactorHoldersAndTheFirstReplicaTakesOver) {
   three t;
   t.update(of({"a", "b", "c"}, 3));
