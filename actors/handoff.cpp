@@ -26,6 +26,13 @@ void become_forwarder(caf::event_based_actor* self, node* n, std::string key,
   // Routed here with its hops counted (cluster/routing.cpp); everything else
   // goes to the default handler above.
   self->become(caf::behavior{
+    // An export is meant for the copy it is sent to, which has moved on: it
+    // is answered, never passed on (the owner it reached exported itself to
+    // its own node, a forwarder to itself that every request for the key then
+    // went round until the hop bound).
+    [key](export_atom, const caf::actor&, uint64_t) -> caf::result<caf::message> {
+      return caf::make_error(errc::unavailable, "it moved on: " + key);
+    },
     [self, n, key, via, epoch](route_atom, uint8_t hops,
                                caf::message& content) -> caf::result<caf::message> {
       auto* where = n->router().where();

@@ -323,3 +323,57 @@ TEST(PlacementTest, AMessageThatMeetsForwardersBackAndForthIsAnsweredNotLooped) 
     caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
   tn.run();
 }
+
+// Verifies a forwarder does not pass an `export_atom` on: the export is meant
+// for the copy it was sent to, which moved on already. A node that found
+// its stale copy of a key already forwarding (reconciling after a restart)
+// told it to export, the forwarder sent that on to the key's live owner, and
+// the owner exported itself to its own node: a forwarder to itself, registered
+// as the entity, so every request for the key went round until the hop bound
+// and was answered `unavailable` until the next view (users unreadable on
+// every node for 20 s after a kill_restart).
+TEST(PlacementTest, AForwarderDoesNotPassAnExportOnToTheOwner) {
+  presence::testing::test_node tn;
+  auto a = std::make_shared<cluster_placement>(tn.node(), "a", 128);
+  tn.node().router().set_placement(a);
+  using actors::route_atom;
+  auto a_route = tn.sys().spawn(
+    [](caf::event_based_actor* self, std::shared_ptr<cluster_placement> a) -> caf::behavior {
+      return {[self, a](route_atom, std::string& key, uint64_t epoch, uint8_t hops,
+                        caf::message& content) -> caf::result<caf::message> {
+        return a->route(self, key, epoch, hops, std::move(content));
+      }};
+    },
+    a);
+  auto v = of({"a"}, 3);
+  v.members[0].handle = a_route;
+  a->update(v);
+  auto* n = &tn.node();
+  auto owner = n->router().user("u1"); // the live copy, here
+  tn.run();
+  // An old copy of u1 that moved here (it forwards to this node).
+  auto old = tn.sys().spawn(
+    [](caf::event_based_actor* self, actors::node* n, caf::actor via) -> caf::behavior {
+      return {[self, n, via](actors::start_atom) {
+        actors::become_forwarder(self, n, "user:u1", via, 3);
+      }};
+    },
+    n, a_route);
+  caf::anon_send(old, actors::start_atom::value);
+  tn.run();
+  caf::anon_send(old, actors::export_atom::value, a_route, uint64_t{3});
+  tn.run();
+  EXPECT_EQ(n->router().user("u1"), owner);
+  auto seen = tn.ask<actors::user_view>(n->router().user("u1"), caf::get_atom::value);
+  ASSERT_TRUE(seen) << "the live copy still acts: " << actors::render(seen.error());
+  auto answer = tn.ask<actors::user_transfer>(old, actors::export_atom::value, a_route,
+                                               uint64_t{3});
+  ASSERT_FALSE(answer);
+  EXPECT_EQ(actors::code_of(answer.error()), actors::errc::unavailable)
+    << actors::render(answer.error());
+  seen = tn.ask<actors::user_view>(n->router().user("u1"), caf::get_atom::value);
+  EXPECT_TRUE(seen);
+  for (auto& h : {a_route, old, owner})
+    caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+  tn.run();
+}
