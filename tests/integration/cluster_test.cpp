@@ -457,6 +457,40 @@ TEST(ClusterRoutingTest, EventsAndIntentsCrossNodes) {
   EXPECT_EQ(next_state(), "away");
 }
 
+// Verifies that a socket resuming a session that lives on another node (its
+// node reaches the session through a stub, which never goes down) notices when
+// the session ends there: it gets `session_not_found` and a new hello is
+// welcomed.
+TEST(ClusterRoutingTest, SocketNoticesItsSessionEndOnAnotherNode) {
+  node_process a{node_args("a")};
+  node_process b{node_args("b", {seed_of(a)})};
+  ASSERT_TRUE(eventually(
+    [&] { return ids(cluster_of(a)).size() == 2 && ids(cluster_of(b)).size() == 2; },
+    std::chrono::seconds{10}));
+  auto created = call(a, http::verb::post, "/v1/sessions", {{"device", "phone"}}, "alice");
+  ASSERT_EQ(created.status, 201u) << created.raw;
+  auto sid = created.body["session_id"].get<std::string>();
+  ws_client tab{b.port(), "", token_of("alice")};
+  tab.send({{"op", "hello"},
+            {"session_id", sid},
+            {"resume_token", created.body["resume_token"]}});
+  auto w = tab.read_op("welcome");
+  ASSERT_TRUE(w);
+  EXPECT_EQ((*w)["resumed"], true);
+  // Its ack comes after the socket's look-up of the session (both pass b's
+  // stub in order), so the socket watches the session by now.
+  tab.send({{"op", "signal"}, {"signal", "background"}});
+  ASSERT_TRUE(tab.read_op("ack"));
+  ASSERT_EQ(call(a, http::verb::delete_, "/v1/sessions/" + sid, nullptr, "alice").status, 204u);
+  auto e = tab.read_op("error");
+  ASSERT_TRUE(e) << "the socket on b never noticed that its session on a ended";
+  EXPECT_EQ((*e)["code"], "session_not_found");
+  tab.send({{"op", "hello"}});
+  auto again = tab.read_op("welcome");
+  ASSERT_TRUE(again) << "a new hello was refused";
+  EXPECT_EQ((*again)["resumed"], false);
+}
+
 // Verifies, by hammering the race on purpose, that an intent created the moment
 // a socket got its `welcome` reaches that socket: for users that node b owns,
 // sockets on a each say hello and, as soon as the welcome arrives, an intent to
