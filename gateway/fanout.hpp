@@ -45,8 +45,9 @@ struct topic_ref {
 
 class fanout {
 public:
-  /// Spawns `shards` fan-out actors for the node.
-  fanout(actors::node& n, size_t shards);
+  /// Spawns `shards` fan-out actors for the node; 0: one per worker of the
+  /// node's scheduler (as many as it really runs, at least 2).
+  explicit fanout(actors::node& n, size_t shards = 0);
   ~fanout();
 
   /// Subscribes `sink` to the topic; `on_snapshot` receives the snapshot JSON
@@ -61,6 +62,9 @@ public:
 
   /// Stops the shards (shutdown); later calls do nothing.
   void stop();
+
+  /// The number of shards (fixed at construction).
+  size_t shard_count() const { return shards_.size(); }
 
 private:
   // The shard of `t`, or nullptr once stopped.

@@ -72,7 +72,7 @@ class http_session;
 struct server::impl {
   impl(actors::node& n, const config::settings& c, gateway_metrics& m)
     : node(n), cfg(c), auth(c.auth), api_(n, auth), metrics(m),
-      events(n, static_cast<size_t>(std::max<int64_t>(2, c.node.worker_threads * 2))),
+      events(n), // a shard per scheduler worker (the config may say 0: automatic)
       acceptor(ioc) {
   }
 
@@ -967,6 +967,10 @@ server::server(actors::node& n, const config::settings& cfg)
   impl_->api_.metrics_text = [this] {
     return render_metrics(impl_->node, metrics_, impl_->http);
   };
+}
+
+size_t server::fanout_shards() const {
+  return impl_ ? impl_->events.shard_count() : 0;
 }
 
 server::~server() {

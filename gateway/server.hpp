@@ -74,6 +74,9 @@ public:
 
   gateway_metrics& metrics() { return metrics_; }
 
+  /// Shards of the node's event fan-out: one per scheduler worker (at least 2).
+  size_t fanout_shards() const;
+
   struct impl;
 
 private:

@@ -457,6 +457,105 @@ TEST(ClusterRoutingTest, EventsAndIntentsCrossNodes) {
   EXPECT_EQ(next_state(), "away");
 }
 
+// Verifies that a socket resuming a session that lives on another node (its
+// node reaches the session through a stub, which never goes down) notices when
+// the session ends there: it gets `session_not_found` and a new hello is
+// welcomed.
+TEST(ClusterRoutingTest, SocketNoticesItsSessionEndOnAnotherNode) {
+  node_process a{node_args("a")};
+  node_process b{node_args("b", {seed_of(a)})};
+  ASSERT_TRUE(eventually(
+    [&] { return ids(cluster_of(a)).size() == 2 && ids(cluster_of(b)).size() == 2; },
+    std::chrono::seconds{10}));
+  auto created = call(a, http::verb::post, "/v1/sessions", {{"device", "phone"}}, "alice");
+  ASSERT_EQ(created.status, 201u) << created.raw;
+  auto sid = created.body["session_id"].get<std::string>();
+  ws_client tab{b.port(), "", token_of("alice")};
+  tab.send({{"op", "hello"},
+            {"session_id", sid},
+            {"resume_token", created.body["resume_token"]}});
+  auto w = tab.read_op("welcome");
+  ASSERT_TRUE(w);
+  EXPECT_EQ((*w)["resumed"], true);
+  // Its ack comes after the socket's look-up of the session (both pass b's
+  // stub in order), so the socket watches the session by now.
+  tab.send({{"op", "signal"}, {"signal", "background"}});
+  ASSERT_TRUE(tab.read_op("ack"));
+  ASSERT_EQ(call(a, http::verb::delete_, "/v1/sessions/" + sid, nullptr, "alice").status, 204u);
+  auto e = tab.read_op("error");
+  ASSERT_TRUE(e) << "the socket on b never noticed that its session on a ended";
+  EXPECT_EQ((*e)["code"], "session_not_found");
+  tab.send({{"op", "hello"}});
+  auto again = tab.read_op("welcome");
+  ASSERT_TRUE(again) << "a new hello was refused";
+  EXPECT_EQ((*again)["resumed"], false);
+}
+
+// Verifies, by hammering the race on purpose, that an intent created the moment
+// a socket got its `welcome` reaches that socket: for users that node b owns,
+// sockets on a each say hello and, as soon as the welcome arrives, an intent to
+// their user is created through b (the target user is local there, while the
+// socket's registration travels from a). Every socket must get the intent's
+// `pending` and `delivered` frames: a welcome sent before the user knew the
+// socket let these pass by (a flake seen under ThreadSanitizer). Meant to be
+// run under TSan too (PRESENCE_SANITIZE=thread): neither node may report.
+TEST(ClusterRoutingTest, IntentRightAfterWelcomeReachesEverySocket) {
+  node_process a{node_args("a")};
+  node_process b{node_args("b", {seed_of(a)})};
+  ASSERT_TRUE(eventually(
+    [&] { return ids(cluster_of(a)).size() == 2 && ids(cluster_of(b)).size() == 2; },
+    std::chrono::seconds{10}));
+  presence::cluster::ring ring{{"a", "b"}};
+  constexpr size_t targets = 60;
+  std::vector<std::string> users;
+  for (int i = 0; users.size() < targets; ++i)
+    if (auto u = "target" + std::to_string(i); ring.owner("user:" + u) == "b")
+      users.push_back(u);
+  http_client to_b{b.port()};
+  auto bob = token_of("bob");
+  std::vector<std::unique_ptr<ws_client>> sockets;
+  std::vector<std::string> intents;
+  for (auto& u : users) {
+    sockets.push_back(std::make_unique<ws_client>(a.port(), "", token_of(u)));
+    sockets.back()->send({{"op", "hello"}});
+    ASSERT_TRUE(sockets.back()->read_op("welcome")) << u;
+    auto r = to_b.request(http::verb::post, "/v1/intents", json{{"to_user", u}}.dump(), {},
+                          bob);
+    ASSERT_EQ(r.status, 201u) << r.raw;
+    intents.push_back(r.body["intent_id"]);
+  }
+  // Each socket's frames of its intent, by status; one deadline for all.
+  std::vector<std::set<std::string>> seen(users.size());
+  auto complete = [&](size_t i) { return seen[i].count("pending") && seen[i].count("delivered"); };
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{15};
+  for (size_t i = 0; i < users.size(); ++i) {
+    while (!complete(i) && std::chrono::steady_clock::now() < deadline) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+      auto f = sockets[i]->read_op("intent", std::max(left, std::chrono::milliseconds{100}));
+      if (!f)
+        break;
+      if ((*f)["intent"]["intent_id"] == intents[i])
+        seen[i].insert((*f)["intent"]["status"].get<std::string>());
+    }
+  }
+  std::string missed;
+  for (size_t i = 0; i < users.size(); ++i)
+    if (!complete(i)) {
+      missed += " " + users[i] + " (saw";
+      for (auto& st : seen[i])
+        missed += " " + st;
+      missed += ")";
+    }
+  EXPECT_TRUE(missed.empty()) << "sockets that missed intent frames:" << missed;
+  sockets.clear();
+  EXPECT_EQ(b.stop(), 0) << b.log().substr(0, 4000);
+  EXPECT_EQ(a.stop(), 0) << a.log().substr(0, 4000);
+  for (auto* n : {&a, &b})
+    EXPECT_EQ(n->log().find("ThreadSanitizer"), std::string::npos)
+      << n->log().substr(n->log().find("ThreadSanitizer"), 6000);
+}
+
 // Verifies failover of presence: the node that owns alice's user is SIGKILLed
 // while her sessions on the two other nodes keep signalling. A watcher on a
 // survivor never sees her offline or stale; within failure_timeout_ms + 1 s every
