@@ -20,6 +20,19 @@ export function backoffDelay(attempt, baseMs, capMs, random = Math.random) {
   return Math.floor(random() * Math.min(capMs, baseMs * 2 ** attempt));
 }
 
+// Visible members per state (what a room's `counts` hold).
+function countMembers(members) {
+  const c = {};
+  for (const x of members) if (x.visible !== false && x.state) c[x.state] = (c[x.state] || 0) + 1;
+  return c;
+}
+
+function sameCounts(a, b) {
+  if (!a || !b) return false;
+  for (const k in { ...a, ...b }) if ((a[k] || 0) !== (b[k] || 0)) return false;
+  return true;
+}
+
 const realClock = {
   now: () => Date.now(),
   setTimeout: (f, ms) => setTimeout(f, ms),
@@ -369,8 +382,7 @@ export class PresenceClient {
     const users = [...this.users.values()].filter((v) => v.subs.size).map((v) => v.id);
     const rooms = [...this.rooms.values()].filter((v) => v.subs.size || this.joined.has(v.id)).map((v) => v.id);
     const toJoin = m.resumed ? [] : [...this.joined.keys()];
-    const sub = rooms.filter((r) => !toJoin.includes(r));
-    if (users.length || sub.length) this.send({ op: 'subscribe', users, rooms: sub });
+    this.subscribeAll(users, rooms.filter((r) => !toJoin.includes(r)));
     for (const r of toJoin) this.send({ op: 'join', room: r, visible: this.joined.get(r) });
     if (this.intents.subs.size) this.loadIntents();
     this.emit('welcome', m);
@@ -399,7 +411,7 @@ export class PresenceClient {
       const users = [];
       const rooms = [];
       for (const t of m.topics) t.user ? users.push(t.user) : rooms.push(t.room);
-      this.later('resub', 1000, () => this.send({ op: 'subscribe', users, rooms }));
+      this.later('resub', 1000, () => this.subscribeAll(users, rooms));
     }
   }
 
@@ -557,6 +569,15 @@ export class PresenceClient {
     });
   }
 
+  // Users in one frame (their seq orders a snapshot against events), each room
+  // in its own: the server answers a frame once every snapshot in it is in,
+  // so a room's events may overtake its snapshot in a shared answer, and a
+  // room's snapshot (no seq) would then undo them.
+  subscribeAll(users, rooms) {
+    if (users.length) this.send({ op: 'subscribe', users });
+    for (const r of rooms) this.send({ op: 'subscribe', rooms: [r] });
+  }
+
   refresh(v) {
     // A fresh snapshot: subscribing again is idempotent and answers one.
     if (this.welcomed) this.send({ op: 'subscribe', [v.kind + 's']: [v.id] });
@@ -587,25 +608,50 @@ export class PresenceClient {
   }
 
   roomSnapshot(r) {
-    this.room(r.room_id).set({ ...r, members: r.members || [] }, { type: 'snapshot' });
+    const v = this.room(r.room_id);
+    const next = { ...r, members: r.members || [] };
+    // Whether this room's counts can be checked against its member list: the
+    // whole list is here and the snapshot agrees with itself.
+    v.checkable = !r.next_after && sameCounts(countMembers(next.members), r.counts);
+    v.set(next, { type: 'snapshot' });
   }
 
   onRoom(m) {
     const v = this.room(m.room_id);
     const cur = v.value || { room_id: m.room_id, members: [] };
+    // Rooms with a seq (a later server): old news is dropped, a jump re-reads.
+    if (m.seq != null && cur.seq != null && m.seq <= cur.seq) return;
+    let gap = m.seq != null && cur.seq != null && m.seq > cur.seq + 1;
     const members = cur.members.slice();
+    let count = cur.member_count;
+    let joined = -1;
     const put = (user_id, state) => {
       const i = members.findIndex((x) => x.user_id === user_id);
-      if (state === 'offline' || state == null) i >= 0 && members.splice(i, 1);
-      else if (i >= 0) members[i] = { ...members[i], state };
-      else members.push({ user_id, state, visible: true });
+      if (state === 'offline' || state == null) {
+        if (i >= 0) members.splice(i, 1), count--;
+      } else if (i >= 0) members[i] = { ...members[i], state };
+      else joined = members.push({ user_id, state, visible: true }) - 1, count++;
     };
     if (m.op === 'room_delta') for (const c of m.changed || []) put(c.user_id, c.state);
     else if (m.event === 'leave') put(m.user_id, null);
     else if (m.user_id && (m.event === 'join' || m.event === 'member')) put(m.user_id, m.state);
+    if (m.op === 'room' && v.checkable && !sameCounts(countMembers(members), m.counts)) {
+      // A member the events do not say is invisible (an observer's join) ...
+      if (joined >= 0) members[joined] = { ...members[joined], visible: false };
+      // ... or an event that never came: the server may send only the latest
+      // of a room's frames while a socket is behind (PROTOCOL 1.1, coalesced
+      // bursts), and a room's events carry no seq: a join, leave or member
+      // change replaced by the next frame shows only in the counts.
+      if (joined < 0 || !sameCounts(countMembers(members), m.counts)) gap = true;
+    }
     const next = { ...cur, members, counts: m.counts, readiness: m.readiness, phase: m.phase };
-    v.set(next, { type: m.op === 'room' ? m.event : 'delta', user_id: m.user_id, state: m.state });
-    if (m.truncated) this.refresh(v); // counts only: the member list needs a snapshot
+    if (count != null && !isNaN(count)) next.member_count = Math.max(count, members.length);
+    if (m.seq != null) next.seq = m.seq;
+    v.set(next, { type: m.op === 'room' ? m.event : 'delta', user_id: m.user_id, state: m.state, gap });
+    if (gap || m.truncated) {
+      if (gap) this.gaps = (this.gaps || 0) + 1;
+      this.refresh(v); // the member list needs a snapshot
+    }
   }
 
   // ---- rooms, intents ---------------------------------------------------------------

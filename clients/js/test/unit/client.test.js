@@ -100,13 +100,13 @@ test('hello carries the token (not the URL); a drop resumes with session_id and 
   assert.equal(s2.sent[0].token, 'T');
   s2.recv({ op: 'welcome', session_id: 's1', user_id: 'alice', resume_token: 'r1', heartbeat_ms: 10000, server_time: clock.now(), resumed: true });
   // Resumed: membership is the server's; the socket subscribes again.
-  assert.deepEqual(s2.sent.slice(1), [{ op: 'subscribe', users: ['bob'], rooms: ['lobby'] }]);
+  assert.deepEqual(s2.sent.slice(1), [{ op: 'subscribe', users: ['bob'] }, { op: 'subscribe', rooms: ['lobby'] }]);
   s2.drop();
   await clock.advance(250);
   const s3 = ws.all[2];
   welcome(s3, { resumed: false });
   // A new session: rooms are joined again.
-  assert.deepEqual(s3.sent.slice(1), [{ op: 'subscribe', users: ['bob'], rooms: [] }, { op: 'join', room: 'lobby', visible: true }]);
+  assert.deepEqual(s3.sent.slice(1), [{ op: 'subscribe', users: ['bob'] }, { op: 'join', room: 'lobby', visible: true }]);
 });
 
 test("token transport 'query' puts it in the URL for v1 servers", async () => {
@@ -206,6 +206,82 @@ test('room views: snapshot, join, member, leave, room_delta, truncated delta re-
   sock.recv({ op: 'room_delta', room_id: 'lobby', counts: { active: 100 }, readiness: 1, phase: 'ready', changed: [], truncated: true });
   assert.deepEqual(sock.sent.slice(n), [{ op: 'subscribe', rooms: ['lobby'] }]);
   assert.deepEqual(changes, ['snapshot', 'join', 'member', 'leave', 'delta', 'delta', 'delta']);
+});
+
+test('room views: a room frame lost to coalescing (counts disagree with the members) asks for a snapshot', async () => {
+  const { client, sock } = await startOpen();
+  welcome(sock);
+  const r = client.room('lobby');
+  const changes = [];
+  r.subscribe((v, ch) => changes.push([ch.type, !!ch.gap]));
+  const counts = (active, idle = 0) => ({ active, idle, away: 0, stale: 0, offline: 0 });
+  sock.recv({ op: 'subscribed', users: [], rooms: [{ room_id: 'lobby', counts: counts(1), member_count: 1, next_after: null, readiness: 0.45, phase: 'gathering', members: [{ user_id: 'erin', state: 'active', visible: true }] }] });
+  const subs = () => sock.sent.filter((m) => m.op === 'subscribe').length;
+  const n = subs();
+  // frank's `join` was replaced by the `phase` that followed it (the socket was behind).
+  sock.recv({ op: 'room', room_id: 'lobby', event: 'phase', counts: counts(2), readiness: 0.9, phase: 'ready' });
+  assert.equal(subs(), n + 1, 'a fresh snapshot is asked for');
+  assert.deepEqual(sock.sent.at(-1), { op: 'subscribe', rooms: ['lobby'] });
+  assert.equal(client.gaps, 1);
+  sock.recv({ op: 'subscribed', users: [], rooms: [{ room_id: 'lobby', counts: counts(2), member_count: 2, next_after: null, readiness: 0.9, phase: 'ready', members: [{ user_id: 'erin', state: 'active', visible: true }, { user_id: 'frank', state: 'active', visible: true }] }] });
+  assert.deepEqual(r.get().members.map((m) => m.user_id + ':' + m.state), ['erin:active', 'frank:active']);
+  // A lost member change shows the same way.
+  sock.recv({ op: 'room', room_id: 'lobby', event: 'member', user_id: 'frank', state: 'idle', counts: counts(0, 2), readiness: 0.3, phase: 'cooling' });
+  assert.equal(subs(), n + 2);
+  sock.recv({ op: 'subscribed', users: [], rooms: [{ room_id: 'lobby', counts: counts(0, 2), member_count: 2, next_after: null, readiness: 0.3, phase: 'cooling', members: [{ user_id: 'erin', state: 'idle', visible: true }, { user_id: 'frank', state: 'idle', visible: true }] }] });
+  // An observer (invisible) joining leaves the counts alone: no snapshot, and it is marked invisible.
+  sock.recv({ op: 'room', room_id: 'lobby', event: 'join', user_id: 'guest:1', state: 'active', counts: counts(0, 2), readiness: 0.3, phase: 'cooling' });
+  assert.equal(subs(), n + 2);
+  assert.deepEqual(r.get().members.find((m) => m.user_id === 'guest:1'), { user_id: 'guest:1', state: 'active', visible: false });
+  assert.equal(r.get().member_count, 3, 'member_count follows joins and leaves');
+  sock.recv({ op: 'room', room_id: 'lobby', event: 'leave', user_id: 'guest:1', counts: counts(0, 2), readiness: 0.3, phase: 'cooling' });
+  assert.equal(r.get().member_count, 2);
+  assert.equal(subs(), n + 2, 'consistent events ask for nothing');
+  assert.deepEqual(changes.map((c) => c.join(':')), ['snapshot:false', 'phase:true', 'snapshot:false', 'member:true', 'snapshot:false', 'join:false', 'leave:false']);
+  // A paged member list (next_after) cannot be checked: counts alone ask for nothing.
+  const big = client.room('big');
+  big.subscribe(() => {});
+  sock.recv({ op: 'subscribed', users: [], rooms: [{ room_id: 'big', counts: counts(150), member_count: 150, next_after: 'u100', readiness: 1, phase: 'ready', members: [{ user_id: 'u1', state: 'active', visible: true }] }] });
+  const m = subs();
+  sock.recv({ op: 'room', room_id: 'big', event: 'join', user_id: 'u151', state: 'active', counts: counts(151), readiness: 1, phase: 'ready' });
+  assert.equal(subs(), m);
+});
+
+test('room views: a seq on room frames (when the server sends one) drops old frames and re-reads on a jump', async () => {
+  const { client, sock } = await startOpen();
+  welcome(sock);
+  const r = client.room('lobby');
+  r.subscribe(() => {});
+  sock.recv({ op: 'subscribed', users: [], rooms: [{ room_id: 'lobby', seq: 5, counts: { active: 1 }, readiness: 0.45, phase: 'gathering', members: [{ user_id: 'a', state: 'active', visible: true }] }] });
+  sock.recv({ op: 'room', room_id: 'lobby', seq: 5, event: 'leave', user_id: 'a', counts: {}, readiness: 0, phase: 'empty' });
+  assert.equal(r.get().members.length, 1, 'a frame the snapshot already holds is dropped');
+  const n = sock.sent.length;
+  sock.recv({ op: 'room', room_id: 'lobby', seq: 6, event: 'join', user_id: 'b', state: 'active', counts: { active: 2 }, readiness: 0.9, phase: 'ready' });
+  assert.equal(sock.sent.length, n);
+  sock.recv({ op: 'room', room_id: 'lobby', seq: 8, event: 'phase', counts: { active: 2 }, readiness: 0.9, phase: 'ready' });
+  assert.deepEqual(sock.sent.slice(n), [{ op: 'subscribe', rooms: ['lobby'] }]);
+});
+
+test('after a welcome, each room is subscribed in its own frame (a shared answer would let events overtake a snapshot)', async () => {
+  const { client, clock, ws, sock } = await startOpen();
+  welcome(sock);
+  client.user('bob').subscribe(() => {});
+  client.user('carol').subscribe(() => {});
+  client.room('r1').subscribe(() => {});
+  client.room('r2').subscribe(() => {});
+  sock.drop();
+  await clock.advance(250);
+  welcome(ws.all[1], { resumed: true });
+  assert.deepEqual(ws.all[1].sent.slice(1), [
+    { op: 'subscribe', users: ['bob', 'carol'] },
+    { op: 'subscribe', rooms: ['r1'] },
+    { op: 'subscribe', rooms: ['r2'] },
+  ]);
+  // A topic the server could not subscribe now is retried the same way.
+  ws.all[1].recv({ op: 'error', code: 'unavailable', message: 'x', topics: [{ user: 'bob' }, { room: 'r1' }, { room: 'r2' }] });
+  const n = ws.all[1].sent.length;
+  await clock.advance(1000);
+  assert.deepEqual(ws.all[1].sent.slice(n), [{ op: 'subscribe', users: ['bob'] }, { op: 'subscribe', rooms: ['r1'] }, { op: 'subscribe', rooms: ['r2'] }]);
 });
 
 test('intents: incoming and outgoing with their changes', async () => {
