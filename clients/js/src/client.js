@@ -113,6 +113,7 @@ export class PresenceClient {
   start() {
     if (!this.stopped) return;
     this.stopped = false;
+    this.started = true;
     this.load();
     if (this.env && !this.detach) this.detach = attachLifecycle(this, this.env);
     if (this.Channel && !this.chan) {
@@ -792,20 +793,30 @@ export class PresenceClient {
 const registry = new Map();
 
 /**
+ * The page's shared client for this server (and token) without taking a
+ * reference: nothing starts until someone acquire()s it (connect() does).
+ */
+export function shared(options = {}) {
+  const base = String(options.url || globalThis.location?.origin || '');
+  const key = options.shareKey || base + '|' + (typeof options.token === 'string' ? options.token : '');
+  let c = registry.get(key);
+  // A client that was started and has stopped with nobody holding it (its
+  // last release left, or the application left) is not reused.
+  if (!c || (c.stopped && c.refs === 0 && c.started)) {
+    c = new PresenceClient(options);
+    c.shareKey = key;
+    registry.set(key, c);
+  }
+  return c;
+}
+
+/**
  * The page's shared client for this server (and token): reference-counted, so
  * everything in a page (and a framework mounting twice) uses one socket. Call
  * release() once per connect().
  */
 export function connect(options = {}) {
-  const base = String(options.url || globalThis.location?.origin || '');
-  const key = options.shareKey || base + '|' + (typeof options.token === 'string' ? options.token : '');
-  let c = registry.get(key);
-  if (!c || c.stopped && c.refs === 0) {
-    c = new PresenceClient(options);
-    c.shareKey = key;
-    registry.set(key, c);
-  }
-  return c.acquire();
+  return shared(options).acquire();
 }
 
 export { rid as _rid };

@@ -177,6 +177,8 @@ export declare class PresenceClient {
 
 /** The page's shared, reference-counted client: call release() once per connect(). */
 export declare function connect(options?: ClientOptions): PresenceClient;
+/** The same shared client without taking a reference: nothing starts until acquire() (connect() does both). */
+export declare function shared(options?: ClientOptions): PresenceClient;
 
 /** Full-jitter exponential backoff: uniform in [0, min(cap, base·2^attempt)). */
 export declare function backoffDelay(attempt: number, baseMs: number, capMs: number, random?: () => number): number;
