@@ -12,6 +12,7 @@ const DEFAULTS = {
   activeThrottleMs: 5000, // at most one `active` per this while input goes on
   releaseGraceMs: 1000, // last release / unsubscribe waits this long (remounts)
   claimWaitMs: 150, // duplicated-tab check: how long to wait for the owner
+  liveTimeoutMs: 5000, // on wake, an open socket that answers nothing this long is dead
   tokenTransport: 'hello', // 'hello' (1.1) or 'query' (?token=, v1 servers)
 };
 
@@ -124,7 +125,10 @@ export class PresenceClient {
         this.chan = null;
       }
     }
-    if (this.env) this.resetIdle();
+    if (this.env) {
+      this.lastInput = this.clock.now();
+      this.resetIdle();
+    }
     this.connectNow();
   }
 
@@ -270,6 +274,7 @@ export class PresenceClient {
     this.welcomed = false;
     ws.onopen = () => this.hello(query ? null : token);
     ws.onmessage = (e) => {
+      this.clear('live');
       let m;
       try {
         m = JSON.parse(e.data);
@@ -309,6 +314,7 @@ export class PresenceClient {
   onClose(e) {
     this.ws = null;
     this.clear('hb');
+    this.clear('live');
     const failed = !this.welcomed;
     this.welcomed = false;
     if (this.stopped) return;
@@ -333,7 +339,7 @@ export class PresenceClient {
   noteRetryAfter(header) {
     if (header == null) return;
     let ms = Number(header) * 1000;
-    if (isNaN(ms)) ms = Date.parse(header) - Date.now();
+    if (isNaN(ms)) ms = Date.parse(header) - this.clock.now();
     if (ms > 0) this.notBefore = Math.max(this.notBefore, this.clock.now() + ms);
   }
 
@@ -409,10 +415,18 @@ export class PresenceClient {
       return;
     }
     if (code === 'unavailable' && m.topics) {
-      const users = [];
-      const rooms = [];
-      for (const t of m.topics) t.user ? users.push(t.user) : rooms.push(t.room);
-      this.later('resub', 1000, () => this.subscribeAll(users, rooms));
+      // Topics of every such error within the second are retried together
+      // (those still watched then).
+      const q = (this.resub ||= { users: new Set(), rooms: new Set() });
+      for (const t of m.topics) t.user ? q.users.add(t.user) : q.rooms.add(t.room);
+      if (!this.timers.resub)
+        this.later('resub', 1000, () => {
+          this.resub = null;
+          if (!this.welcomed) return; // the next welcome subscribes everything
+          const users = [...q.users].filter((u) => this.users.get(u)?.subs.size);
+          const rooms = [...q.rooms].filter((r) => this.rooms.get(r)?.subs.size || this.joined.has(r));
+          this.subscribeAll(users, rooms);
+        });
     }
   }
 
@@ -463,12 +477,18 @@ export class PresenceClient {
       this.later('trail', this.lastActive + this.o.activeThrottleMs - now, () => this.inputSinceSignal && this.signal('active'));
   }
 
+  // The idle timer is armed once and re-arms itself for what is left, so a
+  // stream of pointermove events does not clear and set a timer each.
   resetIdle() {
-    this.later('idle', this.o.idleAfterMs, () => {
+    if (this.timers.idle) return;
+    const check = () => {
+      const left = this.lastInput + this.o.idleAfterMs - this.clock.now();
+      if (left > 0) return this.later('idle', left, check);
       if (this.hidden || this.forced) return;
       this.activity = 'idle';
       this.signal('idle');
-    });
+    };
+    this.later('idle', Math.max(0, this.lastInput + this.o.idleAfterMs - this.clock.now()), check);
   }
 
   /** The page is hidden / visible (visibilitychange, freeze, resume). */
@@ -498,11 +518,33 @@ export class PresenceClient {
     }
   }
 
-  /** Reconnects at once if the socket is down (online, visible, pageshow, resume). */
+  /**
+   * Reconnects at once if the socket is down (online, visible, pageshow,
+   * resume). A socket that looks open may be dead after a sleep or a network
+   * change (no close ever reached the page, and TCP may take many minutes to
+   * notice): it is asked for an answer (an empty subscribe, answered at once)
+   * and replaced, resuming the session, if none comes within liveTimeoutMs.
+   */
   wake() {
-    if (this.stopped || this.ws) return;
+    if (this.stopped) return;
+    if (this.ws) return this.probeLive();
     this.clear('retry');
     this.connectNow();
+  }
+
+  probeLive() {
+    if (!this.ws || !this.welcomed || this.timers.live) return;
+    this.send({ op: 'subscribe' });
+    this.later('live', this.o.liveTimeoutMs, () => {
+      const ws = this.ws;
+      if (!ws) return;
+      ws.onclose = ws.onmessage = ws.onopen = null;
+      try {
+        ws.close(4001);
+      } catch {}
+      this.emit('error', { code: 'dead_socket', message: 'no answer within ' + this.o.liveTimeoutMs + ' ms: reconnecting' });
+      this.onClose({ code: 4001 });
+    });
   }
 
   pagehide(persisted) {
@@ -580,13 +622,17 @@ export class PresenceClient {
   }
 
   refresh(v) {
-    // A fresh snapshot: subscribing again is idempotent and answers one.
-    if (this.welcomed) this.send({ op: 'subscribe', [v.kind + 's']: [v.id] });
+    // A fresh snapshot: subscribing again is idempotent and answers one. One
+    // asked for and not yet answered covers later gaps (a burst of them).
+    if (!this.welcomed || (v.asked && this.clock.now() - v.asked < 2000)) return;
+    v.asked = this.clock.now();
+    this.send({ op: 'subscribe', [v.kind + 's']: [v.id] });
   }
 
   userSnapshot(u) {
     const v = this.user(u.user_id);
     const cur = v.value;
+    v.asked = 0;
     let next = { ...u, at: this.serverNow() };
     // An event that overtook the snapshot is newer: keep its fields.
     if (cur && cur.seq > u.seq)
@@ -610,6 +656,7 @@ export class PresenceClient {
 
   roomSnapshot(r) {
     const v = this.room(r.room_id);
+    v.asked = 0;
     const next = { ...r, members: r.members || [] };
     // Whether this room's counts can be checked against its member list: the
     // whole list is here and the snapshot agrees with itself.

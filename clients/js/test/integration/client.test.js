@@ -65,6 +65,23 @@ test('a dropped socket resumes the same session without a flap', async () => {
   assert.ok(!states.includes('offline'), 'no flap: ' + states);
 });
 
+test('wake: the node answers the liveness probe; a socket that answers nothing is replaced, the session resumed', async () => {
+  const c = await opened(make('nina', { liveTimeoutMs: 1500 }));
+  const errors = [];
+  c.on('error', (e) => errors.push(e.code));
+  c.wake(); // e.g. the page became visible: an open socket is asked for an answer
+  assert.ok(c.timers.live, 'probe sent');
+  await until(() => !c.timers.live, 'the probe answered');
+  const sid = c.connection.get().session_id;
+  const old = c.ws;
+  old._socket.pause(); // as after a sleep: the socket looks open, nothing comes back
+  c.wake();
+  await until(() => c.status === 'open' && c.ws !== old && c.connection.get().resumed, 'a new socket, resumed', 10000);
+  assert.equal(c.connection.get().session_id, sid);
+  assert.deepEqual(errors, ['dead_socket']);
+  old.terminate();
+});
+
 test('a room: members, counts, readiness and phase live; timeline', async () => {
   const e = await opened(make('erin'));
   const f = await opened(make('frank'));

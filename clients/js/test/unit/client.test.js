@@ -382,6 +382,93 @@ test('lifecycle: online, visible, pageshow and resume reconnect at once during a
   assert.ok(client);
 });
 
+test('wake: a socket that looks open but answers nothing (after a sleep) is replaced and the session resumed', async () => {
+  const page = fakePage();
+  const { client, clock, ws, sock } = await startOpen({ env: page.env, options: { liveTimeoutMs: 5000 } });
+  welcome(sock, { session_id: 'sL', resume_token: 'rL' });
+  page.hide();
+  // Alive: any frame within liveTimeoutMs answers the probe.
+  page.show();
+  assert.deepEqual(sock.last('subscribe'), { op: 'subscribe' }, 'an empty subscribe is answered at once');
+  await clock.advance(1000);
+  sock.recv({ op: 'subscribed', users: [], rooms: [] });
+  await clock.advance(10000);
+  assert.equal(ws.all.length, 1, 'an answer keeps the socket');
+  // The laptop slept: the socket still looks open, nothing comes back.
+  const errors = [];
+  client.on('error', (e) => errors.push(e.code));
+  page.online();
+  page.online(); // one probe at a time
+  assert.equal(sock.sent.filter((m) => m.op === 'subscribe' && !m.users && !m.rooms).length, 2);
+  await clock.advance(4999);
+  assert.equal(ws.all.length, 1);
+  await clock.advance(1 + 250); // dead: dropped, and a reconnect after the first backoff
+  assert.equal(sock.closed, 4001);
+  assert.deepEqual(errors, ['dead_socket']);
+  assert.equal(ws.all.length, 2);
+  ws.all[1].open();
+  assert.equal(ws.all[1].sent[0].session_id, 'sL', 'resumes the session');
+  assert.equal(ws.all[1].sent[0].resume_token, 'rL');
+  // Frames of the dead socket are not read any more.
+  sock.recv({ op: 'welcome', session_id: 'zombie' });
+  assert.equal(client.status, 'reconnecting');
+});
+
+test('unavailable topics of several errors are all retried, those still watched only', async () => {
+  const { client, clock, sock } = await startOpen();
+  welcome(sock);
+  client.user('bob').subscribe(() => {});
+  const offCarol = client.user('carol').subscribe(() => {});
+  client.room('r1').subscribe(() => {});
+  const n = sock.sent.length;
+  sock.recv({ op: 'error', code: 'unavailable', message: 'x', topics: [{ user: 'bob' }, { room: 'r1' }] });
+  await clock.advance(500);
+  sock.recv({ op: 'error', code: 'unavailable', message: 'x', topics: [{ user: 'carol' }] });
+  offCarol();
+  await clock.advance(500);
+  assert.deepEqual(sock.sent.slice(n), [{ op: 'subscribe', users: ['bob'] }, { op: 'subscribe', rooms: ['r1'] }]);
+});
+
+test('a burst of seq gaps asks for one snapshot until it comes', async () => {
+  const { client, clock, sock } = await startOpen();
+  welcome(sock);
+  client.user('bob').subscribe(() => {});
+  sock.recv({ op: 'subscribed', users: [{ user_id: 'bob', state: 'active', seq: 1, sessions: [] }], rooms: [] });
+  const asks = () => sock.sent.filter((m) => m.op === 'subscribe' && m.users?.[0] === 'bob').length;
+  const n = asks();
+  for (let seq = 3; seq < 20; seq += 2) sock.recv({ op: 'presence', user_id: 'bob', state: seq % 4 === 1 ? 'idle' : 'active', seq, since: seq });
+  assert.equal(asks(), n + 1);
+  sock.recv({ op: 'subscribed', users: [{ user_id: 'bob', state: 'active', seq: 19, sessions: [] }], rooms: [] });
+  sock.recv({ op: 'presence', user_id: 'bob', state: 'idle', seq: 21, since: 21 });
+  assert.equal(asks(), n + 2, 'a gap after the snapshot asks again');
+  await clock.advance(2000);
+  sock.recv({ op: 'presence', user_id: 'bob', state: 'active', seq: 23, since: 23 });
+  assert.equal(asks(), n + 3, 'an unanswered ask is repeated after 2 s');
+});
+
+test('a stream of pointermove events does not set a timer each; idle still comes idleAfterMs after the last input', async () => {
+  const page = fakePage();
+  const clock = new FakeClock();
+  let sets = 0;
+  const counting = { now: () => clock.now(), setTimeout: (f, ms) => (sets++, clock.setTimeout(f, ms)), clearTimeout: (t) => clock.clearTimeout(t) };
+  const { client, sock } = await startOpen({ env: page.env, clock, options: { clock: counting, idleAfterMs: 30000, activeThrottleMs: 5000 } });
+  welcome(sock, { heartbeat_ms: 600000 });
+  const before = sets;
+  let last;
+  for (let i = 0; i < 600; i++) {
+    await clock.advance(16);
+    page.env.window.dispatchEvent(new Event('pointermove'));
+    last = clock.now();
+  }
+  assert.ok(sets - before < 20, sets - before + ' timers for 600 events');
+  await clock.advance(29999);
+  assert.notEqual(client.activity, 'idle');
+  await clock.advance(1);
+  assert.equal(client.activity, 'idle');
+  assert.equal(clock.now() - last, 30000);
+  assert.equal(sock.last('signal').signal, 'idle');
+});
+
 test('without a leave beacon, fetch keepalive carries it', async () => {
   const page = fakePage();
   page.env.navigator.sendBeacon = undefined;
