@@ -13,6 +13,7 @@ const DEFAULTS = {
   releaseGraceMs: 1000, // last release / unsubscribe waits this long (remounts)
   claimWaitMs: 150, // duplicated-tab check: how long to wait for the owner
   liveTimeoutMs: 5000, // on wake, an open socket that answers nothing this long is dead
+  stableMs: 10000, // a session up this long resets the backoff (not a bare welcome)
   tokenTransport: 'hello', // 'hello' (1.1) or 'query' (?token=, v1 servers)
 };
 
@@ -315,6 +316,7 @@ export class PresenceClient {
     this.ws = null;
     this.clear('hb');
     this.clear('live');
+    this.clear('stable');
     const failed = !this.welcomed;
     this.welcomed = false;
     if (this.stopped) return;
@@ -373,7 +375,10 @@ export class PresenceClient {
   onWelcome(m) {
     const now = this.clock.now();
     this.welcomed = true;
-    this.attempt = 0;
+    // A node that welcomes and then drops every socket (crash loop, overload)
+    // must not be hammered at the first backoff step: the backoff resets only
+    // once the session stayed up for stableMs.
+    this.later('stable', this.o.stableMs, () => (this.attempt = 0));
     this.notBefore = 0;
     this.offset = m.server_time - (now + (this.helloAt ?? now)) / 2;
     this.hb = m.heartbeat_ms || this.hb;

@@ -127,6 +127,10 @@ export interface ClientOptions {
   activeThrottleMs?: number;
   releaseGraceMs?: number;
   claimWaitMs?: number;
+  /** On wake, an open socket that answers nothing this long is replaced (default 5000). */
+  liveTimeoutMs?: number;
+  /** A session up this long resets the reconnect backoff (default 10000). */
+  stableMs?: number;
   /** false: do not read /readyz for a Retry-After after a failed connect. */
   probe?: boolean;
   /** Key of the shared client in connect() (default: url + token when a string). */

@@ -42,9 +42,16 @@ test('reconnect: failed connects back off exponentially with jitter, capped, and
   }
   // random() = 0.5: half of each ceiling.
   assert.deepEqual(delays, [250, 500, 1000, 2000, 4000, 8000, 15000, 15000, 15000]);
+  // A welcome and an immediate drop (a node in a crash loop) keeps backing off.
   welcome(ws.all.at(-1));
   ws.all.at(-1).drop();
-  assert.equal(client.lastDelay, 250, 'a welcome resets the backoff');
+  assert.equal(client.lastDelay, 15000, 'a bare welcome does not reset the backoff');
+  await clock.advance(15000);
+  // A session that stayed up for stableMs (10 s) resets it.
+  welcome(ws.all.at(-1));
+  await clock.advance(10000);
+  ws.all.at(-1).drop();
+  assert.equal(client.lastDelay, 250, 'a stable session resets the backoff');
 });
 
 test('Retry-After from /readyz after a refused connect is honoured', async () => {
@@ -102,7 +109,7 @@ test('hello carries the token (not the URL); a drop resumes with session_id and 
   // Resumed: membership is the server's; the socket subscribes again.
   assert.deepEqual(s2.sent.slice(1), [{ op: 'subscribe', users: ['bob'] }, { op: 'subscribe', rooms: ['lobby'] }]);
   s2.drop();
-  await clock.advance(250);
+  await clock.advance(500); // the backoff did not reset: s2 lived less than stableMs
   const s3 = ws.all[2];
   welcome(s3, { resumed: false });
   // A new session: rooms are joined again.
