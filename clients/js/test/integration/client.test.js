@@ -179,3 +179,43 @@ test('1.1: pagehide leave with after_ms: a reload resumes, a closed tab is gone 
   await Promise.all(beacons);
   await settle(watcher.user('kate'), (v) => v?.state === 'offline', 'kate gone', 8000);
 });
+
+// The node's side of the test above, frame by frame: reported as TODO (it does
+// not fail the run) until the gateway stops losing room events while a socket is
+// behind. Room frames are deltas without a seq, so keeping only the latest one
+// of a room (as for a user's presence, whose frames are whole states with a seq)
+// drops the `join` of a member whose `phase` follows it.
+test('node: a room `join` is not lost while the socket is behind', { todo: 'the gateway coalesces room frames (gateway/server.cpp enqueue): see the README' }, async () => {
+  const wsUrl = srv.url.replace('http', 'ws') + '/v1/ws';
+  const open = (user) => {
+    const ws = new WebSocket(wsUrl);
+    ws.frames = [];
+    ws.on('message', (d) => ws.frames.push(JSON.parse(d)));
+    ws.once('open', () => ws.send(JSON.stringify({ op: 'hello', token: token(user), signal: 'active' })));
+    return ws;
+  };
+  const frame = (ws, pred, what) => until(() => ws.frames.find(pred), what);
+  const a = open('olga');
+  const b = open('paul');
+  try {
+    await frame(a, (f) => f.op === 'welcome', 'olga welcome');
+    a.send(JSON.stringify({ op: 'join', room: 'r-raw', visible: true }));
+    await frame(a, (f) => f.op === 'subscribed' && f.rooms?.length, 'olga in the room');
+    a._socket.pause();
+    const filler = 'v'.repeat(40);
+    for (let k = 0; k < 8; k++) a.send(JSON.stringify({ op: 'subscribe', users: Array.from({ length: 500 }, (_, i) => `${filler}-${k}-${i}`) }));
+    await sleep(2000);
+    await frame(b, (f) => f.op === 'welcome', 'paul welcome');
+    b.send(JSON.stringify({ op: 'join', room: 'r-raw', visible: true }));
+    await frame(b, (f) => f.op === 'subscribed' && f.rooms?.length, 'paul in the room');
+    await sleep(500);
+    a._socket.resume();
+    await frame(a, (f) => f.op === 'room' && f.room_id === 'r-raw', 'a room frame for olga');
+    await sleep(500);
+    const events = a.frames.filter((f) => f.op === 'room' && f.room_id === 'r-raw').map((f) => f.event + (f.user_id ? ':' + f.user_id : ''));
+    assert.ok(events.includes('join:paul'), 'olga got ' + events.join(', '));
+  } finally {
+    a.terminate();
+    b.terminate();
+  }
+});
