@@ -74,7 +74,10 @@ export interface Change {
   type: 'snapshot' | 'presence' | 'join' | 'leave' | 'member' | 'phase' | 'delta' | 'intent';
   state?: State;
   prev?: State | IntentStatus | null;
-  /** presence: seq jumped; a fresh snapshot was asked for. */
+  /**
+   * presence: seq jumped; room: a frame was missed (counts disagree with the
+   * member list, or a room seq jumped). A fresh snapshot was asked for.
+   */
   gap?: boolean;
   user_id?: string;
   direction?: 'incoming' | 'outgoing';
