@@ -96,6 +96,9 @@ export class PresenceClient {
   acquire() {
     this.refs++;
     this.clear('release');
+    // Taken again after its last release left (a render's client committed
+    // late): it is the page's shared client again.
+    if (this.shareKey && !registry.has(this.shareKey)) registry.set(this.shareKey, this);
     if (this.stopped) this.start();
     return this;
   }

@@ -181,3 +181,19 @@ test('the fake React catches a getSnapshot that returns a new object each time',
   const Bad = () => React.useSyncExternalStore(() => () => {}, () => ({}), () => null);
   assert.throws(() => mount(Bad), /getSnapshot should be cached/);
 });
+
+test('a client a render took, committed after the last release left, is the shared one again', async () => {
+  const { clock, ws, options } = world();
+  const other = connect(options); // another part of the page
+  await flush();
+  const late = shared(options); // a render takes it (no reference) ...
+  other.release();
+  await clock.advance(1000); // ... the last release leaves before the commit
+  assert.equal(ws.all[0].closed, 1000);
+  late.acquire(); // the late commit (usePresence's effect)
+  await flush();
+  assert.equal(ws.all.length, 2, 'started again');
+  assert.equal(connect(options), late, 'the late client is shared again: one socket');
+  assert.equal(ws.all.length, 2);
+  late.destroy();
+});
