@@ -66,7 +66,7 @@ test('a dropped socket resumes the same session without a flap', async () => {
 });
 
 test('wake: the node answers the liveness probe; a socket that answers nothing is replaced, the session resumed', async () => {
-  const c = await opened(make('nina', { liveTimeoutMs: 1500 }));
+  const c = await opened(make('nina', { liveTimeoutMs: 3000 }));
   const errors = [];
   c.on('error', (e) => errors.push(e.code));
   c.wake(); // e.g. the page became visible: an open socket is asked for an answer
