@@ -6,6 +6,9 @@ function(presence_embed_demo out)
   file(GLOB pages CONFIGURE_DEPENDS "${root}/demo/*.html" "${root}/demo/*.js"
        "${root}/demo/*.css")
   file(GLOB lib CONFIGURE_DEPENDS "${root}/js/src/*.js")
+  # CONFIGURE_DEPENDS sees files added or removed; an edit to one of them must
+  # re-run this too (or the node serves the library as it was at configure time).
+  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${pages} ${lib})
   set(body "")
   set(table "")
   set(i 0)

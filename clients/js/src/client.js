@@ -12,12 +12,27 @@ const DEFAULTS = {
   activeThrottleMs: 5000, // at most one `active` per this while input goes on
   releaseGraceMs: 1000, // last release / unsubscribe waits this long (remounts)
   claimWaitMs: 150, // duplicated-tab check: how long to wait for the owner
+  liveTimeoutMs: 5000, // on wake, an open socket that answers nothing this long is dead
+  stableMs: 10000, // a session up this long resets the backoff (not a bare welcome)
   tokenTransport: 'hello', // 'hello' (1.1) or 'query' (?token=, v1 servers)
 };
 
 /** Full-jitter exponential backoff: uniform in [0, min(cap, base·2^attempt)). */
 export function backoffDelay(attempt, baseMs, capMs, random = Math.random) {
   return Math.floor(random() * Math.min(capMs, baseMs * 2 ** attempt));
+}
+
+// Visible members per state (what a room's `counts` hold).
+function countMembers(members) {
+  const c = {};
+  for (const x of members) if (x.visible !== false && x.state) c[x.state] = (c[x.state] || 0) + 1;
+  return c;
+}
+
+function sameCounts(a, b) {
+  if (!a || !b) return false;
+  for (const k in { ...a, ...b }) if ((a[k] || 0) !== (b[k] || 0)) return false;
+  return true;
 }
 
 const realClock = {
@@ -81,6 +96,9 @@ export class PresenceClient {
   acquire() {
     this.refs++;
     this.clear('release');
+    // Taken again after its last release left (a render's client committed
+    // late): it is the page's shared client again.
+    if (this.shareKey && !registry.has(this.shareKey)) registry.set(this.shareKey, this);
     if (this.stopped) this.start();
     return this;
   }
@@ -100,6 +118,7 @@ export class PresenceClient {
   start() {
     if (!this.stopped) return;
     this.stopped = false;
+    this.started = true;
     this.load();
     if (this.env && !this.detach) this.detach = attachLifecycle(this, this.env);
     if (this.Channel && !this.chan) {
@@ -110,7 +129,10 @@ export class PresenceClient {
         this.chan = null;
       }
     }
-    if (this.env) this.resetIdle();
+    if (this.env) {
+      this.lastInput = this.clock.now();
+      this.resetIdle();
+    }
     this.connectNow();
   }
 
@@ -256,6 +278,7 @@ export class PresenceClient {
     this.welcomed = false;
     ws.onopen = () => this.hello(query ? null : token);
     ws.onmessage = (e) => {
+      this.clear('live');
       let m;
       try {
         m = JSON.parse(e.data);
@@ -295,6 +318,8 @@ export class PresenceClient {
   onClose(e) {
     this.ws = null;
     this.clear('hb');
+    this.clear('live');
+    this.clear('stable');
     const failed = !this.welcomed;
     this.welcomed = false;
     if (this.stopped) return;
@@ -319,7 +344,7 @@ export class PresenceClient {
   noteRetryAfter(header) {
     if (header == null) return;
     let ms = Number(header) * 1000;
-    if (isNaN(ms)) ms = Date.parse(header) - Date.now();
+    if (isNaN(ms)) ms = Date.parse(header) - this.clock.now();
     if (ms > 0) this.notBefore = Math.max(this.notBefore, this.clock.now() + ms);
   }
 
@@ -353,7 +378,10 @@ export class PresenceClient {
   onWelcome(m) {
     const now = this.clock.now();
     this.welcomed = true;
-    this.attempt = 0;
+    // A node that welcomes and then drops every socket (crash loop, overload)
+    // must not be hammered at the first backoff step: the backoff resets only
+    // once the session stayed up for stableMs.
+    this.later('stable', this.o.stableMs, () => (this.attempt = 0));
     this.notBefore = 0;
     this.offset = m.server_time - (now + (this.helloAt ?? now)) / 2;
     this.hb = m.heartbeat_ms || this.hb;
@@ -369,8 +397,7 @@ export class PresenceClient {
     const users = [...this.users.values()].filter((v) => v.subs.size).map((v) => v.id);
     const rooms = [...this.rooms.values()].filter((v) => v.subs.size || this.joined.has(v.id)).map((v) => v.id);
     const toJoin = m.resumed ? [] : [...this.joined.keys()];
-    const sub = rooms.filter((r) => !toJoin.includes(r));
-    if (users.length || sub.length) this.send({ op: 'subscribe', users, rooms: sub });
+    this.subscribeAll(users, rooms.filter((r) => !toJoin.includes(r)));
     for (const r of toJoin) this.send({ op: 'join', room: r, visible: this.joined.get(r) });
     if (this.intents.subs.size) this.loadIntents();
     this.emit('welcome', m);
@@ -396,10 +423,18 @@ export class PresenceClient {
       return;
     }
     if (code === 'unavailable' && m.topics) {
-      const users = [];
-      const rooms = [];
-      for (const t of m.topics) t.user ? users.push(t.user) : rooms.push(t.room);
-      this.later('resub', 1000, () => this.send({ op: 'subscribe', users, rooms }));
+      // Topics of every such error within the second are retried together
+      // (those still watched then).
+      const q = (this.resub ||= { users: new Set(), rooms: new Set() });
+      for (const t of m.topics) t.user ? q.users.add(t.user) : q.rooms.add(t.room);
+      if (!this.timers.resub)
+        this.later('resub', 1000, () => {
+          this.resub = null;
+          if (!this.welcomed) return; // the next welcome subscribes everything
+          const users = [...q.users].filter((u) => this.users.get(u)?.subs.size);
+          const rooms = [...q.rooms].filter((r) => this.rooms.get(r)?.subs.size || this.joined.has(r));
+          this.subscribeAll(users, rooms);
+        });
     }
   }
 
@@ -450,12 +485,18 @@ export class PresenceClient {
       this.later('trail', this.lastActive + this.o.activeThrottleMs - now, () => this.inputSinceSignal && this.signal('active'));
   }
 
+  // The idle timer is armed once and re-arms itself for what is left, so a
+  // stream of pointermove events does not clear and set a timer each.
   resetIdle() {
-    this.later('idle', this.o.idleAfterMs, () => {
+    if (this.timers.idle) return;
+    const check = () => {
+      const left = this.lastInput + this.o.idleAfterMs - this.clock.now();
+      if (left > 0) return this.later('idle', left, check);
       if (this.hidden || this.forced) return;
       this.activity = 'idle';
       this.signal('idle');
-    });
+    };
+    this.later('idle', Math.max(0, this.lastInput + this.o.idleAfterMs - this.clock.now()), check);
   }
 
   /** The page is hidden / visible (visibilitychange, freeze, resume). */
@@ -485,11 +526,33 @@ export class PresenceClient {
     }
   }
 
-  /** Reconnects at once if the socket is down (online, visible, pageshow, resume). */
+  /**
+   * Reconnects at once if the socket is down (online, visible, pageshow,
+   * resume). A socket that looks open may be dead after a sleep or a network
+   * change (no close ever reached the page, and TCP may take many minutes to
+   * notice): it is asked for an answer (an empty subscribe, answered at once)
+   * and replaced, resuming the session, if none comes within liveTimeoutMs.
+   */
   wake() {
-    if (this.stopped || this.ws) return;
+    if (this.stopped) return;
+    if (this.ws) return this.probeLive();
     this.clear('retry');
     this.connectNow();
+  }
+
+  probeLive() {
+    if (!this.ws || !this.welcomed || this.timers.live) return;
+    this.send({ op: 'subscribe' });
+    this.later('live', this.o.liveTimeoutMs, () => {
+      const ws = this.ws;
+      if (!ws) return;
+      ws.onclose = ws.onmessage = ws.onopen = null;
+      try {
+        ws.close(4001);
+      } catch {}
+      this.emit('error', { code: 'dead_socket', message: 'no answer within ' + this.o.liveTimeoutMs + ' ms: reconnecting' });
+      this.onClose({ code: 4001 });
+    });
   }
 
   pagehide(persisted) {
@@ -557,14 +620,27 @@ export class PresenceClient {
     });
   }
 
+  // Users in one frame (their seq orders a snapshot against events), each room
+  // in its own: the server answers a frame once every snapshot in it is in,
+  // so a room's events may overtake its snapshot in a shared answer, and a
+  // room's snapshot (no seq) would then undo them.
+  subscribeAll(users, rooms) {
+    if (users.length) this.send({ op: 'subscribe', users });
+    for (const r of rooms) this.send({ op: 'subscribe', rooms: [r] });
+  }
+
   refresh(v) {
-    // A fresh snapshot: subscribing again is idempotent and answers one.
-    if (this.welcomed) this.send({ op: 'subscribe', [v.kind + 's']: [v.id] });
+    // A fresh snapshot: subscribing again is idempotent and answers one. One
+    // asked for and not yet answered covers later gaps (a burst of them).
+    if (!this.welcomed || (v.asked && this.clock.now() - v.asked < 2000)) return;
+    v.asked = this.clock.now();
+    this.send({ op: 'subscribe', [v.kind + 's']: [v.id] });
   }
 
   userSnapshot(u) {
     const v = this.user(u.user_id);
     const cur = v.value;
+    v.asked = 0;
     let next = { ...u, at: this.serverNow() };
     // An event that overtook the snapshot is newer: keep its fields.
     if (cur && cur.seq > u.seq)
@@ -587,25 +663,51 @@ export class PresenceClient {
   }
 
   roomSnapshot(r) {
-    this.room(r.room_id).set({ ...r, members: r.members || [] }, { type: 'snapshot' });
+    const v = this.room(r.room_id);
+    v.asked = 0;
+    const next = { ...r, members: r.members || [] };
+    // Whether this room's counts can be checked against its member list: the
+    // whole list is here and the snapshot agrees with itself.
+    v.checkable = !r.next_after && sameCounts(countMembers(next.members), r.counts);
+    v.set(next, { type: 'snapshot' });
   }
 
   onRoom(m) {
     const v = this.room(m.room_id);
     const cur = v.value || { room_id: m.room_id, members: [] };
+    // Rooms with a seq (a later server): old news is dropped, a jump re-reads.
+    if (m.seq != null && cur.seq != null && m.seq <= cur.seq) return;
+    let gap = m.seq != null && cur.seq != null && m.seq > cur.seq + 1;
     const members = cur.members.slice();
+    let count = cur.member_count;
+    let joined = -1;
     const put = (user_id, state) => {
       const i = members.findIndex((x) => x.user_id === user_id);
-      if (state === 'offline' || state == null) i >= 0 && members.splice(i, 1);
-      else if (i >= 0) members[i] = { ...members[i], state };
-      else members.push({ user_id, state, visible: true });
+      if (state === 'offline' || state == null) {
+        if (i >= 0) members.splice(i, 1), count--;
+      } else if (i >= 0) members[i] = { ...members[i], state };
+      else joined = members.push({ user_id, state, visible: true }) - 1, count++;
     };
     if (m.op === 'room_delta') for (const c of m.changed || []) put(c.user_id, c.state);
     else if (m.event === 'leave') put(m.user_id, null);
     else if (m.user_id && (m.event === 'join' || m.event === 'member')) put(m.user_id, m.state);
+    if (m.op === 'room' && v.checkable && !sameCounts(countMembers(members), m.counts)) {
+      // A member the events do not say is invisible (an observer's join) ...
+      if (joined >= 0) members[joined] = { ...members[joined], visible: false };
+      // ... or an event that never came: the server may send only the latest
+      // of a room's frames while a socket is behind (PROTOCOL 1.1, coalesced
+      // bursts), and a room's events carry no seq: a join, leave or member
+      // change replaced by the next frame shows only in the counts.
+      if (joined < 0 || !sameCounts(countMembers(members), m.counts)) gap = true;
+    }
     const next = { ...cur, members, counts: m.counts, readiness: m.readiness, phase: m.phase };
-    v.set(next, { type: m.op === 'room' ? m.event : 'delta', user_id: m.user_id, state: m.state });
-    if (m.truncated) this.refresh(v); // counts only: the member list needs a snapshot
+    if (count != null && !isNaN(count)) next.member_count = Math.max(count, members.length);
+    if (m.seq != null) next.seq = m.seq;
+    v.set(next, { type: m.op === 'room' ? m.event : 'delta', user_id: m.user_id, state: m.state, gap });
+    if (gap || m.truncated) {
+      if (gap) this.gaps = (this.gaps || 0) + 1;
+      this.refresh(v); // the member list needs a snapshot
+    }
   }
 
   // ---- rooms, intents ---------------------------------------------------------------
@@ -746,20 +848,30 @@ export class PresenceClient {
 const registry = new Map();
 
 /**
+ * The page's shared client for this server (and token) without taking a
+ * reference: nothing starts until someone acquire()s it (connect() does).
+ */
+export function shared(options = {}) {
+  const base = String(options.url || globalThis.location?.origin || '');
+  const key = options.shareKey || base + '|' + (typeof options.token === 'string' ? options.token : '');
+  let c = registry.get(key);
+  // A client that was started and has stopped with nobody holding it (its
+  // last release left, or the application left) is not reused.
+  if (!c || (c.stopped && c.refs === 0 && c.started)) {
+    c = new PresenceClient(options);
+    c.shareKey = key;
+    registry.set(key, c);
+  }
+  return c;
+}
+
+/**
  * The page's shared client for this server (and token): reference-counted, so
  * everything in a page (and a framework mounting twice) uses one socket. Call
  * release() once per connect().
  */
 export function connect(options = {}) {
-  const base = String(options.url || globalThis.location?.origin || '');
-  const key = options.shareKey || base + '|' + (typeof options.token === 'string' ? options.token : '');
-  let c = registry.get(key);
-  if (!c || c.stopped && c.refs === 0) {
-    c = new PresenceClient(options);
-    c.shareKey = key;
-    registry.set(key, c);
-  }
-  return c.acquire();
+  return shared(options).acquire();
 }
 
 export { rid as _rid };

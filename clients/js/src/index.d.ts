@@ -74,7 +74,10 @@ export interface Change {
   type: 'snapshot' | 'presence' | 'join' | 'leave' | 'member' | 'phase' | 'delta' | 'intent';
   state?: State;
   prev?: State | IntentStatus | null;
-  /** presence: seq jumped; a fresh snapshot was asked for. */
+  /**
+   * presence: seq jumped; room: a frame was missed (counts disagree with the
+   * member list, or a room seq jumped). A fresh snapshot was asked for.
+   */
   gap?: boolean;
   user_id?: string;
   direction?: 'incoming' | 'outgoing';
@@ -127,6 +130,10 @@ export interface ClientOptions {
   activeThrottleMs?: number;
   releaseGraceMs?: number;
   claimWaitMs?: number;
+  /** On wake, an open socket that answers nothing this long is replaced (default 5000). */
+  liveTimeoutMs?: number;
+  /** A session up this long resets the reconnect backoff (default 10000). */
+  stableMs?: number;
   /** false: do not read /readyz for a Retry-After after a failed connect. */
   probe?: boolean;
   /** Key of the shared client in connect() (default: url + token when a string). */
@@ -177,6 +184,8 @@ export declare class PresenceClient {
 
 /** The page's shared, reference-counted client: call release() once per connect(). */
 export declare function connect(options?: ClientOptions): PresenceClient;
+/** The same shared client without taking a reference: nothing starts until acquire() (connect() does both). */
+export declare function shared(options?: ClientOptions): PresenceClient;
 
 /** Full-jitter exponential backoff: uniform in [0, min(cap, base·2^attempt)). */
 export declare function backoffDelay(attempt: number, baseMs: number, capMs: number, random?: () => number): number;

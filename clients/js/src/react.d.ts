@@ -8,8 +8,9 @@ export interface ReactLike {
 
 export declare function bindReact(React: ReactLike): {
   usePresence(options?: ClientOptions): PresenceClient;
-  useUser(client: PresenceClient, id: string): UserView | null;
-  useRoom(client: PresenceClient, id: string): RoomView | null;
+  /** null until the server's snapshot, and for an id null or undefined (nothing subscribed). */
+  useUser(client: PresenceClient, id: string | null | undefined): UserView | null;
+  useRoom(client: PresenceClient, id: string | null | undefined): RoomView | null;
   useIntents(client: PresenceClient): IntentsView | null;
   useConnection(client: PresenceClient): ConnectionView | null;
 };

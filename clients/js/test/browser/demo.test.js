@@ -7,7 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { startServer, sleep } from '../helpers/server.js';
+import { startServer, sleep, STEADY } from '../helpers/server.js';
 
 const OUT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'test-output');
 const T = 20000;
@@ -22,7 +22,8 @@ const waitState = (page, uid, states) =>
 
 test('demo page: two guests, away, leave, readiness curve', { timeout: 120000 }, async () => {
   mkdirSync(OUT, { recursive: true });
-  const server = await startServer();
+  // STEADY: a page without input stays active for the whole test.
+  const server = await startServer(STEADY);
   const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
   try {
     const room = 'browser-' + Date.now().toString(36) + Math.random().toString(36).slice(2, 6);

@@ -27,13 +27,29 @@ export function token(sub, role = 'user', ttlS = 3600) {
   return head + '.' + createHmac('sha256', SECRET).update(head).digest('base64url');
 }
 
+// Thresholds under which a test's "is X active?" holds for as long as the test
+// takes, even on a loaded machine. The defaults below (3 s active window) make
+// every client that sends no input (Node, headless pages) idle 3 s after its
+// hello: a test that waits for "active" on a 2-core machine at -j2 then times
+// out or sees an idle/cooling it did not expect. Pass STEADY to startServer()
+// unless the test is about the decay itself.
+export const STEADY = [
+  '--presence.active_window_ms=30000', '--presence.idle_after_ms=45000',
+  '--presence.stale_after_ms=60000', '--presence.offline_after_ms=90000',
+];
+
+/**
+ * Starts a node. `extra`: more flags; one naming a key already set here
+ * replaces it (presenced refuses a key given twice).
+ */
 export async function startServer(extra = []) {
   const bin = process.env.PRESENCED;
   if (!bin) throw new Error('PRESENCED is not set');
   const port = await freePort();
   const clusterPort = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'presenced-js-'));
-  const args = [
+  const flags = new Map();
+  for (const f of [
     `--node.http_port=${port}`, `--node.cluster_port=${clusterPort}`, `--node.data_dir=${dir}`,
     '--auth.mode=dev', `--auth.secret=${SECRET}`,
     '--presence.active_window_ms=3000', '--presence.idle_after_ms=6000',
@@ -41,7 +57,9 @@ export async function startServer(extra = []) {
     '--presence.heartbeat_active_ms=2000', '--presence.heartbeat_idle_ms=3000', '--presence.heartbeat_background_ms=5000',
     '--rooms.timeline_interval_ms=500',
     ...extra,
-  ];
+  ])
+    flags.set(f.split('=')[0], f);
+  const args = [...flags.values()];
   const proc = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   proc.stderr.on('data', (d) => (log = (log + d).slice(-20000)));
@@ -83,6 +101,32 @@ async function detect(url) {
   }
   const pagehideLeave = body.includes('session_not_found');
   return { helloToken: pagehideLeave && process.env.PRESENCED_JS_TRANSPORT !== 'query', pagehideLeave };
+}
+
+/**
+ * Waits until pred(view.get()) holds, checked on every change of the view (a
+ * state that holds only between two polls is not missed), or fails with what.
+ */
+export function settle(view, pred, what, ms = 10000) {
+  return new Promise((resolve, reject) => {
+    let off = null;
+    const finish = (err, v) => {
+      clearTimeout(timer);
+      if (off) off();
+      off = null;
+      err ? reject(err) : resolve(v);
+    };
+    const timer = setTimeout(() => finish(new Error('timed out waiting for ' + what + ': ' + JSON.stringify(view.get()))), ms);
+    const check = (v) => {
+      try {
+        if (pred(v)) finish(null, v);
+      } catch (e) {
+        finish(e);
+      }
+    };
+    off = view.subscribe((v) => check(v));
+    if (off) check(view.get());
+  });
 }
 
 /** Waits until f() is truthy (polling), or fails with what. */

@@ -3,12 +3,13 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { PresenceClient } from '../../src/index.js';
-import { startServer, token, until, sleep } from '../helpers/server.js';
+import { startServer, token, until, settle, sleep, STEADY } from '../helpers/server.js';
 
 let srv;
 const clients = [];
 before(async () => {
-  srv = await startServer();
+  // STEADY: a member stays active for the whole test (no input in Node).
+  srv = await startServer(STEADY);
   console.log('# server features', JSON.stringify(srv.features));
 });
 after(async () => {
@@ -39,14 +40,14 @@ test('two users see each other; background → away; leave → offline', async (
   const bob = await opened(make('bob'));
   const seen = [];
   alice.user('bob').subscribe((v) => v && seen.push(v.state));
-  await until(() => alice.user('bob').get()?.state === 'active', 'bob active');
+  await settle(alice.user('bob'), (v) => v?.state === 'active', 'bob active');
   assert.equal(alice.user('bob').get().sessions.length, 1);
   const ago = alice.ago(alice.user('bob').get().last_active_at);
   assert.ok(ago >= 0 && ago < 5000, 'active ' + ago + ' ms ago by the server clock');
   bob.background(true);
-  await until(() => alice.user('bob').get()?.state === 'away', 'bob away');
+  await settle(alice.user('bob'), (v) => v?.state === 'away', 'bob away');
   bob.leave();
-  await until(() => alice.user('bob').get()?.state === 'offline', 'bob offline');
+  await settle(alice.user('bob'), (v) => v?.state === 'offline', 'bob offline');
   assert.deepEqual(seen.filter((s, i) => s !== seen[i - 1]), ['active', 'away', 'offline']);
 });
 
@@ -55,13 +56,30 @@ test('a dropped socket resumes the same session without a flap', async () => {
   const dave = await opened(make('dave'));
   const states = [];
   dave.user('carol').subscribe((v) => v && states.push(v.state));
-  await until(() => dave.user('carol').get()?.state === 'active', 'carol active');
+  await settle(dave.user('carol'), (v) => v?.state === 'active', 'carol active');
   const sid = carol.connection.get().session_id;
   carol.ws.terminate(); // the network goes
   await until(() => carol.status === 'open' && carol.connection.get().resumed, 'resume');
   assert.equal(carol.connection.get().session_id, sid);
   await sleep(500);
   assert.ok(!states.includes('offline'), 'no flap: ' + states);
+});
+
+test('wake: the node answers the liveness probe; a socket that answers nothing is replaced, the session resumed', async () => {
+  const c = await opened(make('nina', { liveTimeoutMs: 3000 }));
+  const errors = [];
+  c.on('error', (e) => errors.push(e.code));
+  c.wake(); // e.g. the page became visible: an open socket is asked for an answer
+  assert.ok(c.timers.live, 'probe sent');
+  await until(() => !c.timers.live, 'the probe answered');
+  const sid = c.connection.get().session_id;
+  const old = c.ws;
+  old._socket.pause(); // as after a sleep: the socket looks open, nothing comes back
+  c.wake();
+  await until(() => c.status === 'open' && c.ws !== old && c.connection.get().resumed, 'a new socket, resumed', 10000);
+  assert.equal(c.connection.get().session_id, sid);
+  assert.deepEqual(errors, ['dead_socket']);
+  old.terminate();
 });
 
 test('a room: members, counts, readiness and phase live; timeline', async () => {
@@ -71,12 +89,33 @@ test('a room: members, counts, readiness and phase live; timeline', async () => 
   f.join('r1', { visible: true });
   const r = e.room('r1');
   r.subscribe(() => {});
-  await until(() => r.get()?.members.filter((m) => m.state === 'active').length === 2, 'two active members');
-  await until(() => r.get().phase === 'ready', 'ready');
+  await settle(r, (v) => v?.members.filter((m) => m.state === 'active').length === 2, 'two active members');
+  await settle(r, (v) => v.phase === 'ready', 'ready');
   // A sample every timeline_interval_ms (500): one shows the ready room.
-  await until(async () => (await e.timeline('r1')).samples.some((s) => s.phase === 'ready'), 'a ready sample', 5000);
+  await until(async () => (await e.timeline('r1')).samples.some((s) => s.phase === 'ready'), 'a ready sample');
   f.leaveRoom('r1');
-  await until(() => r.get().members.length === 1, 'frank left');
+  await settle(r, (v) => v.members.length === 1, 'frank left');
+});
+
+test('a room event lost while the socket is behind (coalesced) is recovered by a snapshot', async () => {
+  // The server keeps only the latest unsent frame of a room for a socket that
+  // is behind (PROTOCOL 1.1): bob's `join` is replaced by the `phase` after it.
+  const a = await opened(make('lena'));
+  a.join('r-behind', { visible: true });
+  const r = a.room('r-behind');
+  r.subscribe(() => {});
+  await settle(r, (v) => v?.members.length === 1, 'lena in the room');
+  a.ws._socket.pause(); // lena's page is busy: the node's writes to her back up
+  const filler = 'u'.repeat(40);
+  for (let k = 0; k < 8; k++) a.send({ op: 'subscribe', users: Array.from({ length: 500 }, (_, i) => `${filler}-${k}-${i}`) });
+  await sleep(2000);
+  const b = await opened(make('mike'));
+  b.join('r-behind', { visible: true });
+  await settle(b.room('r-behind'), (v) => v?.members.length === 2, 'mike sees both');
+  await sleep(500);
+  a.ws._socket.resume();
+  await settle(r, (v) => v?.members.some((m) => m.user_id === 'mike'), 'lena sees mike');
+  a.destroy();
 });
 
 test('an intent waits while the target is away and is delivered when it comes back', async () => {
@@ -101,7 +140,7 @@ test('guests: a guest token from POST /v1/guests, rooms only', async () => {
   const g = await opened(make(null));
   assert.match(g.userId, /^guest:/);
   g.join('lobby', { visible: true });
-  await until(() => g.room('lobby').get()?.members.some((m) => m.user_id === g.userId), 'guest visible in the room');
+  await settle(g.room('lobby'), (v) => v?.members.some((m) => m.user_id === g.userId), 'guest visible in the room');
 });
 
 // Protocol 1.1 (waits for the gateway's 1.1 additions).
@@ -123,7 +162,7 @@ test('1.1: pagehide leave with after_ms: a reload resumes, a closed tab is gone 
   const st = { getItem: (k) => storage.get(k) ?? null, setItem: (k, v) => storage.set(k, v) };
   const p1 = page();
   const k1 = await opened(make('kate', { env: p1, storage: st, leaveAfterMs: 2000 }));
-  await until(() => watcher.user('kate').get()?.state === 'active', 'kate active');
+  await settle(watcher.user('kate'), (v) => v?.state === 'active', 'kate active');
   const sid = k1.connection.get().session_id;
   // Reload: pagehide, then a new page with the same sessionStorage.
   p1.window.dispatchEvent(new Event('pagehide'));
@@ -132,10 +171,51 @@ test('1.1: pagehide leave with after_ms: a reload resumes, a closed tab is gone 
   const k2 = await opened(make('kate', { env: p2, storage: st, leaveAfterMs: 2000 }));
   assert.equal(k2.connection.get().session_id, sid);
   assert.equal(k2.connection.get().resumed, true);
-  await sleep(2500);
+  await sleep(2500); // past after_ms: the resume cancelled the pending leave
   assert.equal(watcher.user('kate').get().state, 'active', 'no flap on reload: ' + states);
+  assert.ok(!states.slice(states.indexOf('active')).includes('offline'), 'no flap on reload: ' + states);
   // Close: pagehide and nothing after it.
   p2.window.dispatchEvent(new Event('pagehide'));
   await Promise.all(beacons);
-  await until(() => watcher.user('kate').get()?.state === 'offline', 'kate gone', 6000);
+  await settle(watcher.user('kate'), (v) => v?.state === 'offline', 'kate gone', 8000);
+});
+
+// The node's side of the test above, frame by frame: reported as TODO (it does
+// not fail the run) until the gateway stops losing room events while a socket is
+// behind. Room frames are deltas without a seq, so keeping only the latest one
+// of a room (as for a user's presence, whose frames are whole states with a seq)
+// drops the `join` of a member whose `phase` follows it.
+test('node: a room `join` is not lost while the socket is behind', { todo: 'the gateway coalesces room frames (gateway/server.cpp enqueue): see the README' }, async () => {
+  const wsUrl = srv.url.replace('http', 'ws') + '/v1/ws';
+  const open = (user) => {
+    const ws = new WebSocket(wsUrl);
+    ws.frames = [];
+    ws.on('message', (d) => ws.frames.push(JSON.parse(d)));
+    ws.once('open', () => ws.send(JSON.stringify({ op: 'hello', token: token(user), signal: 'active' })));
+    return ws;
+  };
+  const frame = (ws, pred, what) => until(() => ws.frames.find(pred), what);
+  const a = open('olga');
+  const b = open('paul');
+  try {
+    await frame(a, (f) => f.op === 'welcome', 'olga welcome');
+    a.send(JSON.stringify({ op: 'join', room: 'r-raw', visible: true }));
+    await frame(a, (f) => f.op === 'subscribed' && f.rooms?.length, 'olga in the room');
+    a._socket.pause();
+    const filler = 'v'.repeat(40);
+    for (let k = 0; k < 8; k++) a.send(JSON.stringify({ op: 'subscribe', users: Array.from({ length: 500 }, (_, i) => `${filler}-${k}-${i}`) }));
+    await sleep(2000);
+    await frame(b, (f) => f.op === 'welcome', 'paul welcome');
+    b.send(JSON.stringify({ op: 'join', room: 'r-raw', visible: true }));
+    await frame(b, (f) => f.op === 'subscribed' && f.rooms?.length, 'paul in the room');
+    await sleep(500);
+    a._socket.resume();
+    await frame(a, (f) => f.op === 'room' && f.room_id === 'r-raw', 'a room frame for olga');
+    await sleep(500);
+    const events = a.frames.filter((f) => f.op === 'room' && f.room_id === 'r-raw').map((f) => f.event + (f.user_id ? ':' + f.user_id : ''));
+    assert.ok(events.includes('join:paul'), 'olga got ' + events.join(', '));
+  } finally {
+    a.terminate();
+    b.terminate();
+  }
 });

@@ -42,9 +42,16 @@ test('reconnect: failed connects back off exponentially with jitter, capped, and
   }
   // random() = 0.5: half of each ceiling.
   assert.deepEqual(delays, [250, 500, 1000, 2000, 4000, 8000, 15000, 15000, 15000]);
+  // A welcome and an immediate drop (a node in a crash loop) keeps backing off.
   welcome(ws.all.at(-1));
   ws.all.at(-1).drop();
-  assert.equal(client.lastDelay, 250, 'a welcome resets the backoff');
+  assert.equal(client.lastDelay, 15000, 'a bare welcome does not reset the backoff');
+  await clock.advance(15000);
+  // A session that stayed up for stableMs (10 s) resets it.
+  welcome(ws.all.at(-1));
+  await clock.advance(10000);
+  ws.all.at(-1).drop();
+  assert.equal(client.lastDelay, 250, 'a stable session resets the backoff');
 });
 
 test('Retry-After from /readyz after a refused connect is honoured', async () => {
@@ -100,13 +107,13 @@ test('hello carries the token (not the URL); a drop resumes with session_id and 
   assert.equal(s2.sent[0].token, 'T');
   s2.recv({ op: 'welcome', session_id: 's1', user_id: 'alice', resume_token: 'r1', heartbeat_ms: 10000, server_time: clock.now(), resumed: true });
   // Resumed: membership is the server's; the socket subscribes again.
-  assert.deepEqual(s2.sent.slice(1), [{ op: 'subscribe', users: ['bob'], rooms: ['lobby'] }]);
+  assert.deepEqual(s2.sent.slice(1), [{ op: 'subscribe', users: ['bob'] }, { op: 'subscribe', rooms: ['lobby'] }]);
   s2.drop();
-  await clock.advance(250);
+  await clock.advance(500); // the backoff did not reset: s2 lived less than stableMs
   const s3 = ws.all[2];
   welcome(s3, { resumed: false });
   // A new session: rooms are joined again.
-  assert.deepEqual(s3.sent.slice(1), [{ op: 'subscribe', users: ['bob'], rooms: [] }, { op: 'join', room: 'lobby', visible: true }]);
+  assert.deepEqual(s3.sent.slice(1), [{ op: 'subscribe', users: ['bob'] }, { op: 'join', room: 'lobby', visible: true }]);
 });
 
 test("token transport 'query' puts it in the URL for v1 servers", async () => {
@@ -208,6 +215,82 @@ test('room views: snapshot, join, member, leave, room_delta, truncated delta re-
   assert.deepEqual(changes, ['snapshot', 'join', 'member', 'leave', 'delta', 'delta', 'delta']);
 });
 
+test('room views: a room frame lost to coalescing (counts disagree with the members) asks for a snapshot', async () => {
+  const { client, sock } = await startOpen();
+  welcome(sock);
+  const r = client.room('lobby');
+  const changes = [];
+  r.subscribe((v, ch) => changes.push([ch.type, !!ch.gap]));
+  const counts = (active, idle = 0) => ({ active, idle, away: 0, stale: 0, offline: 0 });
+  sock.recv({ op: 'subscribed', users: [], rooms: [{ room_id: 'lobby', counts: counts(1), member_count: 1, next_after: null, readiness: 0.45, phase: 'gathering', members: [{ user_id: 'erin', state: 'active', visible: true }] }] });
+  const subs = () => sock.sent.filter((m) => m.op === 'subscribe').length;
+  const n = subs();
+  // frank's `join` was replaced by the `phase` that followed it (the socket was behind).
+  sock.recv({ op: 'room', room_id: 'lobby', event: 'phase', counts: counts(2), readiness: 0.9, phase: 'ready' });
+  assert.equal(subs(), n + 1, 'a fresh snapshot is asked for');
+  assert.deepEqual(sock.sent.at(-1), { op: 'subscribe', rooms: ['lobby'] });
+  assert.equal(client.gaps, 1);
+  sock.recv({ op: 'subscribed', users: [], rooms: [{ room_id: 'lobby', counts: counts(2), member_count: 2, next_after: null, readiness: 0.9, phase: 'ready', members: [{ user_id: 'erin', state: 'active', visible: true }, { user_id: 'frank', state: 'active', visible: true }] }] });
+  assert.deepEqual(r.get().members.map((m) => m.user_id + ':' + m.state), ['erin:active', 'frank:active']);
+  // A lost member change shows the same way.
+  sock.recv({ op: 'room', room_id: 'lobby', event: 'member', user_id: 'frank', state: 'idle', counts: counts(0, 2), readiness: 0.3, phase: 'cooling' });
+  assert.equal(subs(), n + 2);
+  sock.recv({ op: 'subscribed', users: [], rooms: [{ room_id: 'lobby', counts: counts(0, 2), member_count: 2, next_after: null, readiness: 0.3, phase: 'cooling', members: [{ user_id: 'erin', state: 'idle', visible: true }, { user_id: 'frank', state: 'idle', visible: true }] }] });
+  // An observer (invisible) joining leaves the counts alone: no snapshot, and it is marked invisible.
+  sock.recv({ op: 'room', room_id: 'lobby', event: 'join', user_id: 'guest:1', state: 'active', counts: counts(0, 2), readiness: 0.3, phase: 'cooling' });
+  assert.equal(subs(), n + 2);
+  assert.deepEqual(r.get().members.find((m) => m.user_id === 'guest:1'), { user_id: 'guest:1', state: 'active', visible: false });
+  assert.equal(r.get().member_count, 3, 'member_count follows joins and leaves');
+  sock.recv({ op: 'room', room_id: 'lobby', event: 'leave', user_id: 'guest:1', counts: counts(0, 2), readiness: 0.3, phase: 'cooling' });
+  assert.equal(r.get().member_count, 2);
+  assert.equal(subs(), n + 2, 'consistent events ask for nothing');
+  assert.deepEqual(changes.map((c) => c.join(':')), ['snapshot:false', 'phase:true', 'snapshot:false', 'member:true', 'snapshot:false', 'join:false', 'leave:false']);
+  // A paged member list (next_after) cannot be checked: counts alone ask for nothing.
+  const big = client.room('big');
+  big.subscribe(() => {});
+  sock.recv({ op: 'subscribed', users: [], rooms: [{ room_id: 'big', counts: counts(150), member_count: 150, next_after: 'u100', readiness: 1, phase: 'ready', members: [{ user_id: 'u1', state: 'active', visible: true }] }] });
+  const m = subs();
+  sock.recv({ op: 'room', room_id: 'big', event: 'join', user_id: 'u151', state: 'active', counts: counts(151), readiness: 1, phase: 'ready' });
+  assert.equal(subs(), m);
+});
+
+test('room views: a seq on room frames (when the server sends one) drops old frames and re-reads on a jump', async () => {
+  const { client, sock } = await startOpen();
+  welcome(sock);
+  const r = client.room('lobby');
+  r.subscribe(() => {});
+  sock.recv({ op: 'subscribed', users: [], rooms: [{ room_id: 'lobby', seq: 5, counts: { active: 1 }, readiness: 0.45, phase: 'gathering', members: [{ user_id: 'a', state: 'active', visible: true }] }] });
+  sock.recv({ op: 'room', room_id: 'lobby', seq: 5, event: 'leave', user_id: 'a', counts: {}, readiness: 0, phase: 'empty' });
+  assert.equal(r.get().members.length, 1, 'a frame the snapshot already holds is dropped');
+  const n = sock.sent.length;
+  sock.recv({ op: 'room', room_id: 'lobby', seq: 6, event: 'join', user_id: 'b', state: 'active', counts: { active: 2 }, readiness: 0.9, phase: 'ready' });
+  assert.equal(sock.sent.length, n);
+  sock.recv({ op: 'room', room_id: 'lobby', seq: 8, event: 'phase', counts: { active: 2 }, readiness: 0.9, phase: 'ready' });
+  assert.deepEqual(sock.sent.slice(n), [{ op: 'subscribe', rooms: ['lobby'] }]);
+});
+
+test('after a welcome, each room is subscribed in its own frame (a shared answer would let events overtake a snapshot)', async () => {
+  const { client, clock, ws, sock } = await startOpen();
+  welcome(sock);
+  client.user('bob').subscribe(() => {});
+  client.user('carol').subscribe(() => {});
+  client.room('r1').subscribe(() => {});
+  client.room('r2').subscribe(() => {});
+  sock.drop();
+  await clock.advance(250);
+  welcome(ws.all[1], { resumed: true });
+  assert.deepEqual(ws.all[1].sent.slice(1), [
+    { op: 'subscribe', users: ['bob', 'carol'] },
+    { op: 'subscribe', rooms: ['r1'] },
+    { op: 'subscribe', rooms: ['r2'] },
+  ]);
+  // A topic the server could not subscribe now is retried the same way.
+  ws.all[1].recv({ op: 'error', code: 'unavailable', message: 'x', topics: [{ user: 'bob' }, { room: 'r1' }, { room: 'r2' }] });
+  const n = ws.all[1].sent.length;
+  await clock.advance(1000);
+  assert.deepEqual(ws.all[1].sent.slice(n), [{ op: 'subscribe', users: ['bob'] }, { op: 'subscribe', rooms: ['r1'] }, { op: 'subscribe', rooms: ['r2'] }]);
+});
+
 test('intents: incoming and outgoing with their changes', async () => {
   const fetch = fakeFetch((m, path) =>
     path === '/v1/users/alice/intents'
@@ -304,6 +387,93 @@ test('lifecycle: online, visible, pageshow and resume reconnect at once during a
     welcome(ws.all.at(-1));
   }
   assert.ok(client);
+});
+
+test('wake: a socket that looks open but answers nothing (after a sleep) is replaced and the session resumed', async () => {
+  const page = fakePage();
+  const { client, clock, ws, sock } = await startOpen({ env: page.env, options: { liveTimeoutMs: 5000 } });
+  welcome(sock, { session_id: 'sL', resume_token: 'rL' });
+  page.hide();
+  // Alive: any frame within liveTimeoutMs answers the probe.
+  page.show();
+  assert.deepEqual(sock.last('subscribe'), { op: 'subscribe' }, 'an empty subscribe is answered at once');
+  await clock.advance(1000);
+  sock.recv({ op: 'subscribed', users: [], rooms: [] });
+  await clock.advance(10000);
+  assert.equal(ws.all.length, 1, 'an answer keeps the socket');
+  // The laptop slept: the socket still looks open, nothing comes back.
+  const errors = [];
+  client.on('error', (e) => errors.push(e.code));
+  page.online();
+  page.online(); // one probe at a time
+  assert.equal(sock.sent.filter((m) => m.op === 'subscribe' && !m.users && !m.rooms).length, 2);
+  await clock.advance(4999);
+  assert.equal(ws.all.length, 1);
+  await clock.advance(1 + 250); // dead: dropped, and a reconnect after the first backoff
+  assert.equal(sock.closed, 4001);
+  assert.deepEqual(errors, ['dead_socket']);
+  assert.equal(ws.all.length, 2);
+  ws.all[1].open();
+  assert.equal(ws.all[1].sent[0].session_id, 'sL', 'resumes the session');
+  assert.equal(ws.all[1].sent[0].resume_token, 'rL');
+  // Frames of the dead socket are not read any more.
+  sock.recv({ op: 'welcome', session_id: 'zombie' });
+  assert.equal(client.status, 'reconnecting');
+});
+
+test('unavailable topics of several errors are all retried, those still watched only', async () => {
+  const { client, clock, sock } = await startOpen();
+  welcome(sock);
+  client.user('bob').subscribe(() => {});
+  const offCarol = client.user('carol').subscribe(() => {});
+  client.room('r1').subscribe(() => {});
+  const n = sock.sent.length;
+  sock.recv({ op: 'error', code: 'unavailable', message: 'x', topics: [{ user: 'bob' }, { room: 'r1' }] });
+  await clock.advance(500);
+  sock.recv({ op: 'error', code: 'unavailable', message: 'x', topics: [{ user: 'carol' }] });
+  offCarol();
+  await clock.advance(500);
+  assert.deepEqual(sock.sent.slice(n), [{ op: 'subscribe', users: ['bob'] }, { op: 'subscribe', rooms: ['r1'] }]);
+});
+
+test('a burst of seq gaps asks for one snapshot until it comes', async () => {
+  const { client, clock, sock } = await startOpen();
+  welcome(sock);
+  client.user('bob').subscribe(() => {});
+  sock.recv({ op: 'subscribed', users: [{ user_id: 'bob', state: 'active', seq: 1, sessions: [] }], rooms: [] });
+  const asks = () => sock.sent.filter((m) => m.op === 'subscribe' && m.users?.[0] === 'bob').length;
+  const n = asks();
+  for (let seq = 3; seq < 20; seq += 2) sock.recv({ op: 'presence', user_id: 'bob', state: seq % 4 === 1 ? 'idle' : 'active', seq, since: seq });
+  assert.equal(asks(), n + 1);
+  sock.recv({ op: 'subscribed', users: [{ user_id: 'bob', state: 'active', seq: 19, sessions: [] }], rooms: [] });
+  sock.recv({ op: 'presence', user_id: 'bob', state: 'idle', seq: 21, since: 21 });
+  assert.equal(asks(), n + 2, 'a gap after the snapshot asks again');
+  await clock.advance(2000);
+  sock.recv({ op: 'presence', user_id: 'bob', state: 'active', seq: 23, since: 23 });
+  assert.equal(asks(), n + 3, 'an unanswered ask is repeated after 2 s');
+});
+
+test('a stream of pointermove events does not set a timer each; idle still comes idleAfterMs after the last input', async () => {
+  const page = fakePage();
+  const clock = new FakeClock();
+  let sets = 0;
+  const counting = { now: () => clock.now(), setTimeout: (f, ms) => (sets++, clock.setTimeout(f, ms)), clearTimeout: (t) => clock.clearTimeout(t) };
+  const { client, sock } = await startOpen({ env: page.env, clock, options: { clock: counting, idleAfterMs: 30000, activeThrottleMs: 5000 } });
+  welcome(sock, { heartbeat_ms: 600000 });
+  const before = sets;
+  let last;
+  for (let i = 0; i < 600; i++) {
+    await clock.advance(16);
+    page.env.window.dispatchEvent(new Event('pointermove'));
+    last = clock.now();
+  }
+  assert.ok(sets - before < 20, sets - before + ' timers for 600 events');
+  await clock.advance(29999);
+  assert.notEqual(client.activity, 'idle');
+  await clock.advance(1);
+  assert.equal(client.activity, 'idle');
+  assert.equal(clock.now() - last, 30000);
+  assert.equal(sock.last('signal').signal, 'idle');
 });
 
 test('without a leave beacon, fetch keepalive carries it', async () => {
