@@ -99,9 +99,9 @@ TEST(JsonCodecTest, AnalyticsReport) {
   EXPECT_EQ(j["episodes"][1]["at_cooling"]["present"], 1);
   EXPECT_TRUE(j["intents"]["delivered_share"].is_null()) << "no intent ended";
   EXPECT_EQ(j["intents"]["final"]["accepted"], 0);
-  r.intents_final = {3, 1, 0, 0};
-  r.intents_final_delivered = 3;
-  r.intent_to_answer = {3, 100, 900};
+  r.intents.final = {3, 1, 0, 0};
+  r.intents.final_delivered = 3;
+  r.intents.to_answer = {3, 100, 900};
   auto k = to_json(r);
   EXPECT_DOUBLE_EQ(k["intents"]["delivered_share"].get<double>(), 0.75);
   EXPECT_EQ(k["intents"]["final"]["declined"], 1);
