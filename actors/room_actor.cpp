@@ -153,7 +153,7 @@ void emit(room_actor_type* self, std::string event, const std::string& user_id,
   auto& st = self->state;
   auto msg = caf::make_message(room_event{st.room_id, std::move(event), user_id,
                                           current, st.counts, st.readiness,
-                                          st.phase});
+                                          st.phase, false, 0});
   for (auto& s : st.subscribers)
     self->send(s, msg);
   st.owner->metrics().events_sent.fetch_add(st.subscribers.size(),
@@ -165,9 +165,7 @@ void emit(room_actor_type* self, std::string event, const std::string& user_id,
 void emit_threshold(room_actor_type* self, int64_t at) {
   auto& st = self->state;
   room_event e{st.room_id, "threshold", "", state::offline, st.counts, st.readiness,
-               st.phase};
-  e.holding = st.start_when.holding;
-  e.at = at;
+               st.phase, st.start_when.holding, at};
   auto msg = caf::make_message(std::move(e));
   for (auto& s : st.subscribers)
     self->send(s, msg);

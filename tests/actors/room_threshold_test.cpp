@@ -152,8 +152,6 @@ TEST(RoomThresholdTest, MemberCountRuleAndClearing) {
 // room tells no one "holding" again.
 TEST(RoomThresholdTest, SurvivesRestartAndPromotion) {
   auto store = storage::make_memory_store();
-  room_transfer t;
-  std::string a_id, b_id;
   {
     test_node n{test_node::default_settings(), store.get()};
     auto room = n.node().router().room("r");
@@ -167,11 +165,8 @@ TEST(RoomThresholdTest, SurvivesRestartAndPromotion) {
     signal(n, a);
     signal(n, b);
     n.flush();
-    auto exported = n.ask<room_transfer>(room, export_atom::value, caf::actor{}, uint64_t{0});
-    ASSERT_TRUE(exported) << render(exported.error());
-    t = *exported;
   }
-  EXPECT_TRUE(t.rec.start_when.holding);
+  room_transfer t;
   {
     test_node m{test_node::default_settings(), store.get(), t0 + 300};
     m.recover(*store);
@@ -185,8 +180,12 @@ TEST(RoomThresholdTest, SurvivesRestartAndPromotion) {
     EXPECT_TRUE(v->threshold_holding);
     m.advance_to(600);
     EXPECT_TRUE(thresholds(log).empty()) << "still holding: nothing to tell";
+    auto exported = m.ask<room_transfer>(room, export_atom::value, caf::actor{}, uint64_t{0});
+    ASSERT_TRUE(exported) << render(exported.error());
+    t = *exported;
   }
-  test_node k{test_node::default_settings(), nullptr, t0 + 200};
+  EXPECT_TRUE(t.rec.start_when.holding);
+  test_node k{test_node::default_settings(), nullptr, t0 + 700};
   auto promoted = k.sys().spawn(room_actor_promoted, &k.node(), t);
   k.run();
   auto v = k.ask<room_view>(promoted, caf::get_atom::value, room_query{});
