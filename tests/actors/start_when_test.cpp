@@ -40,9 +40,10 @@ TEST(StartWhenTest, CheckAtEveryBound) {
   for (size_t i = 0; i < rows.size(); ++i) {
     auto problem = sw::check(rows[i].rule);
     EXPECT_EQ(!problem.has_value(), rows[i].ok) << "row " << i;
-    if (problem)
+    if (problem) {
       EXPECT_NE(problem->find(rows[i].mentions), std::string::npos)
         << "row " << i << ": " << *problem;
+    }
   }
 }
 

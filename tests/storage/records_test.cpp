@@ -60,7 +60,7 @@ TEST(RecordsTest, SessionRoundTrip) {
 }
 
 TEST(RecordsTest, UserRoomTimelineIntentRoundTrip) {
-  user_record u{"bob", 4, 17, 1000, 999, 1001};
+  user_record u{"bob", 4, 17, 1000, 999, 1001, {}};
   auto u2 = round_trip(u);
   EXPECT_EQ(u2.user_id, "bob");
   EXPECT_EQ(u2.published, 4);
@@ -69,7 +69,7 @@ TEST(RecordsTest, UserRoomTimelineIntentRoundTrip) {
   EXPECT_EQ(u2.last_active_at, 999);
   EXPECT_EQ(u2.last_seen_at, 1001);
 
-  room_record r{"lobby", true, 3, -2.5, 42, {}};
+  room_record r{"lobby", true, 3, -2.5, 42, {}, {}};
   auto r2 = round_trip(r);
   EXPECT_EQ(r2.room_id, "lobby");
   EXPECT_TRUE(r2.media_attached);
@@ -187,7 +187,7 @@ TEST(RecordsTest, IsMessagePackAndSkipsUnknownFields) {
 // record written before analytics existed (no "an") decodes with none, and
 // that analytics of the wrong shape or beyond the caps are refused.
 TEST(RecordsTest, RoomAnalyticsRoundTripAndOlderRecords) {
-  room_record r{"lobby", false, 2, 1.5, 7, {}};
+  room_record r{"lobby", false, 2, 1.5, 7, {}, {}};
   auto& a = r.analytics;
   a.seg_at = 1'700'000'060'000;
   a.seg_readiness = 0.9;
@@ -295,7 +295,7 @@ TEST(RecordsTest, RoomAnalyticsRoundTripAndOlderRecords) {
 // Verifies the size of a room record holding a full day of one-minute buckets
 // and the sample and episode caps (figures for the README: printed).
 TEST(RecordsTest, RoomAnalyticsOfADayStayUnder128KiB) {
-  room_record r{"lobby", false, 2, 1.5, 7, {}};
+  room_record r{"lobby", false, 2, 1.5, 7, {}, {}};
   auto& a = r.analytics;
   a.seg_at = 1'700'000'000'000;
   for (int64_t i = 0; i < 1440; ++i) {
