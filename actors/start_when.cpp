@@ -17,7 +17,7 @@ std::optional<std::string> check(const rule& r) {
 bool met(const rule& r, double readiness, int64_t active_visible) {
   if (!r.set())
     return false;
-  if (r.readiness_at_least > 0 && readiness < r.readiness_at_least)
+  if (r.readiness_at_least > 0 && readiness + readiness_tolerance < r.readiness_at_least)
     return false;
   if (r.active_at_least > 0 && active_visible < r.active_at_least)
     return false;

@@ -27,8 +27,13 @@ inline constexpr int64_t max_members = 1000000;
 /// `active_at_least` in 1..max_members; `for_ms` in 0..max_for_ms.
 std::optional<std::string> check(const rule& r);
 
+/// Readiness is a sum of weighted shares: two active members compute to
+/// 0.8999999999999999, not 0.9. A readiness this close below a rule's value meets it.
+inline constexpr double readiness_tolerance = 1e-9;
+
 /// Whether every condition the rule sets holds (false for a rule with none):
-/// readiness >= readiness_at_least and active visible members >= active_at_least.
+/// readiness >= readiness_at_least (within readiness_tolerance) and active
+/// visible members >= active_at_least.
 bool met(const rule& r, double readiness, int64_t active_visible);
 
 /// What a step decided.

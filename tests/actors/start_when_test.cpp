@@ -60,6 +60,8 @@ TEST(StartWhenTest, ConditionsAtTheirThresholds) {
     {{0.7, 0, 0}, 0.7, 0, true},
     {{0.7, 0, 0}, 0.6999, 5, false},
     {{0.7, 0, 0}, 1.0, 0, true},
+    {{0.9, 0, 0}, 0.6 + 0.3, 0, true}, // 0.8999999999999999: two active members
+    {{0.9, 0, 0}, 0.9 - 1e-6, 0, false},
     {{0, 3, 0}, 0.0, 3, true},
     {{0, 3, 0}, 1.0, 2, false},
     {{0, 3, 0}, 0.0, 4, true},
