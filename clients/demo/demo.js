@@ -99,7 +99,7 @@ async function drawAnalytics() {
     $('bucket').textContent = a.bucket_ms / 1000 + ' s';
     const bs = a.buckets.slice(-60);
     const top = Math.max(1, ...bs.map((b) => Math.max(b.joins, b.leaves)));
-    const w = 600 / Math.max(bs.length, 1);
+    const w = 600 / 60; // the latest 60 buckets, oldest left
     const bars = $('bars');
     bars.replaceChildren();
     bs.forEach((b, k) => {
