@@ -395,10 +395,18 @@ TEST(AnalyticsIntegrationTest, StartWhenThresholdOverWebSocket) {
   ASSERT_TRUE(down) << node.log();
   EXPECT_EQ((*down)["holding"], false);
   EXPECT_EQ((*down)["counts"]["active"], 1);
-  auto cleared = http.del("/v1/rooms/r/start_when", "carol");
+  EXPECT_EQ(http.del("/v1/sessions/" + a, "alice").status, 204u);
+  // The rule is durable: the same after a SIGTERM restart; then cleared.
+  ASSERT_EQ(node.stop(), 0) << node.log();
+  node.restart();
+  http_client again{node.port()};
+  auto kept = again.get("/v1/rooms/r", "carol");
+  ASSERT_EQ(kept.status, 200u) << kept.raw;
+  EXPECT_EQ(kept.body["start_when"]["active_visible_members_at_least"], 2) << kept.raw;
+  EXPECT_EQ(kept.body["threshold_holding"], false);
+  auto cleared = again.del("/v1/rooms/r/start_when", "carol");
   ASSERT_EQ(cleared.status, 200u) << cleared.raw;
   EXPECT_TRUE(cleared.body["start_when"].is_null());
-  EXPECT_EQ(http.del("/v1/sessions/" + a, "alice").status, 204u);
 }
 
 // Verifies per-user intent outcomes over HTTP: alice's intent to bob,
@@ -443,4 +451,11 @@ TEST(AnalyticsIntegrationTest, UserIntentOutcomes) {
   EXPECT_EQ(other.status, 403u) << other.raw;
   EXPECT_EQ(other.body["error"]["code"], "forbidden");
   EXPECT_EQ(metric(http, "presence_intent_answer_seconds_count{status=\"accepted\"}"), 1);
+  // Durable: the same figures after a SIGTERM restart.
+  ASSERT_EQ(node.stop(), 0) << node.log();
+  node.restart();
+  http_client again{node.port()};
+  auto kept = again.get("/v1/users/alice/intents/analytics", "alice");
+  ASSERT_EQ(kept.status, 200u) << kept.raw;
+  EXPECT_EQ(kept.body["outgoing"], mine["outgoing"]) << kept.raw;
 }
