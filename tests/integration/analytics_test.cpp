@@ -362,8 +362,12 @@ TEST(AnalyticsIntegrationTest, StartWhenThresholdOverWebSocket) {
   ws.send({{"op", "subscribe"}, {"rooms", {"r"}}});
   ASSERT_TRUE(ws.read_op("subscribed"));
   auto a = open_in_room(http, "alice");
-  auto joined_at = now_ms();
-  auto b = open_in_room(http, "bob");
+  // Bob's session opens (server_time, the node's clock) before his join makes
+  // two active members: the rule holds no earlier than 300 ms after that.
+  auto opened = http.post("/v1/sessions", {{"rooms", {"r"}}}, "bob");
+  ASSERT_EQ(opened.status, 201u) << opened.raw;
+  auto b = opened.body.value("session_id", "");
+  auto joined_at = opened.body["server_time"].get<int64_t>();
   // The threshold event, skipping the joins before it.
   auto read_threshold = [&]() -> std::optional<json> {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{10};
