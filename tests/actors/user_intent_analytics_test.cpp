@@ -77,6 +77,8 @@ TEST(UserIntentAnalyticsTest, SenderAndTargetFigures) {
   play(n);
   auto alice = outcomes(n, "alice");
   expect_alice(alice);
+  EXPECT_EQ(alice.revision, 7u) << "three deliveries and four ends";
+  EXPECT_EQ(alice.now, t0 + 1100);
   auto bob = outcomes(n, "bob");
   EXPECT_EQ(bob.incoming.final, (std::array<int64_t, 4>{1, 1, 0, 1}));
   EXPECT_EQ(bob.incoming.final_delivered, 3);
