@@ -107,10 +107,11 @@ analytics_episode& new_episode(room_analytics& a, int64_t started_at) {
   return a.episodes.back();
 }
 
-void push_capped(std::vector<analytics_sample>& xs, const analytics_sample& s) {
+void push_capped(std::vector<analytics_sample>& xs, const analytics_sample& s,
+                 size_t cap = max_samples) {
   xs.push_back(s);
-  if (xs.size() > max_samples)
-    xs.erase(xs.begin());
+  if (xs.size() > cap)
+    xs.erase(xs.begin(), xs.begin() + static_cast<ptrdiff_t>(xs.size() - cap));
 }
 
 } // namespace
@@ -222,6 +223,63 @@ void note_intent_final(room_analytics& a, int64_t now, int outcome, int64_t deli
   ++a.revision;
 }
 
+bool note_user_intent(storage::intent_outcomes& d, int64_t now, bool known_open,
+                      bool was_pending, bool delivered_now, int outcome,
+                      int64_t created_at, int64_t delivered_at) {
+  bool changed = false;
+  if (delivered_now && delivered_at > 0 && (!known_open || was_pending)) {
+    push_capped(d.times,
+                analytics_sample{now, std::max<int64_t>(0, delivered_at - created_at),
+                                 analytics_sample::intent_to_delivered},
+                max_user_intent_samples);
+    changed = true;
+  }
+  if (outcome >= 0 && outcome <= 3 && known_open) {
+    d.final[static_cast<size_t>(outcome)] += 1;
+    if (delivered_at > 0) {
+      d.final_delivered += 1;
+      if (outcome <= 1)
+        push_capped(d.times,
+                    analytics_sample{now, std::max<int64_t>(0, now - delivered_at),
+                                     analytics_sample::intent_to_answer},
+                    max_user_intent_samples);
+    }
+    changed = true;
+  }
+  return changed;
+}
+
+intent_report intent_report_of(const std::array<int64_t, 4>& final, int64_t delivered,
+                               const std::vector<analytics_sample>& times, int64_t from) {
+  intent_report r;
+  r.final = final;
+  r.final_delivered = delivered;
+  std::vector<int64_t> to_delivered;
+  std::vector<int64_t> to_answer;
+  for (auto& s : times) {
+    if (s.t < from)
+      continue;
+    if (s.kind == analytics_sample::intent_to_delivered)
+      to_delivered.push_back(s.ms);
+    else if (s.kind == analytics_sample::intent_to_answer)
+      to_answer.push_back(s.ms);
+  }
+  r.to_delivered = percentiles_of(std::move(to_delivered));
+  r.to_answer = percentiles_of(std::move(to_answer));
+  return r;
+}
+
+user_intent_report summarize_user(const storage::user_intent_analytics& a, int64_t now) {
+  user_intent_report r;
+  r.now = now;
+  r.revision = a.revision;
+  r.outgoing = intent_report_of(a.outgoing.final, a.outgoing.final_delivered,
+                                a.outgoing.times, 0);
+  r.incoming = intent_report_of(a.incoming.final, a.incoming.final_delivered,
+                                a.incoming.times, 0);
+  return r;
+}
+
 int64_t percentile(std::vector<int64_t>& xs, int p) {
   if (xs.empty())
     return 0;
@@ -268,6 +326,8 @@ report summarize(room_analytics a, int64_t now, int64_t since, int64_t bucket_ms
   r.drop_off_ms = l.drop_off_ms;
   r.media_decay_window_ms = l.media_decay_window_ms;
   std::map<int64_t, report_bucket> out;
+  std::array<int64_t, 4> intents_final{};
+  int64_t intents_final_delivered = 0;
   for (auto& b : a.buckets) {
     auto t = bucket_start(b.t, bucket_ms);
     if (t < r.since)
@@ -296,20 +356,21 @@ report summarize(room_analytics a, int64_t now, int64_t since, int64_t bucket_ms
     x.left_before_ready += b.left_before_ready;
     x.left_quickly += b.left_quickly;
     x.left_before_ready_quickly += b.left_before_ready_quickly;
-    for (size_t i = 0; i < r.intents_final.size(); ++i)
-      r.intents_final[i] += b.intents_final[i];
-    r.intents_final_delivered += b.intents_final_delivered;
+    for (size_t i = 0; i < intents_final.size(); ++i)
+      intents_final[i] += b.intents_final[i];
+    intents_final_delivered += b.intents_final_delivered;
   }
   // Samples count from what the kept buckets cover.
   auto from = std::max(r.since, r.kept_from);
   std::map<int64_t, std::array<std::vector<int64_t>, 2>> decays; // to_idle, to_away
-  std::array<std::vector<int64_t>, 7> by_kind;
-  for (auto* xs : {&a.stays, &a.decays, &a.intent_times})
+  std::array<std::vector<int64_t>, 5> by_kind;
+  r.intents = intent_report_of(intents_final, intents_final_delivered, a.intent_times, from);
+  for (auto* xs : {&a.stays, &a.decays})
     for (auto& s : *xs) {
       if (s.t < from || static_cast<size_t>(s.kind) >= by_kind.size())
         continue;
       by_kind[s.kind].push_back(s.ms);
-      if (s.kind == analytics_sample::stay || s.kind >= analytics_sample::intent_to_delivered)
+      if (s.kind == analytics_sample::stay)
         continue; // not an attention decay
       auto away = s.kind == analytics_sample::to_away
                   || s.kind == analytics_sample::to_away_after_media;
@@ -325,8 +386,6 @@ report summarize(room_analytics a, int64_t now, int64_t since, int64_t bucket_ms
   r.to_away = all(analytics_sample::to_away, analytics_sample::to_away_after_media);
   r.to_idle_after_media = percentiles_of(by_kind[analytics_sample::to_idle_after_media]);
   r.to_away_after_media = percentiles_of(by_kind[analytics_sample::to_away_after_media]);
-  r.intent_to_delivered = percentiles_of(by_kind[analytics_sample::intent_to_delivered]);
-  r.intent_to_answer = percentiles_of(by_kind[analytics_sample::intent_to_answer]);
   for (auto& [t, x] : out) {
     x.span_ms = std::max<int64_t>(0, std::min(t + bucket_ms, now) - t);
     if (x.present_ms > 0)

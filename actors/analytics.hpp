@@ -34,6 +34,10 @@ inline constexpr size_t max_samples = 512;
 /// Episodes kept per room.
 inline constexpr size_t max_episodes = 64;
 
+/// Intent durations a user keeps per direction (sent, received): its record is
+/// written on every change of its state, so it stays small (about 2 KiB at most).
+inline constexpr size_t max_user_intent_samples = 64;
+
 /// The widths and bounds the rules work with (from `[rooms]`).
 struct limits {
   int64_t bucket_ms = 60000;
@@ -116,12 +120,49 @@ void note_intent_delivered(storage::room_analytics& a, int64_t now, int64_t crea
 void note_intent_final(storage::room_analytics& a, int64_t now, int outcome,
                        int64_t delivered_at, const limits& l);
 
+/// One direction of a user's intents seen at a later stage (the user actor
+/// passes only news: a stage after the one it knew). `known_open`: the user knew
+/// the intent before, not finished. A delivery seen for the first time samples
+/// created -> delivered; the end of an intent it knew open counts its final
+/// status (0 accepted .. 3 cancelled, -1: not final) and, when it had been
+/// delivered and was answered, samples delivered -> now. Returns whether
+/// anything was recorded.
+bool note_user_intent(storage::intent_outcomes& d, int64_t now, bool known_open,
+                      bool was_pending, bool delivered_now, int outcome,
+                      int64_t created_at, int64_t delivered_at);
+
 /// Nearest-rank percentiles of some durations.
 struct percentiles {
   int64_t n = 0;   ///< values; p50 and p90 mean nothing when 0
   int64_t p50 = 0;
   int64_t p90 = 0;
 };
+
+/// The outcome figures of some intents: a room's (intents into it) or one
+/// direction of a user's.
+struct intent_report {
+  std::array<int64_t, 4> final{}; ///< accepted, declined, expired, cancelled
+  int64_t final_delivered = 0;    ///< of those, delivered before they ended
+  percentiles to_delivered;       ///< created -> delivered
+  percentiles to_answer;          ///< delivered -> accepted or declined
+};
+
+/// The figures of the intent samples in `times` observed at or after `from`,
+/// with the given final counts.
+intent_report intent_report_of(const std::array<int64_t, 4>& final, int64_t delivered,
+                               const std::vector<storage::analytics_sample>& times,
+                               int64_t from);
+
+/// What GET /v1/users/{uid}/intents/analytics answers.
+struct user_intent_report {
+  std::string user_id;
+  int64_t now = 0;
+  uint64_t revision = 0;
+  intent_report outgoing; ///< intents the user sent
+  intent_report incoming; ///< intents sent to the user
+};
+
+user_intent_report summarize_user(const storage::user_intent_analytics& a, int64_t now);
 
 /// The nearest-rank `p`-th percentile (1..100) of `xs` (sorted in place);
 /// 0 for no values.
@@ -171,10 +212,10 @@ struct report {
   percentiles to_away_after_media;
   int64_t media_decay_window_ms = 0;
   std::vector<storage::analytics_episode> episodes; ///< ended at or after since
-  std::array<int64_t, 4> intents_final{}; ///< accepted, declined, expired, cancelled
-  int64_t intents_final_delivered = 0;    ///< of those, delivered before they ended
-  percentiles intent_to_delivered;        ///< created -> delivered
-  percentiles intent_to_answer;           ///< delivered -> accepted or declined
+  intent_report intents; ///< intents into the room
+  double ready_threshold = 0;  ///< rooms.ready_threshold (for the curve's lines)
+  double ready_hysteresis = 0; ///< rooms.ready_hysteresis
+  storage::start_when_state start_when; ///< the room's rule, if set
 };
 
 /// Checks a query: `since` >= 0 and `bucket_ms` a positive multiple of the

@@ -48,13 +48,13 @@ typename Inspector::result_type inspect(Inspector& f, session_record& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, user_record& x) {
   return f(caf::meta::type_name("user_record"), x.user_id, x.published, x.seq, x.since,
-           x.last_active_at, x.last_seen_at);
+           x.last_active_at, x.last_seen_at, x.intents);
 }
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, room_record& x) {
   return f(caf::meta::type_name("room_record"), x.room_id, x.media_attached, x.phase,
-           x.momentum_rate, x.momentum_at, x.analytics);
+           x.momentum_rate, x.momentum_at, x.analytics, x.start_when);
 }
 
 template <class Inspector>

@@ -123,7 +123,15 @@ void finish(intent_actor_type* self, intent_status final_status) {
   // Counted where it finishes: a copy that only catches up with a final
   // status (catch_up) was counted by the node that finished it.
   bool delivered = st.view.status == intent_status::delivered || st.view.delivered_at != 0;
-  st.owner->metrics().intent_finished(static_cast<size_t>(final_status), delivered);
+  auto& m = st.owner->metrics();
+  m.intent_finished(static_cast<size_t>(final_status), delivered);
+  if (delivered && st.view.delivered_at != 0) {
+    auto answered = st.owner->now_ms() - st.view.delivered_at;
+    if (final_status == intent_status::accepted)
+      m.intent_answer_accepted.record(answered);
+    else if (final_status == intent_status::declined)
+      m.intent_answer_declined.record(answered);
+  }
   set_status(st, final_status);
   st.retain_until = st.owner->now_ms() + finished_intent_retention_ms;
   announce(self);

@@ -54,6 +54,7 @@
 //   (get_atom, intent_atom, intent_id)    intent actor (catching up) -> reply the
 //                                         intent_view this user knows
 //   (list_atom, intent_atom)              gateway -> reply intent_list
+//   (analytics_atom, intent_atom)         gateway -> reply analytics::user_intent_report
 // Room actor (spawned on first use):
 //   (member_atom, member_update)          user -> no reply (state changes, and
 //                                         leaves when its sessions expired)
@@ -64,6 +65,8 @@
 //                                         (or room_delta once the room is big)
 //   (unsubscribe_atom, actor)             anyone -> no reply
 //   (media_atom, bool)                    gateway -> reply room_view
+//   (start_when_atom, start_when_rule)    gateway -> reply room_view (sets the
+//                                         rule; one with no condition clears it)
 //   (timeline_atom, since_ms)             anyone -> reply std::vector<timeline_sample>
 //   (intent_atom, intent_view)            intent actor -> no reply (counts pending
 //                                         intents; delivers to present members)
@@ -119,6 +122,7 @@ using passivate_atom = caf::atom_constant<caf::atom("passivate")>;
 using locate_atom = caf::atom_constant<caf::atom("locate")>;
 using release_atom = caf::atom_constant<caf::atom("release")>;
 using analytics_atom = caf::atom_constant<caf::atom("analytics")>;
+using start_when_atom = caf::atom_constant<caf::atom("startwhen")>;
 
 /// The acting user of a request that may touch any session (operators).
 inline const std::string admin_caller = "\x01" "admin";
@@ -216,17 +220,21 @@ struct room_view {
   int64_t pending_intents = 0;
   std::vector<member_info> members; ///< sorted by id; a page of them
   std::string next_after;           ///< non-empty when more members follow
+  storage::start_when_rule start_when; ///< unset (set() false): no rule
+  bool threshold_holding = false;      ///< the rule holds (room event "threshold")
 };
 
 /// Room -> subscribers.
 struct room_event {
   std::string room_id;
-  std::string event; ///< join, leave, member or phase
+  std::string event; ///< join, leave, member, phase or threshold
   std::string user_id;
   state current = state::offline;
   state_counts counts{};
   double readiness = 0;
   room_phase phase = room_phase::empty;
+  bool holding = false; ///< threshold: the start_when rule holds (or stopped)
+  int64_t at = 0;       ///< threshold: when it crossed (the debounce's end)
 };
 
 /// Room -> subscribers of a big room (more than rooms.announce_max members):
@@ -351,13 +359,14 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, room_view& x) {
   return f(caf::meta::type_name("room_view"), x.room_id, x.phase, x.readiness,
            x.counts, x.observers, x.member_count, x.momentum, x.media_attached,
-           x.pending_intents, x.members, x.next_after);
+           x.pending_intents, x.members, x.next_after, x.start_when,
+           x.threshold_holding);
 }
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, room_event& x) {
   return f(caf::meta::type_name("room_event"), x.room_id, x.event, x.user_id,
-           x.current, x.counts, x.readiness, x.phase);
+           x.current, x.counts, x.readiness, x.phase, x.holding, x.at);
 }
 
 template <class Inspector>
@@ -411,8 +420,20 @@ typename Inspector::result_type inspect(Inspector& f, report& x) {
            x.readiness, x.buckets, x.stay, x.leaves, x.left_before_ready,
            x.left_quickly, x.left_before_ready_quickly, x.drop_off_ms, x.to_idle,
            x.to_away, x.to_idle_after_media, x.to_away_after_media,
-           x.media_decay_window_ms, x.episodes, x.intents_final,
-           x.intents_final_delivered, x.intent_to_delivered, x.intent_to_answer);
+           x.media_decay_window_ms, x.episodes, x.intents, x.ready_threshold,
+           x.ready_hysteresis, x.start_when);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, intent_report& x) {
+  return f(caf::meta::type_name("intent_report"), x.final, x.final_delivered,
+           x.to_delivered, x.to_answer);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, user_intent_report& x) {
+  return f(caf::meta::type_name("user_intent_report"), x.user_id, x.now, x.revision,
+           x.outgoing, x.incoming);
 }
 
 } // namespace analytics
@@ -446,6 +467,28 @@ typename Inspector::result_type inspect(Inspector& f, room_analytics& x) {
   return f(caf::meta::type_name("room_analytics"), x.seg_at, x.seg_readiness,
            x.seg_phase, x.media_off_at, x.revision, x.buckets, x.stays, x.decays,
            x.episodes, x.intent_times);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, intent_outcomes& x) {
+  return f(caf::meta::type_name("intent_outcomes"), x.final, x.final_delivered, x.times);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, user_intent_analytics& x) {
+  return f(caf::meta::type_name("user_intent_analytics"), x.revision, x.outgoing,
+           x.incoming);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, start_when_rule& x) {
+  return f(caf::meta::type_name("start_when_rule"), x.readiness_at_least,
+           x.active_at_least, x.for_ms);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, start_when_state& x) {
+  return f(caf::meta::type_name("start_when_state"), x.rule, x.met_since, x.holding);
 }
 
 } // namespace presence::storage

@@ -108,6 +108,11 @@ struct runtime_metrics {
   /// Created to delivered.
   duration_histogram intent_delivery{100,   500,    1000,   5000,    15000,   30000,
                                      60000, 300000, 900000, 3600000, 86400000};
+  /// Delivered to accepted, and delivered to declined (intents answered here).
+  duration_histogram intent_answer_accepted{100,   500,    1000,   5000,    15000,   30000,
+                                            60000, 300000, 900000, 3600000, 86400000};
+  duration_histogram intent_answer_declined{100,   500,    1000,   5000,    15000,   30000,
+                                            60000, 300000, 900000, 3600000, 86400000};
   /// How much later than its issued `heartbeat_ms` a session's signal came
   /// (0: on time).
   duration_histogram heartbeat_lateness{0,     100,   500,   1000,   2500,  5000,

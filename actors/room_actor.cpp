@@ -4,6 +4,7 @@
 #include "actors/handoff.hpp"
 #include "actors/node.hpp"
 #include "actors/passivation.hpp"
+#include "actors/start_when.hpp"
 
 #include <caf/event_based_actor.hpp>
 
@@ -52,9 +53,10 @@ bool room_state::big() const {
 }
 
 storage::room_record to_record(const room_state& st) {
-  return storage::room_record{st.room_id, st.media_attached,
+  return storage::room_record{st.room_id,         st.media_attached,
                               static_cast<uint8_t>(st.phase), st.joins.rate_per_min,
-                              st.joins.at, st.analytics};
+                              st.joins.at,        st.analytics,
+                              st.start_when};
 }
 
 namespace {
@@ -131,6 +133,8 @@ room_view make_view(room_actor_type* self, const room_query& q) {
   v.momentum = st.joins.value(st.owner->now_ms(), st.owner->rooms().momentum_window_ms);
   v.media_attached = st.media_attached;
   v.pending_intents = static_cast<int64_t>(st.intents.size());
+  v.start_when = st.start_when.rule;
+  v.threshold_holding = st.start_when.holding;
   if (q.counts_only)
     return v;
   auto i = q.after.empty() ? st.members.begin() : st.members.upper_bound(q.after);
@@ -149,11 +153,48 @@ void emit(room_actor_type* self, std::string event, const std::string& user_id,
   auto& st = self->state;
   auto msg = caf::make_message(room_event{st.room_id, std::move(event), user_id,
                                           current, st.counts, st.readiness,
-                                          st.phase});
+                                          st.phase, false, 0});
   for (auto& s : st.subscribers)
     self->send(s, msg);
   st.owner->metrics().events_sent.fetch_add(st.subscribers.size(),
                                             std::memory_order_relaxed);
+}
+
+// Tells subscribers that the start_when rule started (or stopped) holding at
+// `at`; sent at once even in a big room, like a phase change.
+void emit_threshold(room_actor_type* self, int64_t at) {
+  auto& st = self->state;
+  room_event e{st.room_id, "threshold", "", state::offline, st.counts, st.readiness,
+               st.phase, st.start_when.holding, at};
+  auto msg = caf::make_message(std::move(e));
+  for (auto& s : st.subscribers)
+    self->send(s, msg);
+  st.owner->metrics().events_sent.fetch_add(st.subscribers.size(),
+                                            std::memory_order_relaxed);
+}
+
+// Re-evaluates the start_when rule at the room's current level: arms the
+// debounce timer while the conditions hold but not yet for `for_ms`, and tells
+// subscribers (and the record) when the rule starts or stops holding.
+void review_threshold(room_actor_type* self) {
+  auto& st = self->state;
+  auto& sw = st.start_when;
+  if (!sw.rule.set() && !sw.holding) {
+    st.threshold_timer.disarm();
+    return;
+  }
+  auto now = st.owner->now_ms();
+  auto met = start_when::met(sw.rule, st.readiness,
+                             st.counts[static_cast<size_t>(state::active)]);
+  auto r = start_when::step(sw, met, now);
+  if (r.wake_at == 0)
+    st.threshold_timer.disarm();
+  else if (!st.threshold_timer.armed() || st.threshold_timer.due_ms() != r.wake_at)
+    st.threshold_timer.arm(caf::actor_cast<caf::actor>(self), r.wake_at);
+  if (r.changed) {
+    emit_threshold(self, r.at);
+    save(self);
+  }
 }
 
 bool anyone_present(const room_state& st) {
@@ -231,6 +272,7 @@ void reevaluate(room_actor_type* self, const char* event = "",
       sample(self, st.owner->now_ms()); // the moment it emptied
     save(self);
   }
+  review_threshold(self);
 }
 
 // Applies a membership change or a member's new state.
@@ -347,6 +389,7 @@ void start_room(room_actor_type* self, node* owner, std::string room_id) {
   st.idle.bind(owner->timers(), 2);
   count_room(*owner, st.phase);
   st.save_timer.bind(owner->timers(), 3);
+  st.threshold_timer.bind(owner->timers(), 4);
   st.analytics_limits = analytics::limits_of(owner->rooms());
 }
 
@@ -368,6 +411,10 @@ caf::behavior room_actor_restored(room_actor_type* self, node* owner,
   st.joins.at = rec.momentum_at;
   st.analytics = std::move(rec.analytics);
   trim_buckets(st);
+  // The debounce starts again with the restored members (the room was not
+  // watched while down); `holding` stays what subscribers were last told.
+  st.start_when = rec.start_when;
+  st.start_when.met_since = 0;
   // The time the node was down (and since the last write) is not counted: the
   // open segment starts again now.
   if (st.analytics.seg_at != 0)
@@ -398,6 +445,7 @@ caf::behavior room_from_transfer(room_actor_type* self, node* owner, room_transf
   st.readiness = t.readiness;
   st.analytics = std::move(rec.analytics);
   trim_buckets(st);
+  st.start_when = rec.start_when; // the debounce goes on where it was
   for (auto& m : t.members) {
     room_state::member x{m.current, m.visible, m.last_active_at, m.joined_at, m.saw_ready};
     count(st, x, +1);
@@ -474,7 +522,7 @@ void check_idle(room_actor_type* self) {
     return arm_idle_check(self, n, st.idle);
   std::optional<dormant_room> rest;
   if (st.media_attached || !st.timeline.empty() || st.joins.at != 0
-      || st.analytics.revision != 0) {
+      || st.analytics.revision != 0 || st.start_when.rule.set()) {
     rest.emplace();
     rest->rec = to_record(st);
     for (auto& x : st.timeline)
@@ -489,6 +537,7 @@ void check_idle(room_actor_type* self) {
       write_now(st, *w);
   cancel_deferred(st);
   st.timer.disarm();
+  st.threshold_timer.disarm();
   uncount_room(*n, st.phase);
   st.owner = nullptr;
   become_passivated(self, n, std::move(key));
@@ -541,6 +590,22 @@ caf::behavior room_behavior(room_actor_type* self) {
       save(self);
       return make_view(self, reply_query);
     },
+    [self](start_when_atom, const storage::start_when_rule& rule) -> caf::result<room_view> {
+      auto& st = self->state;
+      if (rule.set())
+        if (auto problem = start_when::check(rule))
+          return caf::make_error(errc::invalid_argument, *problem);
+      if (!(rule == st.start_when.rule)) {
+        // A new rule starts its debounce afresh; `holding` stays until the
+        // new rule is evaluated (below): a rule that holds at once keeps it.
+        st.start_when.rule = rule.set() ? rule : storage::start_when_rule{};
+        st.start_when.met_since = 0;
+        save(self);
+        review_threshold(self);
+      }
+      review_idle(self);
+      return make_view(self, reply_query);
+    },
     [self](analytics_atom, int64_t since,
            int64_t bucket_ms) -> caf::result<analytics::report> {
       auto& st = self->state;
@@ -551,6 +616,9 @@ caf::behavior room_behavior(room_actor_type* self) {
       r.room_id = st.room_id;
       r.phase = st.phase;
       r.readiness = st.readiness;
+      r.ready_threshold = st.owner->rooms().ready_threshold;
+      r.ready_hysteresis = st.owner->rooms().ready_hysteresis;
+      r.start_when = st.start_when;
       return r;
     },
     [self](timeline_atom, int64_t since) {
@@ -569,6 +637,8 @@ caf::behavior room_behavior(room_actor_type* self) {
       }
       if (st.idle.is_current(generation))
         return check_idle(self);
+      if (st.threshold_timer.is_current(generation))
+        return review_threshold(self);
       if (st.delta_timer.is_current(generation)) {
         flush_delta(self);
         return review_idle(self);
@@ -593,6 +663,7 @@ caf::behavior room_behavior(room_actor_type* self) {
       st.timer.disarm();
       st.delta_timer.disarm();
       st.idle.disarm();
+      st.threshold_timer.disarm();
       cancel_deferred(st); // its record is erased here, written by the next owner
       uncount_room(*n, st.phase);
       st.owner = nullptr;

@@ -6,7 +6,10 @@
 // change of membership, of a member's state, or of phase. Keeps the room's
 // analytics (actors/analytics.hpp) in its durable record, so that they survive
 // a restart, a hand-off and a promotion; only membership, member-state, media,
-// intent and phase changes touch them. Messages: messages.hpp.
+// intent and phase changes touch them. An optional start_when rule
+// (actors/start_when.hpp) is re-evaluated at each of the same changes; its
+// subscribers get a room_event "threshold" when it starts or stops holding (the
+// debounce runs on the room's timer). Messages: messages.hpp.
 #pragma once
 
 #include "actors/census.hpp"
@@ -60,6 +63,8 @@ struct room_state {
   timer_slot delta_timer; ///< the next room_delta of a big room (tag 1)
   timer_slot idle;        ///< the next passivation check (tag 2): passivation.hpp
   timer_slot save_timer;  ///< a deferred write of the record (tag 3)
+  timer_slot threshold_timer; ///< the end of the start_when debounce (tag 4)
+  storage::start_when_state start_when; ///< durable, in the record
   int64_t saved_at = 0;   ///< when the record was last handed to the writer
   bool save_deferred = false; ///< a write waits for save_timer
   std::map<std::string, state> delta; ///< changes since the last room_delta

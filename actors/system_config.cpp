@@ -49,6 +49,8 @@ void configure(caf::actor_system_config& cfg, const config::settings& s) {
   cfg.add_message_type<intent_transfer>("presence.intent_transfer");
   cfg.add_message_type<std::vector<std::string>>("presence.keys");
   cfg.add_message_type<analytics::report>("presence.analytics_report");
+  cfg.add_message_type<analytics::user_intent_report>("presence.user_intent_report");
+  cfg.add_message_type<storage::start_when_rule>("presence.start_when_rule");
 }
 
 } // namespace presence::actors

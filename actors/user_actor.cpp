@@ -21,8 +21,10 @@ user_state::~user_state() {
 }
 
 storage::user_record to_record(const user_state& st) {
-  return storage::user_record{st.user_id, static_cast<uint8_t>(st.published), st.seq,
-                              st.since, st.last_active_at, st.last_seen_at};
+  return storage::user_record{st.user_id,        static_cast<uint8_t>(st.published),
+                              st.seq,            st.since,
+                              st.last_active_at, st.last_seen_at,
+                              st.intent_analytics};
 }
 
 namespace {
@@ -148,6 +150,32 @@ void remember_intent(user_state& st, const intent_view& v) {
   }
 }
 
+// The outcomes of the user's own intents (sent, and sent to it) from a view
+// at a later stage than the one known (`st.intents` still holds the earlier).
+// Returns whether anything was recorded.
+bool note_outcome(user_state& st, const intent_view& v) {
+  auto known = st.intents.find(v.intent_id);
+  auto known_open = known != st.intents.end() && !is_final(known->second.status);
+  auto was_pending = known_open && known->second.status == intent_status::pending;
+  auto outcome = is_final(v.status) ? static_cast<int>(v.status)
+                                        - static_cast<int>(intent_status::accepted)
+                                    : -1;
+  auto delivered_now = v.status == intent_status::delivered;
+  bool changed = false;
+  auto now = st.owner->now_ms();
+  if (v.from_user == st.user_id)
+    changed |= analytics::note_user_intent(st.intent_analytics.outgoing, now, known_open,
+                                           was_pending, delivered_now, outcome,
+                                           v.created_at, v.delivered_at);
+  if (v.to_user == st.user_id)
+    changed |= analytics::note_user_intent(st.intent_analytics.incoming, now, known_open,
+                                           was_pending, delivered_now, outcome,
+                                           v.created_at, v.delivered_at);
+  if (changed)
+    ++st.intent_analytics.revision;
+  return changed;
+}
+
 void remove_actor(std::vector<caf::actor>& xs, const caf::actor_addr& who) {
   xs.erase(std::remove_if(xs.begin(), xs.end(),
                           [&](const caf::actor& a) { return a.address() == who; }),
@@ -234,6 +262,7 @@ caf::behavior user_actor_restored(user_actor_type* self, node* owner,
   st.since = rec.since;
   st.last_active_at = rec.last_active_at;
   st.last_seen_at = rec.last_seen_at;
+  st.intent_analytics = std::move(rec.intents);
   auto now = owner->now_ms();
   auto& cfg = owner->presence();
   std::map<std::string, user_state::membership> rooms;
@@ -297,6 +326,7 @@ caf::behavior user_from_transfer(user_actor_type* self, node* owner, user_transf
   st.since = t.rec.since;
   st.last_active_at = t.rec.last_active_at;
   st.last_seen_at = t.rec.last_seen_at;
+  st.intent_analytics = std::move(t.rec.intents);
   for (auto& s : t.sessions) {
     auto& e = st.sessions[s.session_id];
     e.device = std::move(s.device);
@@ -396,7 +426,8 @@ void check_idle(user_actor_type* self) {
   if (!is_idle(st))
     return again();
   std::optional<storage::user_record> rec;
-  if (st.seq > 0 || st.last_active_at > 0 || st.last_seen_at > 0)
+  if (st.seq > 0 || st.last_active_at > 0 || st.last_seen_at > 0
+      || st.intent_analytics.revision != 0)
     rec = to_record(st);
   auto key = "user:" + st.user_id;
   if (!n->router().passivate(key, self->address(), std::move(rec), std::nullopt))
@@ -602,6 +633,8 @@ caf::behavior user_behavior(user_actor_type* self) {
       if (auto i = st.intents.find(v.intent_id);
           i != st.intents.end() && stage(v.status) <= stage(i->second.status))
         return;
+      if (note_outcome(st, v))
+        save(self);
       remember_intent(st, v);
       replicate_soon(self, st.owner, st.replicate_scheduled);
       send_all(self, st.inbox, caf::make_message(intent_event{v}));
@@ -634,6 +667,12 @@ caf::behavior user_behavior(user_actor_type* self) {
       if (auto i = st.intents.find(intent_id); i != st.intents.end())
         return i->second;
       return caf::make_error(errc::intent_not_found, std::string{"not known here"});
+    },
+    [self](analytics_atom, intent_atom) {
+      auto& st = self->state;
+      auto r = analytics::summarize_user(st.intent_analytics, st.owner->now_ms());
+      r.user_id = st.user_id;
+      return r;
     },
     [self](list_atom, intent_atom) {
       auto& st = self->state;

@@ -4,7 +4,8 @@
 // keeps the latest `last_active_at` of any session it ever had; delays the move to
 // offline by `offline_linger_ms`. Holds the user's room memberships (a member
 // leaves a room when none of its sessions that joined it is left) and an index of
-// its intents. Messages: see messages.hpp.
+// its intents, and the outcomes of its own intents (sent and received; durable
+// in its record, bounded: actors/analytics.hpp). Messages: see messages.hpp.
 #pragma once
 
 #include "actors/census.hpp"
@@ -62,6 +63,7 @@ struct user_state {
   std::vector<caf::actor> inbox;
   std::map<std::string, membership> rooms;
   std::map<std::string, intent_view> intents;
+  storage::user_intent_analytics intent_analytics; ///< durable, in the record
   timer_slot linger;
   timer_slot lost;  ///< the end of a lost session's grace (tag 1)
   timer_slot idle;  ///< the next passivation check (tag 2): passivation.hpp

@@ -72,7 +72,7 @@ int main(int argc, char** argv) {
       iterations = static_cast<size_t>(std::strtoull(argv[i + 1], nullptr, 10));
   analytics::limits l; // the defaults: 60 s buckets, 1440 of them, 30 s drop-off
   auto day = full_day(l);
-  storage::room_record rec{"room-1", false, 2, 0.5, t0, day};
+  storage::room_record rec{"room-1", false, 2, 0.5, t0, day, {}};
   auto encoded = storage::encode_record(storage::record{rec});
   std::printf("1. a day of one-minute buckets (%zu buckets, %zu stays, %zu decays, "
               "%zu episodes):\n   %zu bytes in memory, %zu bytes encoded in the room record\n",
@@ -106,14 +106,14 @@ int main(int argc, char** argv) {
   // 3. The durable write after a change: copy and encode the record.
   auto write_n = std::max<size_t>(1, iterations / 200);
   auto full_write = ns_per(write_n, [&](size_t) {
-    storage::room_record r{"room-1", false, 2, 0.5, t0, day};
+    storage::room_record r{"room-1", false, 2, 0.5, t0, day, {}};
     sink = sink + storage::encode_record(storage::record{std::move(r)}).size();
   });
   storage::room_analytics small;
   analytics::note_join(small, t0, l);
   analytics::note_level(small, t0, room_phase::gathering, 0.45, l);
   auto small_write = ns_per(iterations / 10, [&](size_t) {
-    storage::room_record r{"room-1", false, 2, 0.5, t0, small};
+    storage::room_record r{"room-1", false, 2, 0.5, t0, small, {}};
     sink = sink + storage::encode_record(storage::record{std::move(r)}).size();
   });
   std::printf("3. room record copy + encode per change: %.1f us with a day of buckets, "

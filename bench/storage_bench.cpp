@@ -209,9 +209,9 @@ void fill_store(const std::string& dir, size_t m) {
   auto users = m / 10;
   auto rooms = std::max<size_t>(1, m / 100);
   for (size_t r = 0; r < rooms; ++r)
-    push(storage::room_record{"room-" + std::to_string(r), false, 1, 0, now, {}});
+    push(storage::room_record{"room-" + std::to_string(r), false, 1, 0, now, {}, {}});
   for (size_t u = 0; u < users; ++u)
-    push(storage::user_record{"user-" + std::to_string(u), 4, 3, now, now, now});
+    push(storage::user_record{"user-" + std::to_string(u), 4, 3, now, now, now, {}});
   for (size_t i = 0; i < m; ++i) {
     storage::session_record s;
     s.session_id = "s_" + std::to_string(1000000000 + i);

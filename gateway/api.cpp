@@ -454,6 +454,27 @@ void api::route(const http_request& req, const principal& who, respond_fn& done)
                             }),
                             list_atom::value, intent_atom::value);
   }
+  if (is({"v1", "users", "*", "intents", "analytics"})) {
+    if (!method("GET"))
+      return wrong_method("GET");
+    std::string uid;
+    if (!path_id(2, uid))
+      return bad();
+    if (uid != who.user_id && who.role != role::admin)
+      return done(error_response({403, "forbidden", "only your own intents"}));
+    auto render = [](const analytics::user_intent_report& x) { return to_json(x); };
+    std::optional<storage::user_record> rest;
+    auto h = r.user_for_read(uid, &rest);
+    if (!h) { // passivated, or never seen: its dormant record, or nothing
+      auto x = analytics::summarize_user(rest ? rest->intents : storage::user_intent_analytics{},
+                                         node_.now_ms());
+      x.user_id = uid;
+      return done(json_response(200, render(x)));
+    }
+    return ask<analytics::user_intent_report>(
+      sys, h, reply_with<analytics::user_intent_report>(done, render),
+      analytics_atom::value, intent_atom::value);
+  }
   if (is({"v1", "presence", "query"})) {
     if (!method("POST"))
       return wrong_method("POST");
@@ -561,6 +582,25 @@ void api::route(const http_request& req, const principal& who, respond_fn& done)
         reply_with<analytics::report>(done,
                                       [](const analytics::report& x) { return to_json(x); }),
         analytics_atom::value, since, bucket_ms);
+    }
+    if (is({"v1", "rooms", "*", "start_when"})) {
+      // Sets (POST, body: the rule) or clears (DELETE) the room's start_when
+      // rule; answers the room view, which shows the rule and whether it holds.
+      if (!method("POST") && !method("DELETE"))
+        return wrong_method("POST or DELETE");
+      if (who.role == role::guest)
+        return done(error_response({403, "forbidden", "guests may not set start_when"}));
+      storage::start_when_rule rule;
+      if (method("POST")) {
+        auto j = body(false);
+        if (!j)
+          return bad();
+        fields f{*j, &err};
+        if (!read_start_when(f, rule))
+          return bad();
+      }
+      return ask<room_view>(sys, r.room(rid), reply_with<room_view>(done, render_room),
+                            start_when_atom::value, rule);
     }
     if (is({"v1", "rooms", "*", "join"}) || is({"v1", "rooms", "*", "leave"})) {
       if (!method("POST"))

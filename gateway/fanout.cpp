@@ -50,14 +50,15 @@ presence_event as_event(const user_view& v, state prev) {
   return presence_event{v.user_id, v.current, prev, v.seq, v.since, v.last_active_at};
 }
 
+// `coalesce_as`: the topic the sockets coalesce this frame under, when not `key`.
 void deliver(caf::stateful_actor<shard_state>* self, const std::string& key,
-             const json& j) {
+             const json& j, const std::string& coalesce_as = {}) {
   auto& st = self->state;
   auto i = st.topics.find(key);
   if (i == st.topics.end())
     return;
   auto frame = std::make_shared<const std::string>(j.dump());
-  auto topic = std::make_shared<const std::string>(key);
+  auto topic = std::make_shared<const std::string>(coalesce_as.empty() ? key : coalesce_as);
   auto& sinks = i->second.sinks;
   size_t kept = 0;
   for (auto& s : sinks) {
@@ -95,7 +96,12 @@ caf::behavior shard_actor(caf::stateful_actor<shard_state>* self, node* owner) {
       i->second.last = e;
       deliver(self, key, to_json(e));
     },
-    [self](const room_event& e) { deliver(self, "room:" + e.room_id, to_json(e)); },
+    [self](const room_event& e) {
+      // A threshold signal is what an application acts on: a later member
+      // event must not replace it before it is sent, only a later threshold.
+      auto key = "room:" + e.room_id;
+      deliver(self, key, to_json(e), e.event == "threshold" ? key + "#threshold" : "");
+    },
     [self](const room_delta& d) { deliver(self, "room:" + d.room_id, to_json(d)); },
     // The cluster's view changed: an entity may now live on another node.
     // Subscribe again (through the router, which reaches the current owner).

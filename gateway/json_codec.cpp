@@ -2,6 +2,7 @@
 
 #include "actors/errors.hpp"
 #include "actors/ids.hpp"
+#include "actors/start_when.hpp"
 
 namespace presence::gateway {
 
@@ -118,6 +119,20 @@ json to_json(const room_view& v) {
                        {"visible", m.visible}});
   out["members"] = members;
   out["next_after"] = v.next_after.empty() ? json(nullptr) : json(v.next_after);
+  out["start_when"] = to_json(v.start_when);
+  out["threshold_holding"] = v.threshold_holding;
+  return out;
+}
+
+json to_json(const storage::start_when_rule& r) {
+  if (!r.set())
+    return nullptr;
+  json out = json::object();
+  if (r.readiness_at_least > 0)
+    out["readiness_at_least"] = r.readiness_at_least;
+  if (r.active_at_least > 0)
+    out["active_visible_members_at_least"] = r.active_at_least;
+  out["for_ms"] = r.for_ms;
   return out;
 }
 
@@ -169,6 +184,20 @@ json per_outcome(const std::array<int64_t, 4>& xs) {
   return {{"accepted", xs[0]}, {"declined", xs[1]}, {"expired", xs[2]}, {"cancelled", xs[3]}};
 }
 
+json to_json(const analytics::intent_report& r) {
+  int64_t finals = 0;
+  for (auto x : r.final)
+    finals += x;
+  json out{{"final", per_outcome(r.final)},
+           {"delivered_share", nullptr},
+           {"to_delivered_ms", to_json(r.to_delivered)},
+           {"to_answer_ms", to_json(r.to_answer)}};
+  if (finals > 0)
+    out["delivered_share"] =
+      static_cast<double>(r.final_delivered) / static_cast<double>(finals);
+  return out;
+}
+
 json level(int64_t present, double readiness) {
   return {{"present", present}, {"readiness", readiness}};
 }
@@ -215,16 +244,6 @@ json to_json(const analytics::report& r) {
       x["at_cooling"] = level(e.present_at_cooling, e.readiness_at_cooling);
     episodes.push_back(std::move(x));
   }
-  int64_t finals = 0;
-  for (auto x : r.intents_final)
-    finals += x;
-  json intents{{"final", per_outcome(r.intents_final)},
-               {"delivered_share", nullptr},
-               {"to_delivered_ms", to_json(r.intent_to_delivered)},
-               {"to_answer_ms", to_json(r.intent_to_answer)}};
-  if (finals > 0)
-    intents["delivered_share"] =
-      static_cast<double>(r.intents_final_delivered) / static_cast<double>(finals);
   return {{"room_id", r.room_id},
           {"now", r.now},
           {"since", r.since},
@@ -248,7 +267,20 @@ json to_json(const analytics::report& r) {
                              {"to_idle", to_json(r.to_idle_after_media)},
                              {"to_away", to_json(r.to_away_after_media)}}}}},
           {"episodes", std::move(episodes)},
-          {"intents", intents}};
+          {"intents", to_json(r.intents)},
+          {"thresholds", {{"ready", r.ready_threshold},
+                          {"hysteresis", r.ready_hysteresis},
+                          {"cooling_below", r.ready_threshold - r.ready_hysteresis}}},
+          {"start_when", to_json(r.start_when.rule)},
+          {"threshold_holding", r.start_when.holding}};
+}
+
+json to_json(const analytics::user_intent_report& r) {
+  return {{"user_id", r.user_id},
+          {"now", r.now},
+          {"revision", r.revision},
+          {"outgoing", to_json(r.outgoing)},
+          {"incoming", to_json(r.incoming)}};
 }
 
 json to_json(const presence_event& e) {
@@ -271,6 +303,10 @@ json to_json(const room_event& e) {
   if (!e.user_id.empty()) {
     out["user_id"] = e.user_id;
     out["state"] = str(to_string(e.current));
+  }
+  if (e.event == "threshold") {
+    out["holding"] = e.holding;
+    out["at"] = e.at;
   }
   return out;
 }
@@ -379,6 +415,21 @@ bool fields::integer(const char* name, int64_t& out, bool required, int64_t min,
   return true;
 }
 
+bool fields::number(const char* name, double& out, bool required, double min, double max) {
+  auto i = obj_.find(name);
+  if (i == obj_.end() || i->is_null())
+    return required ? fail("invalid_field", std::string{"'"} + name + "' is required")
+                    : true;
+  if (!i->is_number())
+    return fail("invalid_field", std::string{"'"} + name + "' must be a number");
+  auto v = i->get<double>();
+  if (!(v >= min && v <= max))
+    return fail("invalid_field", std::string{"'"} + name + "' must be in "
+                                   + json(min).dump() + ".." + json(max).dump());
+  out = v;
+  return true;
+}
+
 bool fields::signal(const char* name, signal_kind& out, bool required) {
   std::string tmp;
   bool present = obj_.find(name) != obj_.end() && !obj_.at(name).is_null();
@@ -435,6 +486,23 @@ bool read_intent_spec(fields& f, intent_spec& spec) {
     return false;
   if (spec.kind.size() > 64 || spec.note.size() > 1024)
     return f.fail("invalid_field", "'kind' is at most 64 bytes and 'note' 1024");
+  return true;
+}
+
+bool read_start_when(fields& f, storage::start_when_rule& rule) {
+  rule = {};
+  if (!f.only({"readiness_at_least", "active_visible_members_at_least", "for_ms"})
+      || !f.number("readiness_at_least", rule.readiness_at_least, false, 0, 1)
+      || !f.integer("active_visible_members_at_least", rule.active_at_least, false, 1,
+                    actors::start_when::max_members)
+      || !f.integer("for_ms", rule.for_ms, false, 0, actors::start_when::max_for_ms))
+    return false;
+  if (f.has("readiness_at_least") && rule.readiness_at_least <= 0)
+    return f.fail("invalid_field", "'readiness_at_least' must be above 0 (and at most 1)");
+  if (!rule.set())
+    return f.fail("invalid_field", "start_when needs 'readiness_at_least' or "
+                                   "'active_visible_members_at_least' (to clear the rule: "
+                                   "DELETE)");
   return true;
 }
 

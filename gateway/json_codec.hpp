@@ -47,6 +47,10 @@ json to_json(const cluster::cluster_status& s);
 
 /// GET /v1/rooms/{rid}/analytics (README "Room analytics").
 json to_json(const actors::analytics::report& r);
+/// GET /v1/users/{uid}/intents/analytics (README "Room analytics").
+json to_json(const actors::analytics::user_intent_report& r);
+/// A start_when rule as clients write it; null when no rule is set.
+json to_json(const storage::start_when_rule& r);
 json session_created(const actors::opened_session& s);
 json signal_answer(const actors::signal_reply& r);
 
@@ -64,6 +68,7 @@ public:
   bool boolean(const char* name, bool& out, bool required);
   bool integer(const char* name, int64_t& out, bool required, int64_t min,
                int64_t max);
+  bool number(const char* name, double& out, bool required, double min, double max);
   bool signal(const char* name, actors::signal_kind& out, bool required);
   bool id_list(const char* name, std::vector<std::string>& out, size_t max);
 
@@ -84,5 +89,11 @@ private:
 /// Reads the fields of an intent (to_user, to_room, kind, ttl_ms, note) into
 /// `spec`, with their bounds; shared by `POST /v1/intents` and the `intent` op.
 bool read_intent_spec(fields& f, actors::intent_spec& spec);
+
+/// Reads a start_when rule (`readiness_at_least` in (0, 1],
+/// `active_visible_members_at_least` in 1..1000000, at least one of them, and
+/// `for_ms` in 0..3600000); unknown fields are refused. Shared by
+/// `POST /v1/rooms/{rid}/start_when` and its tests.
+bool read_start_when(fields& f, storage::start_when_rule& rule);
 
 } // namespace presence::gateway

@@ -9,10 +9,12 @@
 
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
 #include <algorithm>
+#include <map>
 #include <vector>
 
 namespace presence::gateway {
@@ -38,8 +40,9 @@ void http_metrics::record(const std::string& route, unsigned status, double seco
 namespace {
 
 // A duration_histogram as a Prometheus histogram in seconds.
-void add_histogram(prometheus::Registry& reg, const char* name, const char* help,
-                   const actors::duration_histogram& h) {
+void add_to(prometheus::Family<prometheus::Histogram>& family,
+            const std::map<std::string, std::string>& labels,
+            const actors::duration_histogram& h) {
   prometheus::Histogram::BucketBoundaries bounds;
   std::vector<double> counts;
   for (size_t i = 0; i < h.bounds(); ++i) {
@@ -47,12 +50,12 @@ void add_histogram(prometheus::Registry& reg, const char* name, const char* help
     counts.push_back(static_cast<double>(h.bucket(i)));
   }
   counts.push_back(static_cast<double>(h.bucket(h.bounds())));
-  prometheus::BuildHistogram()
-    .Name(name)
-    .Help(help)
-    .Register(reg)
-    .Add({}, bounds)
-    .ObserveMultiple(counts, static_cast<double>(h.sum_ms()) / 1000.0);
+  family.Add(labels, bounds).ObserveMultiple(counts, static_cast<double>(h.sum_ms()) / 1000.0);
+}
+
+void add_histogram(prometheus::Registry& reg, const char* name, const char* help,
+                   const actors::duration_histogram& h) {
+  add_to(prometheus::BuildHistogram().Name(name).Help(help).Register(reg), {}, h);
 }
 
 } // namespace
@@ -122,6 +125,12 @@ std::string render_metrics(actors::node& n, const gateway_metrics& g,
   }
   add_histogram(reg, "presence_intent_delivery_seconds",
                 "Intents delivered on this node: created to delivered", m.intent_delivery);
+  auto& answers = BuildHistogram()
+                    .Name("presence_intent_answer_seconds")
+                    .Help("Intents answered on this node: delivered to accepted or declined")
+                    .Register(reg);
+  add_to(answers, {{"status", "accepted"}}, m.intent_answer_accepted);
+  add_to(answers, {{"status", "declined"}}, m.intent_answer_declined);
   add_histogram(reg, "presence_heartbeat_lateness_seconds",
                 "Signals by how much later than the session's issued heartbeat_ms they "
                 "came (0: on time)",

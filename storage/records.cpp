@@ -122,8 +122,31 @@ void encode_body(writer& w, const session_record& r) {
   });
 }
 
+// A user's intent outcomes: [revision, outgoing, incoming], each direction
+// [accepted, declined, expired, cancelled, delivered, [[t, ms, kind], ...]].
+void encode_intent_outcomes(writer& w, const user_intent_analytics& a) {
+  w.array(3);
+  w.uinteger(a.revision);
+  for (auto* d : {&a.outgoing, &a.incoming}) {
+    w.array(6);
+    for (auto x : d->final)
+      w.integer(x);
+    w.integer(d->final_delivered);
+    w.array(static_cast<uint32_t>(d->times.size()));
+    for (auto& x : d->times) {
+      w.array(3);
+      w.integer(x.t);
+      w.integer(x.ms);
+      w.uinteger(x.kind);
+    }
+  }
+}
+
 void encode_body(writer& w, const user_record& r) {
-  w.map(6);
+  auto with_intents = r.intents.revision != 0;
+  w.map(with_intents ? 7 : 6);
+  if (with_intents)
+    w.field("io", [&](writer& x) { encode_intent_outcomes(x, r.intents); });
   w.field("uid", [&](writer& x) { x.str(r.user_id); });
   w.field("st", [&](writer& x) { x.uinteger(r.published); });
   w.field("seq", [&](writer& x) { x.uinteger(r.seq); });
@@ -250,8 +273,50 @@ bool decode_analytics(reader& r, room_analytics& a, std::string* why) {
   return ok;
 }
 
+bool decode_intent_outcomes(reader& r, user_intent_analytics& a, std::string* why) {
+  uint32_t n = 0;
+  bool ok = r.array(n) && n == 3 && r.uinteger(a.revision);
+  for (auto* d : {&a.outgoing, &a.incoming}) {
+    ok = ok && r.array(n) && n == 6;
+    for (size_t i = 0; ok && i < d->final.size(); ++i)
+      ok = r.integer(d->final[i]);
+    ok = ok && r.integer(d->final_delivered)
+         && read_list(r, d->times, 3, [&](analytics_sample& x, uint32_t) {
+              return r.integer(x.t) && r.integer(x.ms) && read_small(r, x.kind, 6)
+                     && x.kind >= 5;
+            });
+  }
+  if (!ok && why != nullptr && why->empty())
+    *why = "corrupt record: field 'io' is not a user's intent outcomes";
+  return ok;
+}
+
+bool decode_start_when(reader& r, start_when_state& s, std::string* why) {
+  uint32_t n = 0;
+  bool ok = r.array(n) && n == 5 && r.real(s.rule.readiness_at_least)
+            && r.integer(s.rule.active_at_least) && r.integer(s.rule.for_ms)
+            && r.integer(s.met_since) && r.boolean(s.holding)
+            && s.rule.readiness_at_least >= 0 && s.rule.readiness_at_least <= 1
+            && s.rule.active_at_least >= 0 && s.rule.for_ms >= 0;
+  if (!ok && why != nullptr && why->empty())
+    *why = "corrupt record: field 'sw' is not a start_when rule";
+  return ok;
+}
+
 void encode_body(writer& w, const room_record& r) {
-  w.map(6);
+  auto& sw = r.start_when;
+  auto with_rule = sw.rule.set();
+  w.map(with_rule ? 7 : 6);
+  if (with_rule)
+    w.field("sw", [&](writer& x) {
+      // [readiness_at_least, active_at_least, for_ms, met_since, holding]
+      x.array(5);
+      x.real(sw.rule.readiness_at_least);
+      x.integer(sw.rule.active_at_least);
+      x.integer(sw.rule.for_ms);
+      x.integer(sw.met_since);
+      x.boolean(sw.holding);
+    });
   w.field("rid", [&](writer& x) { x.str(r.room_id); });
   w.field("media", [&](writer& x) { x.boolean(r.media_attached); });
   w.field("ph", [&](writer& x) { x.uinteger(r.phase); });
@@ -357,8 +422,10 @@ std::optional<record> decode_body(kind k, std::string_view body, std::string* wh
     }
     case kind::users: {
       user_record r;
-      bool ok = rr.fields({"uid", "st", "seq", "since", "la", "lseen"},
+      bool ok = rr.fields({"uid", "st", "seq", "since", "la", "lseen"}, {"io"},
                           [&](std::string_view key, reader& in) {
+                            if (is(key, "io"))
+                              return decode_intent_outcomes(in, r.intents, why);
                             if (is(key, "uid"))
                               return read_string(in, r.user_id);
                             if (is(key, "st")) {
@@ -382,8 +449,10 @@ std::optional<record> decode_body(kind k, std::string_view body, std::string* wh
     }
     case kind::rooms: {
       room_record r;
-      bool ok = rr.fields({"rid", "media", "ph", "mr", "mat"}, {"an"},
+      bool ok = rr.fields({"rid", "media", "ph", "mr", "mat"}, {"an", "sw"},
                           [&](std::string_view key, reader& in) {
+                            if (is(key, "sw"))
+                              return decode_start_when(in, r.start_when, why);
                             if (is(key, "an"))
                               return decode_analytics(in, r.analytics, why);
                             if (is(key, "rid"))

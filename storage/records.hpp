@@ -34,16 +34,6 @@ struct session_record {
   std::vector<std::pair<std::string, bool>> rooms; ///< joined rooms, visible
 };
 
-/// A user: what must survive its sessions. Key: the user id.
-struct user_record {
-  std::string user_id;
-  uint8_t published = 0; ///< state subscribers saw last
-  uint64_t seq = 0;
-  int64_t since = 0;
-  int64_t last_active_at = 0;
-  int64_t last_seen_at = 0;
-};
-
 /// One bucket of a room's analytics: `rooms.analytics_bucket_ms` wide, aligned
 /// to the epoch. Time is counted only while someone is present (empty time is
 /// the rest of the bucket); readiness min and max are over values the room held
@@ -86,6 +76,57 @@ struct analytics_sample {
   uint8_t kind = 0;
 };
 
+/// The outcomes of one direction of a user's intents (those it sent, or those
+/// sent to it): how many ended per final status, how many of those had been
+/// delivered, and the latest durations (kinds intent_to_delivered and
+/// intent_to_answer; bounded by actors/analytics.hpp).
+struct intent_outcomes {
+  std::array<int64_t, 4> final{}; ///< accepted, declined, expired, cancelled
+  int64_t final_delivered = 0;    ///< of those, delivered before they ended
+  std::vector<analytics_sample> times; ///< oldest first
+};
+
+/// A user's intent outcomes (issue 14: "per user, own only"), kept in its
+/// record so that they survive a restart, a hand-off and a promotion.
+struct user_intent_analytics {
+  uint64_t revision = 0; ///< changes recorded; 0: nothing (field not written)
+  intent_outcomes outgoing; ///< intents the user sent
+  intent_outcomes incoming; ///< intents to the user (to_user)
+};
+
+/// A user: what must survive its sessions. Key: the user id.
+struct user_record {
+  std::string user_id;
+  uint8_t published = 0; ///< state subscribers saw last
+  uint64_t seq = 0;
+  int64_t since = 0;
+  int64_t last_active_at = 0;
+  int64_t last_seen_at = 0;
+  user_intent_analytics intents; ///< field "io", absent when revision is 0
+};
+
+/// A room's `start_when` rule (README "Room analytics"): it holds while every
+/// condition it sets holds, once they held for `for_ms`. Unset conditions are 0;
+/// a rule with none is no rule.
+struct start_when_rule {
+  double readiness_at_least = 0; ///< in (0, 1]; 0: no readiness condition
+  int64_t active_at_least = 0;   ///< active visible members; 0: no condition
+  int64_t for_ms = 0;            ///< debounce of the crossing
+
+  bool set() const { return readiness_at_least > 0 || active_at_least > 0; }
+  friend bool operator==(const start_when_rule& a, const start_when_rule& b) {
+    return a.readiness_at_least == b.readiness_at_least
+           && a.active_at_least == b.active_at_least && a.for_ms == b.for_ms;
+  }
+};
+
+/// A room's start_when rule and where its debounce stands.
+struct start_when_state {
+  start_when_rule rule;
+  int64_t met_since = 0; ///< the conditions hold since then; 0: they do not
+  bool holding = false;  ///< subscribers were last told "holding: true"
+};
+
 /// One episode of a room: from the join that ended `empty` to the next `empty`.
 struct analytics_episode {
   int64_t started_at = 0;   ///< empty -> gathering
@@ -122,6 +163,7 @@ struct room_record {
   double momentum_rate = 0;
   int64_t momentum_at = 0;
   room_analytics analytics; ///< field "an", absent in records before it
+  start_when_state start_when; ///< field "sw", absent when no rule is set
 };
 
 /// Caps on a decoded room_analytics, whatever the stored bytes say (the room

@@ -447,18 +447,82 @@ TEST(AnalyticsRules, IntentOutcomes) {
   note_intent_final(a, t0 + 1970, 4, 0, l);
   EXPECT_EQ(a.revision, revision) << "no such outcome";
   auto r = summarize(a, t0 + 2000, 0, B, l);
-  EXPECT_EQ(r.intents_final, (std::array<int64_t, 4>{1, 1, 1, 1}));
-  EXPECT_EQ(r.intents_final_delivered, 3);
-  EXPECT_EQ(r.intent_to_delivered.n, 2);
-  EXPECT_EQ(r.intent_to_delivered.p50, 200);
-  EXPECT_EQ(r.intent_to_delivered.p90, 400);
-  EXPECT_EQ(r.intent_to_answer.n, 2);
-  EXPECT_EQ(r.intent_to_answer.p50, 400);
-  EXPECT_EQ(r.intent_to_answer.p90, 700);
+  EXPECT_EQ(r.intents.final, (std::array<int64_t, 4>{1, 1, 1, 1}));
+  EXPECT_EQ(r.intents.final_delivered, 3);
+  EXPECT_EQ(r.intents.to_delivered.n, 2);
+  EXPECT_EQ(r.intents.to_delivered.p50, 200);
+  EXPECT_EQ(r.intents.to_delivered.p90, 400);
+  EXPECT_EQ(r.intents.to_answer.n, 2);
+  EXPECT_EQ(r.intents.to_answer.p50, 400);
+  EXPECT_EQ(r.intents.to_answer.p90, 700);
   EXPECT_EQ(r.stay.n, 0) << "intent times are not stays";
   auto s = summarize(a, t0 + 2000, t0 + 1000, B, l);
-  EXPECT_EQ(s.intents_final, (std::array<int64_t, 4>{0, 1, 1, 1}));
-  EXPECT_EQ(s.intents_final_delivered, 2);
-  EXPECT_EQ(s.intent_to_delivered.n, 1);
-  EXPECT_EQ(s.intent_to_answer.p50, 700);
+  EXPECT_EQ(s.intents.final, (std::array<int64_t, 4>{0, 1, 1, 1}));
+  EXPECT_EQ(s.intents.final_delivered, 2);
+  EXPECT_EQ(s.intents.to_delivered.n, 1);
+  EXPECT_EQ(s.intents.to_answer.p50, 700);
+}
+
+// Verifies one direction of a user's intent outcomes by table: a delivery is
+// sampled when first seen (unknown, or known pending), not when the user knew
+// it delivered already; a final status counts only for an intent known open;
+// an answer after a delivery samples delivered -> now; expired and cancelled
+// ones count without an answer time.
+TEST(UserIntentOutcomesTest, NoteByTable) {
+  struct row {
+    bool known_open, was_pending, delivered_now;
+    int outcome;
+    int64_t created_at, delivered_at, now;
+    bool changed;
+    std::array<int64_t, 4> final;
+    int64_t final_delivered;
+    size_t times;
+  };
+  // Cumulative over one direction.
+  std::vector<row> rows{
+    {true, true, false, -1, 100, 0, 150, false, {0, 0, 0, 0}, 0, 0},  // pending again
+    {true, true, true, -1, 100, 300, 300, true, {0, 0, 0, 0}, 0, 1},   // delivered 200
+    {true, false, true, -1, 100, 300, 350, false, {0, 0, 0, 0}, 0, 1}, // known delivered
+    {false, false, true, -1, 400, 400, 400, true, {0, 0, 0, 0}, 0, 2}, // unknown: sampled
+    {true, false, false, 0, 100, 300, 700, true, {1, 0, 0, 0}, 1, 3},  // accepted after 400
+    {true, false, false, 1, 400, 400, 1100, true, {1, 1, 0, 0}, 2, 4}, // declined after 700
+    {true, true, false, 2, 500, 0, 1200, true, {1, 1, 1, 0}, 2, 4},    // expired, never delivered
+    {true, false, false, 3, 600, 650, 1300, true, {1, 1, 1, 1}, 3, 4}, // cancelled once delivered
+    {false, false, false, 0, 700, 800, 1400, false, {1, 1, 1, 1}, 3, 4}, // not known open
+    {true, true, false, 4, 700, 0, 1500, false, {1, 1, 1, 1}, 3, 4},   // no such outcome
+  };
+  presence::storage::intent_outcomes d;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    auto& x = rows[i];
+    EXPECT_EQ(note_user_intent(d, t0 + x.now, x.known_open, x.was_pending, x.delivered_now,
+                               x.outcome, t0 + x.created_at,
+                               x.delivered_at == 0 ? 0 : t0 + x.delivered_at),
+              x.changed)
+      << "row " << i;
+    EXPECT_EQ(d.final, x.final) << "row " << i;
+    EXPECT_EQ(d.final_delivered, x.final_delivered) << "row " << i;
+    EXPECT_EQ(d.times.size(), x.times) << "row " << i;
+  }
+  auto r = intent_report_of(d.final, d.final_delivered, d.times, 0);
+  EXPECT_EQ(r.to_delivered.n, 2);
+  EXPECT_EQ(r.to_delivered.p50, 0);
+  EXPECT_EQ(r.to_delivered.p90, 200);
+  EXPECT_EQ(r.to_answer.n, 2);
+  EXPECT_EQ(r.to_answer.p50, 400);
+  EXPECT_EQ(r.to_answer.p90, 700);
+  auto later = intent_report_of(d.final, d.final_delivered, d.times, t0 + 700);
+  EXPECT_EQ(later.to_delivered.n, 0) << "samples before `from` are left out";
+  EXPECT_EQ(later.to_answer.n, 2);
+}
+
+// Verifies a user keeps at most max_user_intent_samples durations per
+// direction, the newest.
+TEST(UserIntentOutcomesTest, SamplesAreBounded) {
+  presence::storage::intent_outcomes d;
+  auto n = static_cast<int64_t>(max_user_intent_samples) + 10;
+  for (int64_t i = 0; i < n; ++i)
+    note_user_intent(d, t0 + i, false, false, true, -1, t0, t0 + i);
+  ASSERT_EQ(d.times.size(), max_user_intent_samples);
+  EXPECT_EQ(d.times.front().ms, 10);
+  EXPECT_EQ(d.times.back().ms, n - 1);
 }

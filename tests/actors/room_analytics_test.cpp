@@ -496,11 +496,11 @@ TEST(RoomAnalyticsTest, IntentOutcomes) {
   n.advance_to(900);
   ASSERT_TRUE(n.ask<intent_view>(second->second, cancel_atom::value, std::string{"z"}));
   auto r = report_of(n, room);
-  EXPECT_EQ(r.intents_final, (std::array<int64_t, 4>{1, 0, 0, 1}));
-  EXPECT_EQ(r.intents_final_delivered, 2);
-  EXPECT_EQ(r.intent_to_delivered.n, 2);
-  EXPECT_EQ(r.intent_to_delivered.p50, 0);
-  EXPECT_EQ(r.intent_to_delivered.p90, 200);
-  EXPECT_EQ(r.intent_to_answer.n, 1);
-  EXPECT_EQ(r.intent_to_answer.p50, 400);
+  EXPECT_EQ(r.intents.final, (std::array<int64_t, 4>{1, 0, 0, 1}));
+  EXPECT_EQ(r.intents.final_delivered, 2);
+  EXPECT_EQ(r.intents.to_delivered.n, 2);
+  EXPECT_EQ(r.intents.to_delivered.p50, 0);
+  EXPECT_EQ(r.intents.to_delivered.p90, 200);
+  EXPECT_EQ(r.intents.to_answer.n, 1);
+  EXPECT_EQ(r.intents.to_answer.p50, 400);
 }

@@ -99,11 +99,97 @@ TEST(JsonCodecTest, AnalyticsReport) {
   EXPECT_EQ(j["episodes"][1]["at_cooling"]["present"], 1);
   EXPECT_TRUE(j["intents"]["delivered_share"].is_null()) << "no intent ended";
   EXPECT_EQ(j["intents"]["final"]["accepted"], 0);
-  r.intents_final = {3, 1, 0, 0};
-  r.intents_final_delivered = 3;
-  r.intent_to_answer = {3, 100, 900};
+  r.intents.final = {3, 1, 0, 0};
+  r.intents.final_delivered = 3;
+  r.intents.to_answer = {3, 100, 900};
   auto k = to_json(r);
   EXPECT_DOUBLE_EQ(k["intents"]["delivered_share"].get<double>(), 0.75);
   EXPECT_EQ(k["intents"]["final"]["declined"], 1);
   EXPECT_EQ(k["intents"]["to_answer_ms"]["p90"], 900);
+}
+
+// Verifies the start_when body, one row per accepted shape and per error: at
+// least one condition, each in its range, no unknown field; and its JSON back
+// (the unset conditions left out, no rule as null).
+TEST(JsonCodecTest, StartWhenRule) {
+  struct row {
+    std::string body;
+    bool ok;
+    std::string mentions; // a part of the error message
+  };
+  std::vector<row> rows = {
+    {R"({"readiness_at_least":0.7,"for_ms":3000})", true, ""},
+    {R"({"readiness_at_least":1})", true, ""},
+    {R"({"active_visible_members_at_least":3})", true, ""},
+    {R"({"readiness_at_least":0.5,"active_visible_members_at_least":2,"for_ms":0})", true, ""},
+    {R"({"active_visible_members_at_least":1,"for_ms":3600000})", true, ""},
+    {R"({})", false, "needs"},
+    {R"({"for_ms":10})", false, "needs"},
+    {R"({"readiness_at_least":null,"active_visible_members_at_least":null})", false, "needs"},
+    {R"({"readiness_at_least":0})", false, "readiness_at_least"},
+    {R"({"readiness_at_least":1.01})", false, "readiness_at_least"},
+    {R"({"readiness_at_least":"0.7"})", false, "readiness_at_least"},
+    {R"({"active_visible_members_at_least":0})", false, "active_visible_members_at_least"},
+    {R"({"active_visible_members_at_least":1000001})", false,
+     "active_visible_members_at_least"},
+    {R"({"active_visible_members_at_least":2.5})", false, "active_visible_members_at_least"},
+    {R"({"active_visible_members_at_least":2,"for_ms":-1})", false, "for_ms"},
+    {R"({"active_visible_members_at_least":2,"for_ms":3600001})", false, "for_ms"},
+    {R"({"active_visible_members_at_least":2,"hold_ms":5})", false, "hold_ms"},
+  };
+  for (auto& r : rows) {
+    api_error err;
+    auto j = parse_object(r.body, false, &err);
+    ASSERT_TRUE(j) << r.body;
+    fields f{*j, &err};
+    presence::storage::start_when_rule rule;
+    EXPECT_EQ(read_start_when(f, rule), r.ok) << r.body;
+    if (r.ok) {
+      EXPECT_TRUE(rule.set()) << r.body;
+      auto back = to_json(rule);
+      for (auto& [k, v] : j->items())
+        EXPECT_EQ(back[k], v) << r.body << " -> " << back.dump();
+    } else {
+      EXPECT_EQ(err.status, 400u) << r.body;
+      EXPECT_NE(err.message.find(r.mentions), std::string::npos) << r.body << ": " << err.message;
+    }
+  }
+  EXPECT_TRUE(to_json(presence::storage::start_when_rule{}).is_null());
+}
+
+// Verifies the threshold room event carries holding and at (and other room
+// events do not), the room view its rule, and a user's intent report both
+// directions.
+TEST(JsonCodecTest, ThresholdEventViewAndUserOutcomes) {
+  presence::actors::room_event e;
+  e.room_id = "r";
+  e.event = "threshold";
+  e.holding = true;
+  e.at = 1234;
+  auto j = to_json(e);
+  EXPECT_EQ(j["op"], "room");
+  EXPECT_EQ(j["event"], "threshold");
+  EXPECT_EQ(j["holding"], true);
+  EXPECT_EQ(j["at"], 1234);
+  EXPECT_FALSE(j.contains("user_id"));
+  e.event = "phase";
+  EXPECT_FALSE(to_json(e).contains("holding"));
+  presence::actors::room_view v;
+  EXPECT_TRUE(to_json(v)["start_when"].is_null());
+  EXPECT_EQ(to_json(v)["threshold_holding"], false);
+  v.start_when = {0, 3, 0};
+  v.threshold_holding = true;
+  EXPECT_EQ(to_json(v)["start_when"], (json{{"active_visible_members_at_least", 3},
+                                            {"for_ms", 0}}));
+  EXPECT_EQ(to_json(v)["threshold_holding"], true);
+  presence::actors::analytics::user_intent_report u;
+  u.user_id = "alice";
+  u.outgoing.final = {1, 0, 1, 0};
+  u.outgoing.final_delivered = 1;
+  auto k = to_json(u);
+  EXPECT_EQ(k["user_id"], "alice");
+  EXPECT_DOUBLE_EQ(k["outgoing"]["delivered_share"].get<double>(), 0.5);
+  EXPECT_EQ(k["outgoing"]["final"]["expired"], 1);
+  EXPECT_TRUE(k["incoming"]["delivered_share"].is_null());
+  EXPECT_TRUE(k["incoming"]["to_answer_ms"]["p50"].is_null());
 }

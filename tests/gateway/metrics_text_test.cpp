@@ -44,6 +44,10 @@ TEST(RouteLabelTest, LabelsComeFromTheFixedRouteTable) {
     {"GET", "/v1/cluster", "GET /v1/cluster"},
     {"POST", "/v1/cluster/rebalance", "POST /v1/cluster/rebalance"},
     {"POST", "/v1/cluster/nodes/n1/drain", "POST /v1/cluster/nodes/{id}/drain"},
+    {"GET", "/v1/rooms/r1/analytics", "GET /v1/rooms/{id}/analytics"},
+    {"POST", "/v1/rooms/r1/start_when", "POST /v1/rooms/{id}/start_when"},
+    {"DELETE", "/v1/rooms/r1/start_when", "DELETE /v1/rooms/{id}/start_when"},
+    {"GET", "/v1/users/alice/intents/analytics", "GET /v1/users/{id}/intents/analytics"},
     // Paths of no route.
     {"GET", "/v1/junk-17/x17", "GET unmatched"},
     {"GET", "/v1/users/alice/presence/more", "GET unmatched"},

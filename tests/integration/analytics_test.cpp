@@ -313,3 +313,153 @@ TEST(AnalyticsIntegrationTest, SurviveTheOwnersDeath) {
   EXPECT_EQ(after["episodes"][0]["at_ready"], before["episodes"][0]["at_ready"]);
   EXPECT_EQ(after["episodes"][0]["started_at"], before["episodes"][0]["started_at"]);
 }
+
+// Verifies the start_when rule over HTTP and WebSocket: bad rules are answered
+// 400 with the field named, a guest 403; a rule of two active visible members
+// held for 300 ms reaches a subscribed socket as `room {event: "threshold",
+// holding: true}` no earlier than 300 ms after the second join, and `holding:
+// false` when a member leaves; the room view and the analytics show the rule.
+TEST(AnalyticsIntegrationTest, StartWhenThresholdOverWebSocket) {
+  node_process node{args()};
+  http_client http{node.port()};
+  struct bad_rule {
+    json body;
+    std::string message; // a part of it
+  };
+  for (auto& b : std::vector<bad_rule>{
+         {json::object(), "needs"},
+         {{{"for_ms", 100}}, "needs"},
+         {{{"readiness_at_least", 1.5}}, "readiness_at_least"},
+         {{{"readiness_at_least", 0}}, "readiness_at_least"},
+         {{{"readiness_at_least", "high"}}, "readiness_at_least"},
+         {{{"active_visible_members_at_least", 0}}, "active_visible_members_at_least"},
+         {{{"active_visible_members_at_least", 2.5}}, "active_visible_members_at_least"},
+         {{{"active_visible_members_at_least", 2}, {"for_ms", -1}}, "for_ms"},
+         {{{"active_visible_members_at_least", 2}, {"for_ms", 3600001}}, "for_ms"},
+         {{{"active_visible_members_at_least", 2}, {"hold_ms", 10}}, "hold_ms"}}) {
+    auto r = http.post("/v1/rooms/r/start_when", b.body, "carol");
+    EXPECT_EQ(r.status, 400u) << b.body.dump() << ": " << r.raw;
+    EXPECT_NE(r.raw.find(b.message), std::string::npos) << b.body.dump() << ": " << r.raw;
+  }
+  auto guest = http.post("/v1/guests", json::object(), "");
+  ASSERT_EQ(guest.status, 201u) << guest.raw;
+  auto as_guest = http.request("POST", "/v1/rooms/r/start_when",
+                               R"({"active_visible_members_at_least": 2})", "",
+                               guest.body["token"].get<std::string>());
+  EXPECT_EQ(as_guest.status, 403u) << as_guest.raw;
+  EXPECT_EQ(http.get("/v1/rooms/r/start_when", "carol").status, 405u);
+
+  auto set = http.post("/v1/rooms/r/start_when",
+                       {{"active_visible_members_at_least", 2}, {"for_ms", 300}}, "carol");
+  ASSERT_EQ(set.status, 200u) << set.raw;
+  EXPECT_EQ(set.body["start_when"]["active_visible_members_at_least"], 2);
+  EXPECT_EQ(set.body["start_when"]["for_ms"], 300);
+  EXPECT_EQ(set.body["threshold_holding"], false);
+
+  ws_client ws{node.port(), "carol"};
+  ws.send({{"op", "hello"}});
+  ASSERT_TRUE(ws.read_op("welcome"));
+  ws.send({{"op", "subscribe"}, {"rooms", {"r"}}});
+  ASSERT_TRUE(ws.read_op("subscribed"));
+  auto a = open_in_room(http, "alice");
+  // Bob's session opens (server_time, the node's clock) before his join makes
+  // two active members: the rule holds no earlier than 300 ms after that.
+  auto opened = http.post("/v1/sessions", {{"rooms", {"r"}}}, "bob");
+  ASSERT_EQ(opened.status, 201u) << opened.raw;
+  auto b = opened.body.value("session_id", "");
+  auto joined_at = opened.body["server_time"].get<int64_t>();
+  // The threshold event, skipping the joins before it.
+  auto read_threshold = [&]() -> std::optional<json> {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{10};
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto f = ws.read_op("room", std::chrono::seconds{10});
+      if (!f)
+        return std::nullopt;
+      if ((*f)["event"] == "threshold")
+        return f;
+    }
+    return std::nullopt;
+  };
+  auto up = read_threshold();
+  ASSERT_TRUE(up) << node.log();
+  EXPECT_EQ((*up)["room_id"], "r");
+  EXPECT_EQ((*up)["holding"], true);
+  EXPECT_GE((*up)["at"].get<int64_t>(), joined_at + 300) << "after the debounce";
+  EXPECT_EQ((*up)["counts"]["active"], 2);
+  auto view = http.get("/v1/rooms/r", "carol");
+  EXPECT_EQ(view.body["threshold_holding"], true) << view.raw;
+  auto an = http.get("/v1/rooms/r/analytics", "carol");
+  EXPECT_EQ(an.body["start_when"]["active_visible_members_at_least"], 2) << an.raw;
+  EXPECT_EQ(an.body["threshold_holding"], true);
+  EXPECT_NEAR(an.body["thresholds"]["ready"].get<double>(), 0.6, 1e-9);
+  EXPECT_NEAR(an.body["thresholds"]["cooling_below"].get<double>(), 0.5, 1e-9);
+
+  EXPECT_EQ(http.del("/v1/sessions/" + b, "bob").status, 204u);
+  auto down = read_threshold();
+  ASSERT_TRUE(down) << node.log();
+  EXPECT_EQ((*down)["holding"], false);
+  EXPECT_EQ((*down)["counts"]["active"], 1);
+  EXPECT_EQ(http.del("/v1/sessions/" + a, "alice").status, 204u);
+  // The rule is durable: the same after a SIGTERM restart; then cleared.
+  ASSERT_EQ(node.stop(), 0) << node.log();
+  node.restart();
+  http_client again{node.port()};
+  auto kept = again.get("/v1/rooms/r", "carol");
+  ASSERT_EQ(kept.status, 200u) << kept.raw;
+  EXPECT_EQ(kept.body["start_when"]["active_visible_members_at_least"], 2) << kept.raw;
+  EXPECT_EQ(kept.body["threshold_holding"], false);
+  auto cleared = again.del("/v1/rooms/r/start_when", "carol");
+  ASSERT_EQ(cleared.status, 200u) << cleared.raw;
+  EXPECT_TRUE(cleared.body["start_when"].is_null());
+}
+
+// Verifies per-user intent outcomes over HTTP: alice's intent to bob,
+// delivered once bob is active and accepted by him, shows in alice's
+// `outgoing` and bob's `incoming`; another user's read is 403; /metrics counts
+// the answer time.
+TEST(AnalyticsIntegrationTest, UserIntentOutcomes) {
+  node_process node{args()};
+  http_client http{node.port()};
+  auto before = metric(http, "presence_intent_answer_seconds_count{status=\"accepted\"}");
+  EXPECT_EQ(before, 0) << "the series is there from the start";
+  auto empty = http.get("/v1/users/alice/intents/analytics", "alice");
+  ASSERT_EQ(empty.status, 200u) << empty.raw;
+  EXPECT_EQ(empty.body["outgoing"]["final"]["accepted"], 0);
+  EXPECT_TRUE(empty.body["outgoing"]["delivered_share"].is_null());
+  auto s = http.post("/v1/sessions", json::object(), "bob");
+  ASSERT_EQ(s.status, 201u) << s.raw;
+  auto created = http.post("/v1/intents", {{"to_user", "bob"}}, "alice");
+  ASSERT_EQ(created.status, 201u) << created.raw;
+  auto id = created.body["intent_id"].get<std::string>();
+  ASSERT_TRUE(eventually(
+    [&] { return http.get("/v1/intents/" + id, "alice").body["status"] == "delivered"; }));
+  auto accepted = http.post("/v1/intents/" + id + "/accept", json::object(), "bob");
+  ASSERT_EQ(accepted.status, 200u) << accepted.raw;
+  json mine;
+  ASSERT_TRUE(eventually([&] {
+    mine = http.get("/v1/users/alice/intents/analytics", "alice").body;
+    return mine["outgoing"]["final"]["accepted"] == 1;
+  })) << mine.dump();
+  EXPECT_EQ(mine["user_id"], "alice");
+  EXPECT_EQ(mine["outgoing"]["delivered_share"], 1.0);
+  EXPECT_EQ(mine["outgoing"]["to_delivered_ms"]["n"], 1);
+  EXPECT_EQ(mine["outgoing"]["to_answer_ms"]["n"], 1);
+  EXPECT_GE(mine["outgoing"]["to_answer_ms"]["p50"].get<int64_t>(), 0);
+  EXPECT_EQ(mine["incoming"]["final"]["accepted"], 0);
+  json bobs;
+  ASSERT_TRUE(eventually([&] {
+    bobs = http.get("/v1/users/bob/intents/analytics", "bob").body;
+    return bobs["incoming"]["final"]["accepted"] == 1;
+  })) << bobs.dump();
+  auto other = http.get("/v1/users/alice/intents/analytics", "bob");
+  EXPECT_EQ(other.status, 403u) << other.raw;
+  EXPECT_EQ(other.body["error"]["code"], "forbidden");
+  EXPECT_EQ(metric(http, "presence_intent_answer_seconds_count{status=\"accepted\"}"), 1);
+  // Durable: the same figures after a SIGTERM restart.
+  ASSERT_EQ(node.stop(), 0) << node.log();
+  node.restart();
+  http_client again{node.port()};
+  auto kept = again.get("/v1/users/alice/intents/analytics", "alice");
+  ASSERT_EQ(kept.status, 200u) << kept.raw;
+  EXPECT_EQ(kept.body["outgoing"], mine["outgoing"]) << kept.raw;
+}

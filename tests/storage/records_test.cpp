@@ -60,7 +60,7 @@ TEST(RecordsTest, SessionRoundTrip) {
 }
 
 TEST(RecordsTest, UserRoomTimelineIntentRoundTrip) {
-  user_record u{"bob", 4, 17, 1000, 999, 1001};
+  user_record u{"bob", 4, 17, 1000, 999, 1001, {}};
   auto u2 = round_trip(u);
   EXPECT_EQ(u2.user_id, "bob");
   EXPECT_EQ(u2.published, 4);
@@ -69,7 +69,7 @@ TEST(RecordsTest, UserRoomTimelineIntentRoundTrip) {
   EXPECT_EQ(u2.last_active_at, 999);
   EXPECT_EQ(u2.last_seen_at, 1001);
 
-  room_record r{"lobby", true, 3, -2.5, 42, {}};
+  room_record r{"lobby", true, 3, -2.5, 42, {}, {}};
   auto r2 = round_trip(r);
   EXPECT_EQ(r2.room_id, "lobby");
   EXPECT_TRUE(r2.media_attached);
@@ -187,7 +187,7 @@ TEST(RecordsTest, IsMessagePackAndSkipsUnknownFields) {
 // record written before analytics existed (no "an") decodes with none, and
 // that analytics of the wrong shape or beyond the caps are refused.
 TEST(RecordsTest, RoomAnalyticsRoundTripAndOlderRecords) {
-  room_record r{"lobby", false, 2, 1.5, 7, {}};
+  room_record r{"lobby", false, 2, 1.5, 7, {}, {}};
   auto& a = r.analytics;
   a.seg_at = 1'700'000'060'000;
   a.seg_readiness = 0.9;
@@ -295,7 +295,7 @@ TEST(RecordsTest, RoomAnalyticsRoundTripAndOlderRecords) {
 // Verifies the size of a room record holding a full day of one-minute buckets
 // and the sample and episode caps (figures for the README: printed).
 TEST(RecordsTest, RoomAnalyticsOfADayStayUnder128KiB) {
-  room_record r{"lobby", false, 2, 1.5, 7, {}};
+  room_record r{"lobby", false, 2, 1.5, 7, {}, {}};
   auto& a = r.analytics;
   a.seg_at = 1'700'000'000'000;
   for (int64_t i = 0; i < 1440; ++i) {
@@ -324,4 +324,60 @@ TEST(RecordsTest, RoomAnalyticsOfADayStayUnder128KiB) {
               "64 episodes: %zu bytes\n", bytes);
   EXPECT_LT(bytes, 128u * 1024);
   EXPECT_EQ(round_trip(r).analytics.buckets.size(), 1440u);
+}
+
+// Verifies a user's intent outcomes (field "io") and a room's start_when rule
+// (field "sw") survive a round trip; records without them stay as they were
+// (no field written, so older nodes read them) and decode with none; a bad
+// rule or outcome list is refused with a reason.
+TEST(RecordsTest, IntentOutcomesAndStartWhenRoundTrip) {
+  user_record u{"alice", 1, 7, 100, 90, 95, {}};
+  auto plain = encode_record(u);
+  u.intents.revision = 5;
+  u.intents.outgoing.final = {1, 2, 3, 4};
+  u.intents.outgoing.final_delivered = 6;
+  u.intents.outgoing.times = {{10, 200, analytics_sample::intent_to_delivered},
+                              {20, 300, analytics_sample::intent_to_answer}};
+  u.intents.incoming.final = {0, 1, 0, 0};
+  u.intents.incoming.times = {{30, 40, analytics_sample::intent_to_answer}};
+  auto u2 = round_trip(u);
+  EXPECT_EQ(u2.seq, 7u);
+  EXPECT_EQ(u2.intents.revision, 5u);
+  EXPECT_EQ(u2.intents.outgoing.final, u.intents.outgoing.final);
+  EXPECT_EQ(u2.intents.outgoing.final_delivered, 6);
+  ASSERT_EQ(u2.intents.outgoing.times.size(), 2u);
+  EXPECT_EQ(u2.intents.outgoing.times[1].ms, 300);
+  EXPECT_EQ(u2.intents.outgoing.times[1].kind, analytics_sample::intent_to_answer);
+  EXPECT_EQ(u2.intents.incoming.final, u.intents.incoming.final);
+  ASSERT_EQ(u2.intents.incoming.times.size(), 1u);
+  EXPECT_GT(encode_record(u).size(), plain.size());
+  u.intents = {};
+  EXPECT_EQ(encode_record(u), plain) << "no outcomes: the record is what it was";
+  EXPECT_EQ(round_trip(u).intents.revision, 0u);
+
+  room_record r;
+  r.room_id = "lobby";
+  auto plain_room = encode_record(r);
+  r.start_when.rule = {0.7, 3, 3000};
+  r.start_when.met_since = 1234;
+  r.start_when.holding = true;
+  auto r2 = round_trip(r);
+  EXPECT_TRUE(r2.start_when.rule == r.start_when.rule);
+  EXPECT_EQ(r2.start_when.met_since, 1234);
+  EXPECT_TRUE(r2.start_when.holding);
+  r.start_when = {};
+  EXPECT_EQ(encode_record(r), plain_room) << "no rule: the record is what it was";
+  EXPECT_FALSE(round_trip(r).start_when.rule.set());
+
+  // A rule whose readiness is out of range is refused, with a reason.
+  r.start_when.rule = {1.5, 0, 0};
+  std::string why;
+  EXPECT_FALSE(decode_record(kind::rooms, encode_record(r), &why));
+  EXPECT_NE(why.find("'sw'"), std::string::npos) << why;
+  // A sample of a kind that is not an intent time is refused.
+  u.intents.revision = 1;
+  u.intents.outgoing.times = {{10, 20, analytics_sample::stay}};
+  why.clear();
+  EXPECT_FALSE(decode_record(kind::users, encode_record(u), &why));
+  EXPECT_NE(why.find("'io'"), std::string::npos) << why;
 }
