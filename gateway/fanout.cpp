@@ -99,10 +99,20 @@ caf::behavior shard_actor(caf::stateful_actor<shard_state>* self, node* owner) {
     [self](const room_event& e) {
       // A threshold signal is what an application acts on: a later member
       // event must not replace it before it is sent, only a later threshold.
+      // A member change (join, leave, member) is a delta without a `seq`:
+      // never replaced, and the room's later events queue behind it.
       auto key = "room:" + e.room_id;
-      deliver(self, key, to_json(e), e.event == "threshold" ? key + "#threshold" : "");
+      if (e.event == "threshold")
+        deliver(self, key, to_json(e), key + "#threshold");
+      else if (e.event == "phase")
+        deliver(self, key, to_json(e));
+      else
+        deliver(self, key, to_json(e), barrier_prefix + key);
     },
-    [self](const room_delta& d) { deliver(self, "room:" + d.room_id, to_json(d)); },
+    [self](const room_delta& d) {
+      auto key = "room:" + d.room_id;
+      deliver(self, key, to_json(d), barrier_prefix + key);
+    },
     // The cluster's view changed: an entity may now live on another node.
     // Subscribe again (through the router, which reaches the current owner).
     // The new owner's events follow as they happen; a second look a moment

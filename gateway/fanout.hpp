@@ -20,13 +20,19 @@
 
 namespace presence::gateway {
 
+/// A topic that starts with this marks a frame that is never coalesced and
+/// that the rest of the topic's events queue behind ("!room:<id>": a member
+/// change, a delta without a `seq`, which a later `phase` must not replace).
+inline constexpr char barrier_prefix = '!';
+
 /// Something that takes rendered frames: a WebSocket session. Thread-safe.
 class event_sink {
 public:
   virtual ~event_sink() = default;
   /// Queues one text frame of `topic` ("user:<id>" or "room:<id>"; both shared by
   /// all sinks of an event). A frame not yet sent may be replaced by a later
-  /// one of the same topic (PROTOCOL.md 1.1: bursts are coalesced).
+  /// one of the same topic (PROTOCOL.md 1.1: bursts are coalesced), unless
+  /// the topic starts with `barrier_prefix`.
   virtual void deliver(std::shared_ptr<const std::string> frame,
                        std::shared_ptr<const std::string> topic) = 0;
 };

@@ -306,6 +306,12 @@ private:
     if (closing_)
       return;
     auto now = std::chrono::steady_clock::now();
+    if (topic && !topic->empty() && topic->front() == barrier_prefix) {
+      // Never replaced, and the topic's later events queue behind it: its
+      // unsent predecessor is no longer the one they replace.
+      unsent_.erase(topic->substr(1));
+      topic = nullptr;
+    }
     if (topic) {
       if (auto i = unsent_.find(*topic); i != unsent_.end()) {
         i->second->frame = std::move(text);
@@ -369,8 +375,11 @@ private:
 
   void do_write() {
     auto& front = queue_.front();
+    // In flight from now on: not replaced any more (a barrier may have made a
+    // later entry the topic's unsent one already).
     if (front.topic)
-      unsent_.erase(*front.topic);
+      if (auto i = unsent_.find(*front.topic); i != unsent_.end() && i->second == &front)
+        unsent_.erase(i);
     writing_ = true;
     ws_.text(true);
     ws_.async_write(net::buffer(*front.frame),

@@ -703,7 +703,8 @@ export class PresenceClient {
     const next = { ...cur, members, counts: m.counts, readiness: m.readiness, phase: m.phase };
     if (count != null && !isNaN(count)) next.member_count = Math.max(count, members.length);
     if (m.seq != null) next.seq = m.seq;
-    v.set(next, { type: m.op === 'room' ? m.event : 'delta', user_id: m.user_id, state: m.state, gap });
+    if (m.event === 'threshold') next.threshold_holding = !!m.holding;
+    v.set(next, { type: m.op === 'room' ? m.event : 'delta', user_id: m.user_id, state: m.state, holding: m.holding, gap });
     if (gap || m.truncated) {
       if (gap) this.gaps = (this.gaps || 0) + 1;
       this.refresh(v); // the member list needs a snapshot

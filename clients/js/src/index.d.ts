@@ -37,6 +37,8 @@ export interface RoomView {
   media_attached?: boolean;
   pending_intents?: number;
   next_after?: string | null;
+  /** The room's `start_when` rule holds (threshold events and snapshots keep it current). */
+  threshold_holding?: boolean;
 }
 
 export type IntentStatus = 'pending' | 'delivered' | 'accepted' | 'declined' | 'expired' | 'cancelled';
@@ -71,7 +73,9 @@ export interface ConnectionView {
 }
 
 export interface Change {
-  type: 'snapshot' | 'presence' | 'join' | 'leave' | 'member' | 'phase' | 'delta' | 'intent';
+  type: 'snapshot' | 'presence' | 'join' | 'leave' | 'member' | 'phase' | 'threshold' | 'delta' | 'intent';
+  /** threshold: the room's `start_when` rule now holds (true) or stopped holding (false). */
+  holding?: boolean;
   state?: State;
   prev?: State | IntentStatus | null;
   /**

@@ -180,12 +180,11 @@ test('1.1: pagehide leave with after_ms: a reload resumes, a closed tab is gone 
   await settle(watcher.user('kate'), (v) => v?.state === 'offline', 'kate gone', 8000);
 });
 
-// The node's side of the test above, frame by frame: reported as TODO (it does
-// not fail the run) until the gateway stops losing room events while a socket is
-// behind. Room frames are deltas without a seq, so keeping only the latest one
-// of a room (as for a user's presence, whose frames are whole states with a seq)
-// drops the `join` of a member whose `phase` follows it.
-test('node: a room `join` is not lost while the socket is behind', { todo: 'the gateway coalesces room frames (gateway/server.cpp enqueue): see the README' }, async () => {
+// The node's side of the test above, frame by frame: room frames are deltas
+// without a seq, so keeping only the latest one of a room (as for a user's
+// presence, whose frames are whole states with a seq) dropped the `join` of a
+// member whose `phase` followed it; a member change is never replaced.
+test('node: a room `join` is not lost while the socket is behind', async () => {
   const wsUrl = srv.url.replace('http', 'ws') + '/v1/ws';
   const open = (user) => {
     const ws = new WebSocket(wsUrl);
