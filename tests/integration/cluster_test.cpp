@@ -589,10 +589,15 @@ TEST(ClusterFailoverTest, KilledOwnerIsInvisibleToLiveUsers) {
 
   by_id[owner_id]->kill();
   // A bounded load: both sessions signal every 100 ms for 3.5 s (the failure
-  // timeout plus a second and a half).
-  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds{3500};
+  // timeout plus a second and a half), and on until the survivors serve alice
+  // (polled with a deadline: a loaded machine detects the failure later).
+  auto start = std::chrono::steady_clock::now();
+  auto load_until = start + std::chrono::milliseconds{3500};
+  auto deadline = start + std::chrono::seconds{15};
   bool healed = false;
-  while (std::chrono::steady_clock::now() < until) {
+  std::string unhealed; // the last answer that was not yet healed
+  while (std::chrono::steady_clock::now() < load_until
+         || (!healed && std::chrono::steady_clock::now() < deadline)) {
     for (auto& [p, sid] : sessions) {
       auto r = call(*p, http::verb::post, "/v1/sessions/" + sid + "/signal",
                     {{"signal", "active"}}, "alice");
@@ -602,8 +607,11 @@ TEST(ClusterFailoverTest, KilledOwnerIsInvisibleToLiveUsers) {
       healed = true;
       for (auto* p : survivors) {
         auto u = call(*p, http::verb::get, "/v1/users/alice/presence", nullptr, "bob");
-        healed = healed && u.status == 200u && u.body["state"] == "active"
-                 && u.body["sessions"].size() == 2u;
+        bool ok = u.status == 200u && u.body["state"] == "active"
+                  && u.body["sessions"].size() == 2u;
+        if (!ok)
+          unhealed = std::to_string(u.status) + " " + u.raw;
+        healed = healed && ok;
       }
     }
     std::this_thread::sleep_for(std::chrono::milliseconds{100}); // the load's pace
@@ -611,7 +619,8 @@ TEST(ClusterFailoverTest, KilledOwnerIsInvisibleToLiveUsers) {
   std::string seen;
   for (auto* p : survivors)
     seen += call(*p, http::verb::get, "/v1/users/alice/presence", nullptr, "bob").raw + "\n";
-  EXPECT_TRUE(healed) << "the survivors did not serve alice with both sessions:\n" << seen;
+  EXPECT_TRUE(healed) << "the survivors did not serve alice with both sessions:\n" << seen
+                      << "last answer before: " << unhealed;
   // Later changes still reach the watcher: both sessions go to the background.
   // Every presence frame it got since the kill is checked on the way.
   for (auto& [p, sid] : sessions)
