@@ -423,9 +423,13 @@ void try_join(membership_actor_type* self, const caf::actor& seed) {
             },
             [self, seed, retry](caf::error& e) mutable {
               if (actors::code_of(e) == actors::errc::forbidden) {
-                if (self->state.log)
-                  self->state.log("cluster: the cluster refused this node: "
-                                  + actors::render(e));
+                // A member already (joined through another seed): a join
+                // still on its way was answered by this node itself.
+                auto& st = self->state;
+                if (st.current.find(st.me.id) != nullptr)
+                  return;
+                if (st.log)
+                  st.log("cluster: the cluster refused this node: " + actors::render(e));
                 self->delayed_send(self, refused_pause, seed_atom::value, seed);
                 return;
               }
@@ -590,7 +594,11 @@ caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
         return rp;
       }
       if (!check_join(self, m, nonce, proof)) {
-        if (st.log)
+        // This node's own join through another seed, passed on to it once it
+        // became the leader (its nonce came from the leader before): it is a
+        // member already, and refusing itself is no news for the log.
+        bool own = m.id == st.me.id && m.handle == st.me.handle;
+        if (st.log && !own)
           st.log("cluster: refused node '" + m.id + "' at " + m.cluster_address
                  + ": it does not prove the cluster secret (cluster.secret, else "
                    "auth.secret)");

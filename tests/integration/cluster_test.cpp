@@ -233,6 +233,11 @@ TEST(ClusterIntegrationTest, NodesStartedTogetherFormOneCluster) {
     EXPECT_GT(log.find("] ready"), all_three) << log.substr(0, 4000);
   }
   EXPECT_EQ(founders, 1u);
+  // A node never refuses itself: its own join through a second seed, passed
+  // on to it once it led, was refused and logged as if an intruder had knocked.
+  for (size_t i = 0; i < nodes.size(); ++i)
+    EXPECT_EQ(nodes[i]->log().find("refused node '" + names[i] + "'"), std::string::npos)
+      << nodes[i]->log().substr(0, 4000);
 }
 
 // Verifies node.advertise: nodes whose seeds spell them by name ("localhost",
