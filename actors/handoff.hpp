@@ -226,13 +226,17 @@ caf::behavior await_handoff(Self* self, std::string key, caf::actor source,
   auto settled = std::make_shared<bool>(false);
   if (source)
     r.note_pulling(key, source.node());
-  // Takes the real behavior once (the answer, the error or the down).
-  auto settle = [self, &pending, &r, key, settled](auto next) {
+  // Takes the real behavior once (the answer, the error or the down). The
+  // old owner is watched no longer: its down later found no handler (CAF's
+  // default printed "unhandled down message" through aout, racing its printer).
+  auto settle = [self, &pending, &r, key, settled, from = source.address()](auto next) {
     if (*settled)
       return;
     *settled = true;
     r.pulled(key);
     pending.fetch_sub(1, std::memory_order_relaxed);
+    if (from && from.node() != self->node())
+      self->demonitor(from);
     self->set_down_handler(nullptr);
     self->set_default_handler(caf::print_and_drop);
     self->become(next());
