@@ -249,9 +249,6 @@ caf::behavior intent_actor(intent_actor_type* self, node* owner, intent_view vie
     [self](announce_atom) {
       // The view changed: the sides may live elsewhere now, and a side that
       // moved (or was promoted from a replica) may not know this intent.
-      auto& st = self->state;
-      if (st.owner == nullptr)
-        return;
       if (resolve(self))
         tell_parties(self);
       watch_target(self);

@@ -65,6 +65,35 @@ struct three {
   }
 };
 
+// A membership actor that routes what it is sent through `p`, as the
+// cluster's does. (Arguments, not captures: CAF 0.17 dereferences an empty
+// argument tuple when an actor is spawned without any.)
+caf::actor routing_actor(presence::testing::test_node& tn,
+                         std::shared_ptr<cluster_placement> p) {
+  return tn.sys().spawn(
+    [](caf::event_based_actor* self, std::shared_ptr<cluster_placement> p) -> caf::behavior {
+      return {[self, p](actors::route_atom, std::string& key, uint64_t epoch, uint8_t hops,
+                        caf::message& content) -> caf::result<caf::message> {
+        return p->route(self, key, epoch, hops, std::move(content));
+      }};
+    },
+    std::move(p));
+}
+
+// An old copy of `key` that moved on (to `via` under `epoch`): a forwarder,
+// once it is sent `start_atom`.
+caf::actor forwarder_of(presence::testing::test_node& tn, std::string key, caf::actor via,
+                        uint64_t epoch) {
+  return tn.sys().spawn(
+    [](caf::event_based_actor* self, actors::node* n, std::string key, caf::actor via,
+       uint64_t epoch) -> caf::behavior {
+      return {[self, n, key, via, epoch](actors::start_atom) {
+        actors::become_forwarder(self, n, key, via, epoch);
+      }};
+    },
+    &tn.node(), std::move(key), std::move(via), epoch);
+}
+
 } // namespace
 
 TEST(PlacementTest, PinnedKeysFollowTheRingOnceTheirNodeDrains) {
@@ -272,16 +301,7 @@ TEST(PlacementTest, AMessageThatMeetsForwardersBackAndForthIsAnsweredNotLooped) 
   auto a = std::make_shared<cluster_placement>(tn.node(), "a", 128);
   tn.node().router().set_placement(a);
   using actors::route_atom;
-  // a's membership actor routes what it is sent, as the cluster's does.
-  // (Arguments, not captures: CAF 0.17 dereferences an empty argument tuple.)
-  auto a_route = tn.sys().spawn(
-    [](caf::event_based_actor* self, std::shared_ptr<cluster_placement> a) -> caf::behavior {
-      return {[self, a](route_atom, std::string& key, uint64_t epoch, uint8_t hops,
-                        caf::message& content) -> caf::result<caf::message> {
-        return a->route(self, key, epoch, hops, std::move(content));
-      }};
-    },
-    a);
+  auto a_route = routing_actor(tn, a); // a's membership actor
   // b's view gives the key back to a.
   auto b_route = tn.sys().spawn(
     [](caf::event_based_actor* self, caf::actor a_route) -> caf::behavior {
@@ -304,14 +324,7 @@ TEST(PlacementTest, AMessageThatMeetsForwardersBackAndForthIsAnsweredNotLooped) 
   // The entity of `key` here moved to b under a newer view (epoch 4) that a
   // has not adopted: a forwarder registered under the key.
   auto* n = &tn.node();
-  auto f = tn.sys().spawn(
-    [](caf::event_based_actor* self, actors::node* n, std::string key,
-       caf::actor via) -> caf::behavior {
-      return {[self, n, key, via](actors::start_atom) {
-        actors::become_forwarder(self, n, key, via, 4);
-      }};
-    },
-    n, key, b_route);
+  auto f = forwarder_of(tn, key, b_route, 4);
   n->router().adopt(key, f);
   caf::anon_send(f, actors::start_atom::value);
   tn.run();
@@ -336,15 +349,7 @@ TEST(PlacementTest, AForwarderDoesNotPassAnExportOnToTheOwner) {
   presence::testing::test_node tn;
   auto a = std::make_shared<cluster_placement>(tn.node(), "a", 128);
   tn.node().router().set_placement(a);
-  using actors::route_atom;
-  auto a_route = tn.sys().spawn(
-    [](caf::event_based_actor* self, std::shared_ptr<cluster_placement> a) -> caf::behavior {
-      return {[self, a](route_atom, std::string& key, uint64_t epoch, uint8_t hops,
-                        caf::message& content) -> caf::result<caf::message> {
-        return a->route(self, key, epoch, hops, std::move(content));
-      }};
-    },
-    a);
+  auto a_route = routing_actor(tn, a);
   auto v = of({"a"}, 3);
   v.members[0].handle = a_route;
   a->update(v);
@@ -352,13 +357,7 @@ TEST(PlacementTest, AForwarderDoesNotPassAnExportOnToTheOwner) {
   auto owner = n->router().user("u1"); // the live copy, here
   tn.run();
   // An old copy of u1 that moved here (it forwards to this node).
-  auto old = tn.sys().spawn(
-    [](caf::event_based_actor* self, actors::node* n, caf::actor via) -> caf::behavior {
-      return {[self, n, via](actors::start_atom) {
-        actors::become_forwarder(self, n, "user:u1", via, 3);
-      }};
-    },
-    n, a_route);
+  auto old = forwarder_of(tn, "user:u1", a_route, 3);
   caf::anon_send(old, actors::start_atom::value);
   tn.run();
   caf::anon_send(old, actors::export_atom::value, a_route, uint64_t{3});

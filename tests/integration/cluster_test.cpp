@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <memory>
 #include <set>
+#include <functional>
 #include <thread>
 
 using namespace presence::testing;
@@ -102,6 +103,31 @@ struct three_nodes {
   std::vector<node_process*> all() { return {&a, &b, &c}; }
 };
 
+// Starts one node per name at the same moment (a thread each), node i with the
+// flags `flags(i)`. A node that never became ready is left null, and the test
+// fails naming it.
+std::vector<std::unique_ptr<node_process>>
+start_together(const std::vector<std::string>& names,
+               const std::function<std::vector<std::string>(size_t)>& flags) {
+  std::vector<std::unique_ptr<node_process>> nodes(names.size());
+  std::vector<std::string> failures(names.size());
+  std::vector<std::thread> starters;
+  for (size_t i = 0; i < names.size(); ++i)
+    starters.emplace_back([&, i] {
+      try {
+        nodes[i] = std::make_unique<node_process>(node_args(names[i], flags(i)));
+      } catch (const std::exception& e) {
+        failures[i] = e.what();
+      }
+    });
+  for (auto& t : starters)
+    t.join();
+  for (size_t i = 0; i < names.size(); ++i)
+    if (!nodes[i])
+      ADD_FAILURE() << names[i] << " never became ready: " << failures[i].substr(0, 3000);
+  return nodes;
+}
+
 } // namespace
 
 // Verifies that three nodes form one view that every gateway reports, with each
@@ -182,28 +208,16 @@ TEST(ClusterIntegrationTest, NodesStartedTogetherFormOneCluster) {
   auto ports = free_ports(3);
   auto address = [&](size_t i) { return "127.0.0.1:" + std::to_string(ports[i]); };
   const std::vector<std::string> names = {"n1", "n2", "n3"};
-  std::vector<std::unique_ptr<node_process>> nodes(3);
-  std::vector<std::string> failures(3);
-  std::vector<std::thread> starters;
-  for (size_t i = 0; i < 3; ++i)
-    starters.emplace_back([&, i] {
-      std::string seeds;
-      for (size_t j = 0; j < 3; ++j)
-        if (j != i || i == 2)
-          seeds += (seeds.empty() ? "" : ",") + address(j);
-      try {
-        nodes[i] = std::make_unique<node_process>(
-          node_args(names[i], {"--node.cluster_port=" + std::to_string(ports[i]),
-                               "--node.seeds=" + seeds}));
-      } catch (const std::exception& e) {
-        failures[i] = e.what();
-      }
-    });
-  for (auto& t : starters)
-    t.join();
-  for (size_t i = 0; i < 3; ++i)
-    ASSERT_TRUE(nodes[i]) << names[i] << " never became ready: "
-                          << failures[i].substr(0, 3000);
+  auto nodes = start_together(names, [&](size_t i) {
+    std::string seeds;
+    for (size_t j = 0; j < 3; ++j)
+      if (j != i || i == 2)
+        seeds += (seeds.empty() ? "" : ",") + address(j);
+    return std::vector<std::string>{"--node.cluster_port=" + std::to_string(ports[i]),
+                                    "--node.seeds=" + seeds};
+  });
+  for (auto& n : nodes)
+    ASSERT_TRUE(n);
   // One view, the same on every node, with all three in it.
   EXPECT_TRUE(eventually(
     [&] {
@@ -250,24 +264,13 @@ TEST(ClusterIntegrationTest, NodesAdvertisingNamesAgreeOnTheFirstSeed) {
   std::string seeds;
   for (auto p : ports)
     seeds += (seeds.empty() ? "" : ",") + std::string{"localhost:"} + std::to_string(p);
-  std::vector<std::unique_ptr<node_process>> nodes(3);
-  std::vector<std::string> failures(3);
-  std::vector<std::thread> starters;
-  for (size_t i = 0; i < 3; ++i)
-    starters.emplace_back([&, i] {
-      try {
-        nodes[i] = std::make_unique<node_process>(node_args(
-          names[i], {"--node.cluster_port=" + std::to_string(ports[i]), "--node.seeds=" + seeds,
-                     "--node.bind=127.0.0.1", "--node.advertise=localhost"}));
-      } catch (const std::exception& e) {
-        failures[i] = e.what();
-      }
-    });
-  for (auto& t : starters)
-    t.join();
-  for (size_t i = 0; i < 3; ++i)
-    ASSERT_TRUE(nodes[i]) << names[i] << " never became ready: "
-                          << failures[i].substr(0, 3000);
+  auto nodes = start_together(names, [&](size_t i) {
+    return std::vector<std::string>{"--node.cluster_port=" + std::to_string(ports[i]),
+                                    "--node.seeds=" + seeds, "--node.bind=127.0.0.1",
+                                    "--node.advertise=localhost"};
+  });
+  for (auto& n : nodes)
+    ASSERT_TRUE(n);
   EXPECT_TRUE(eventually(
     [&] {
       for (auto& n : nodes)
