@@ -122,6 +122,17 @@ void encode_body(writer& w, const session_record& r) {
   });
 }
 
+// A list of analytics samples: [[t, ms, kind], ...].
+void encode_samples(writer& w, const std::vector<analytics_sample>& xs) {
+  w.array(static_cast<uint32_t>(xs.size()));
+  for (auto& x : xs) {
+    w.array(3);
+    w.integer(x.t);
+    w.integer(x.ms);
+    w.uinteger(x.kind);
+  }
+}
+
 // A user's intent outcomes: [revision, outgoing, incoming], each direction
 // [accepted, declined, expired, cancelled, delivered, [[t, ms, kind], ...]].
 void encode_intent_outcomes(writer& w, const user_intent_analytics& a) {
@@ -132,13 +143,7 @@ void encode_intent_outcomes(writer& w, const user_intent_analytics& a) {
     for (auto x : d->final)
       w.integer(x);
     w.integer(d->final_delivered);
-    w.array(static_cast<uint32_t>(d->times.size()));
-    for (auto& x : d->times) {
-      w.array(3);
-      w.integer(x.t);
-      w.integer(x.ms);
-      w.uinteger(x.kind);
-    }
+    encode_samples(w, d->times);
   }
 }
 
@@ -184,15 +189,8 @@ void encode_analytics(writer& w, const room_analytics& a) {
       w.integer(x);
     w.integer(b.intents_final_delivered);
   }
-  for (auto* xs : {&a.stays, &a.decays}) {
-    w.array(static_cast<uint32_t>(xs->size()));
-    for (auto& x : *xs) {
-      w.array(3);
-      w.integer(x.t);
-      w.integer(x.ms);
-      w.uinteger(x.kind);
-    }
-  }
+  for (auto* xs : {&a.stays, &a.decays})
+    encode_samples(w, *xs);
   w.array(static_cast<uint32_t>(a.episodes.size()));
   for (auto& e : a.episodes) {
     w.array(8);
@@ -205,13 +203,7 @@ void encode_analytics(writer& w, const room_analytics& a) {
     w.integer(e.present_at_cooling);
     w.real(e.readiness_at_cooling);
   }
-  w.array(static_cast<uint32_t>(a.intent_times.size()));
-  for (auto& x : a.intent_times) {
-    w.array(3);
-    w.integer(x.t);
-    w.integer(x.ms);
-    w.uinteger(x.kind);
-  }
+  encode_samples(w, a.intent_times);
 }
 
 // A list of at most max_stored_analytics_items entries, each an array of
