@@ -321,9 +321,21 @@ caf::behavior fallback_source(caf::event_based_actor* self, caf::actor source,
               return;
             p->settled = true;
             // The cluster's copy wins; the recovered one's state is dropped.
-            caf::anon_send(stale, export_atom::value, via, epoch);
-            p->rp.deliver(std::move(t));
-            self->quit();
+            // It erases its record as it gives way, and the puller, on this
+            // node too, writes the same key once it has the transfer: the
+            // puller gets it only after the erase, or the erase could land
+            // last and the entity live on in memory only (a full restart
+            // then lost it).
+            self->request(stale, handoff_timeout, export_atom::value, via, epoch)
+              .then(
+                [self, p, t](Transfer&) mutable {
+                  p->rp.deliver(std::move(t));
+                  self->quit();
+                },
+                [self, p, t](caf::error&) mutable {
+                  p->rp.deliver(std::move(t));
+                  self->quit();
+                });
           },
           [use_stale](caf::error&) { use_stale(); });
       auto rp = p->rp;

@@ -8,8 +8,13 @@
 // snapshotted at most once per flush interval but never lost at a clean stop.
 #include "support/test_node.hpp"
 
+#include "actors/handoff.hpp"
+#include "support/fake_placement.hpp"
+
 #include "storage/records.hpp"
 #include "storage/store.hpp"
+
+#include <caf/send.hpp>
 
 using namespace presence::actors;
 using presence::testing::recorded;
@@ -193,6 +198,54 @@ TEST_F(RecoveryTest, HeldSessionsTellTheirUserNothingUntilReleased) {
   b->run();
   EXPECT_EQ(user(*b, "alice").current, state::idle);
   EXPECT_EQ(user(*b, "alice").seq, alice_seq + 1);
+}
+
+// Verifies the cluster's copy of an entity that replaces this node's recovered
+// one stays on disk: the recovered copy erases its record when it gives way,
+// and the pulled copy writes its own. Both live on this node, so the erase
+// must come first whatever order the two actors run in: run the other way,
+// the erase replaced the pulled copy's record, the intent lived on in memory
+// only, and the next full restart lost it (accepted intents read 404 on
+// every node after a chaos run).
+TEST_F(RecoveryTest, ACopyPulledOverARecoveredOneStaysOnDisk) {
+  auto sc = play_first_node();
+  auto b = start(600);
+  auto placement = std::make_shared<presence::testing::fake_placement>(b->sys());
+  b->node().router().set_placement(placement); // a node of a cluster
+  b->recover(*store, nullptr, false, true);
+  auto& r = b->node().router();
+  // The cluster's copy: the intent was accepted on the node that held it.
+  auto rec = storage::intent_record{};
+  rec.intent_id = sc.intent_id;
+  rec.from_user = "alice";
+  rec.to_user = "carol";
+  rec.kind = "call";
+  rec.note = "hi";
+  rec.status = static_cast<uint8_t>(intent_status::accepted);
+  rec.created_at = test_node::t0;
+  rec.expires_at = test_node::t0 + 60000;
+  rec.delivered_at = test_node::t0 + 300;
+  rec.ready_at = test_node::t0 + 300;
+  rec.retain_until = test_node::t0 + 400 + finished_intent_retention_ms;
+  auto old_owner = b->sys().spawn(
+    [](caf::event_based_actor*, intent_transfer t) -> caf::behavior {
+      return {[t](handoff_atom, const std::string&, uint64_t, const caf::actor&) {
+        return t;
+      }};
+    },
+    intent_transfer{rec});
+  ASSERT_TRUE(r.take_over("intent:" + sc.intent_id, old_owner, 5));
+  b->run_lifo();
+  EXPECT_EQ(intent(*b, sc.intent_id).status, intent_status::accepted);
+  b->flush();
+  EXPECT_EQ(records(storage::kind::intents), 1u) << "the pulled intent is not on disk";
+  caf::anon_send_exit(old_owner, caf::exit_reason::user_shutdown);
+  placement->stop();
+  // And a restart finds it.
+  b.reset();
+  auto c = start(1000);
+  c->recover(*store);
+  EXPECT_EQ(intent(*c, sc.intent_id).status, intent_status::accepted);
 }
 
 // Verifies that time spent down counts: after a downtime past stale_after_ms the
