@@ -183,7 +183,9 @@ recovery_report recover(node& n, storage::store& s, const recovery_log& log,
     live_sessions += sessions.size();
   r.reserve(rooms.size() + live.size() + live_sessions + intents.size());
   for (auto& [id, room] : rooms) {
-    r.adopt("room:" + id, sys.spawn(room_actor_restored, &n, std::move(room)));
+    // A key the cluster handed this node before recovery reached it (the
+    // node joins while it reads) keeps that copy: nothing is started for it.
+    r.adopt("room:" + id, [&] { return sys.spawn(room_actor_restored, &n, std::move(room)); });
     ++report.rooms;
   }
   for (auto& [id, u] : users) {
@@ -198,14 +200,15 @@ recovery_report recover(node& n, storage::store& s, const recovery_log& log,
         auto e = expired_at.find(id);
         u.since = std::max(u.since, e != expired_at.end() ? e->second : now);
       }
-      if (w != nullptr)
-        w->put(u);
-      r.keep_dormant(std::move(u));
+      auto rec = u;
+      if (r.keep_dormant(std::move(rec)) && w != nullptr)
+        w->put(std::move(u));
       ++report.users_dormant;
       continue;
     }
-    r.adopt("user:" + id,
-            sys.spawn(user_actor_restored, &n, user_restore{std::move(u), i->second}));
+    r.adopt("user:" + id, [&] {
+      return sys.spawn(user_actor_restored, &n, user_restore{std::move(u), i->second});
+    });
     ++report.users;
   }
   auto& by_state = n.metrics().sessions_by_state;
@@ -222,9 +225,11 @@ recovery_report recover(node& n, storage::store& s, const recovery_log& log,
       init.rooms = std::move(sr.rooms);
       init.restored = true;
       init.held = hold;
-      by_state[static_cast<size_t>(init.initial)].fetch_add(1, std::memory_order_relaxed);
       auto key = "session:" + init.session_id;
-      r.adopt(key, sys.spawn(session_actor, &n, std::move(init)));
+      r.adopt(key, [&] {
+        by_state[static_cast<size_t>(init.initial)].fetch_add(1, std::memory_order_relaxed);
+        return sys.spawn(session_actor, &n, std::move(init));
+      });
       if (++report.sessions % progress_every == 0 && log)
         log("recovery: " + std::to_string(report.sessions) + " sessions restored");
     }
@@ -232,7 +237,9 @@ recovery_report recover(node& n, storage::store& s, const recovery_log& log,
   for (auto& ir : intents) {
     auto v = to_view(ir);
     auto key = "intent:" + v.intent_id;
-    r.adopt(key, sys.spawn(intent_actor_restored, &n, std::move(v), ir.retain_until));
+    r.adopt(key, [&] {
+      return sys.spawn(intent_actor_restored, &n, std::move(v), ir.retain_until);
+    });
     ++report.intents;
   }
   report.elapsed_ms = std::chrono::duration_cast<std::chrono::milliseconds>(

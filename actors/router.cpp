@@ -68,22 +68,26 @@ caf::actor router::insert(const std::string& key, caf::actor fresh,
   return i->second;
 }
 
-caf::actor router::adopt(const std::string& key, caf::actor a) {
-  bool inserted = false;
-  auto winner = insert(key, std::move(a), &inserted);
-  if (inserted && placement_) {
-    auto& sh = shard_of(key);
-    std::lock_guard<std::mutex> guard{sh.mtx};
+caf::actor router::adopt(const std::string& key, const std::function<caf::actor()>& spawn) {
+  auto& sh = shard_of(key);
+  std::lock_guard<std::mutex> guard{sh.mtx};
+  if (closed_.load(std::memory_order_acquire) || sh.actors.count(key) != 0)
+    return {};
+  auto a = spawn();
+  sh.actors.emplace(key, a);
+  if (placement_)
     sh.recovered.insert(key);
-  }
-  return winner;
+  return a;
 }
 
-void router::keep_dormant(storage::user_record rec) {
+bool router::keep_dormant(storage::user_record rec) {
   auto key = "user:" + rec.user_id;
   auto& sh = shard_of(key);
   std::lock_guard<std::mutex> guard{sh.mtx};
+  if (sh.actors.count(key) != 0)
+    return false;
   sh.dormant.insert_or_assign(std::move(key), std::move(rec));
+  return true;
 }
 
 void router::reserve(size_t n) {
@@ -267,21 +271,17 @@ bool router::take_over(const std::string& key, const caf::actor& source, uint64_
   return true;
 }
 
-std::vector<caf::actor> router::release_recovered(const std::string& prefix) {
-  std::vector<caf::actor> out;
+std::vector<caf::actor> router::release_recovered() {
+  std::vector<caf::actor> sessions;
   for (auto& sh : shards_) {
     std::lock_guard<std::mutex> guard{sh.mtx};
-    for (auto i = sh.recovered.begin(); i != sh.recovered.end();) {
-      if (i->rfind(prefix, 0) != 0) {
-        ++i;
-        continue;
-      }
-      if (auto a = sh.actors.find(*i); a != sh.actors.end())
-        out.push_back(a->second);
-      i = sh.recovered.erase(i);
-    }
+    for (auto& key : sh.recovered)
+      if (key.rfind("session:", 0) == 0)
+        if (auto a = sh.actors.find(key); a != sh.actors.end())
+          sessions.push_back(a->second);
+    sh.recovered.clear();
   }
-  return out;
+  return sessions;
 }
 
 caf::actor router::take_recovered(const std::string& key) {

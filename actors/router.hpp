@@ -18,6 +18,7 @@
 #include <array>
 #include <atomic>
 #include <memory>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -185,10 +186,11 @@ public:
   /// fallback of a pull whose old owner went down.
   std::optional<caf::message> take_lost_replica(const std::string& key);
 
-  /// The entities of keys starting with `prefix` that still count as
-  /// recovered; from now on they do not (the cluster had its chance to hand
-  /// this node newer copies).
-  std::vector<caf::actor> release_recovered(const std::string& prefix);
+  /// Nothing counts as recovered from now on (the cluster had its chance to
+  /// hand this node newer copies: what it recovered is the live copy). Returns
+  /// the sessions among them, which were held (told nothing to their users)
+  /// and are to be released.
+  std::vector<caf::actor> release_recovered();
 
   /// Removes and returns the dormant record of `key` ("user:<id>"), if any.
   std::optional<storage::user_record> take_dormant(const std::string& key);
@@ -241,15 +243,18 @@ public:
   /// (`invalid_argument`) for a bad spec.
   caf::expected<std::pair<intent_view, caf::actor>> create_intent(intent_spec spec);
 
-  /// Registers an actor spawned elsewhere (recovery) under `key`, unless one is
-  /// there already; returns the registered one. It counts as recovered until
-  /// the cluster's copy replaces it or the node owns it (`take_over`).
-  caf::actor adopt(const std::string& key, caf::actor a);
+  /// Registers the actor `spawn` returns (recovery) under `key`, unless one is
+  /// there already (the cluster handed this node its copy first): then
+  /// nothing is spawned and the result is empty. It counts as recovered until
+  /// the cluster's copy replaces it or the node owns it (`take_over`). Spawns
+  /// under the key's lock: a spawned actor starts later, on a worker.
+  caf::actor adopt(const std::string& key, const std::function<caf::actor()>& spawn);
 
   /// Keeps a restored user that has no live session as a record only: its actor
   /// is spawned from it on first use (so a node restarted with many offline
   /// users does not hold an actor for each).
-  void keep_dormant(storage::user_record rec);
+  /// Returns false (keeps nothing) when the user has an actor here already.
+  bool keep_dormant(storage::user_record rec);
 
   /// Makes room for `n` more entities (recovery: no rehashing while it spawns).
   void reserve(size_t n);

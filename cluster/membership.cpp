@@ -19,6 +19,7 @@
 #include <openssl/hmac.h>
 
 #include <algorithm>
+#include <charconv>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
@@ -84,7 +85,7 @@ struct membership_state {
   std::set<caf::node_id> reached;
   std::set<caf::node_id> awaited;
   std::string secret; ///< the cluster secret (cluster.secret or auth.secret)
-  /// Join nonces this node issued as leader, with their expiry (steady ms).
+  /// Join nonces used here, with their expiry (Unix ms): each joins once.
   std::map<std::string, int64_t> nonces;
 
   static inline const char* name = "presence.membership";
@@ -382,8 +383,7 @@ int64_t steady_ms() {
     .count();
 }
 
-/// How long a join nonce stays valid, and how many may be outstanding.
-constexpr int64_t nonce_ttl_ms = 30'000;
+/// How many used join nonces are remembered at most (within their lifetime).
 constexpr size_t max_nonces = 1024;
 /// Pause before a refused node tries again (its operator has to fix the secret).
 constexpr auto refused_pause = std::chrono::seconds{5};
@@ -439,15 +439,28 @@ void try_join(membership_actor_type* self, const caf::actor& seed) {
       retry);
 }
 
-// True if `proof` answers a nonce this leader issued (each is used once).
+// Unix time in ms (join nonces are checked on another node than the one
+// that issued them: a steady clock is not shared).
+int64_t unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
+// True if `proof` answers a valid join nonce, used once here (a member's
+// nonce may be checked by another: the leader, or one elected since).
 bool check_join(membership_actor_type* self, const member_info& m,
                 const std::string& nonce, const std::string& proof) {
   auto& st = self->state;
-  auto now = steady_ms();
-  auto i = st.nonces.find(nonce);
-  if (i == st.nonces.end() || i->second < now)
+  auto now = unix_ms();
+  if (!join_nonce_valid(st.secret, nonce, now))
     return false;
-  st.nonces.erase(i);
+  for (auto i = st.nonces.begin(); i != st.nonces.end();)
+    i = i->second < now ? st.nonces.erase(i) : std::next(i);
+  if (st.nonces.size() >= max_nonces)
+    return false; // the joiner tries again
+  if (!st.nonces.emplace(nonce, now + join_nonce_ttl_ms).second)
+    return false; // replayed
   auto expected = join_proof(st.secret, nonce, m.id, m.cluster_address);
   return expected.size() == proof.size()
          && CRYPTO_memcmp(expected.data(), proof.data(), proof.size()) == 0;
@@ -563,21 +576,7 @@ caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
       auto& st = self->state;
       if (st.current.members.empty())
         return caf::make_error(caf::sec::request_receiver_down); // not joined yet
-      if (!is_leader(st, st.current)) {
-        auto rp = self->make_response_promise<std::string>();
-        self->request(st.current.leader()->handle, remote_timeout, challenge_atom::value)
-          .then([rp](std::string& nonce) mutable { rp.deliver(std::move(nonce)); },
-                [rp](caf::error& e) mutable { rp.deliver(std::move(e)); });
-        return rp;
-      }
-      auto now = steady_ms();
-      for (auto i = st.nonces.begin(); i != st.nonces.end();)
-        i = i->second < now ? st.nonces.erase(i) : std::next(i);
-      if (st.nonces.size() >= max_nonces)
-        return caf::make_error(caf::sec::request_receiver_down); // try again
-      auto nonce = actors::random_id("", 16);
-      st.nonces.emplace(nonce, now + nonce_ttl_ms);
-      return nonce;
+      return issue_join_nonce(st.secret, unix_ms(), actors::random_id("", 16));
     },
     [self](join_atom, member_info& m, std::string& nonce, std::string& proof,
            std::string& theirs) -> caf::result<view, std::string> {
@@ -789,9 +788,21 @@ caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
           caf::anon_send(a, actors::export_atom::value, owner, epoch); // no reply wanted
       }
     },
-    [self](actors::handoff_atom) { hand_off_all(self); },
+    [self](actors::handoff_atom) {
+      // Recovery is done (the node may have joined while it read its disk).
+      hand_off_all(self);
+      // What it recovered after the release was due is released in turn, once
+      // the members had the time to hand their copies over (a held session
+      // recovered late told its user nothing until its own client came back).
+      auto& st = self->state;
+      if (st.current.find(st.me.id) != nullptr) {
+        auto hold = std::max<int64_t>(1000, st.node->cfg().cluster.failure_timeout_ms);
+        self->delayed_send(self, std::chrono::milliseconds{hold},
+                           actors::release_atom::value);
+      }
+    },
     [self](actors::release_atom) {
-      for (auto& s : self->state.node->router().release_recovered("session:"))
+      for (auto& s : self->state.node->router().release_recovered())
         self->send(s, actors::release_atom::value);
     },
     [self](actors::replica_atom, replica_batch& b) {
@@ -883,6 +894,32 @@ std::string hmac_hex(const std::string& key, const std::string& data) {
 std::string join_proof(const std::string& secret, const std::string& nonce,
                        const std::string& id, const std::string& address) {
   return hmac_hex(secret, "presenced-join\n" + nonce + "\n" + id + "\n" + address);
+}
+
+std::string issue_join_nonce(const std::string& secret, int64_t now_unix_ms,
+                             const std::string& random) {
+  auto body = std::to_string(now_unix_ms + join_nonce_ttl_ms) + "." + random;
+  return body + "." + hmac_hex(secret, "presenced-nonce\n" + body);
+}
+
+bool join_nonce_valid(const std::string& secret, const std::string& nonce,
+                      int64_t now_unix_ms) {
+  auto dot = nonce.rfind('.');
+  auto first = nonce.find('.');
+  if (dot == std::string::npos || first == dot || first == 0)
+    return false;
+  auto body = nonce.substr(0, dot);
+  auto mac = nonce.substr(dot + 1);
+  auto expected = hmac_hex(secret, "presenced-nonce\n" + body);
+  if (expected.size() != mac.size()
+      || CRYPTO_memcmp(expected.data(), mac.data(), mac.size()) != 0)
+    return false;
+  int64_t expiry = 0;
+  auto digits = nonce.substr(0, first);
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), expiry);
+  if (ec != std::errc{} || end != digits.data() + digits.size())
+    return false;
+  return expiry >= now_unix_ms && expiry <= now_unix_ms + join_nonce_ttl_ms;
 }
 
 std::string view_proof(const std::string& secret, const std::string& nonce,

@@ -12,8 +12,8 @@
 //   (seed_atom, actor)                 connector thread -> no reply; join through it
 //   (found_atom)                       itself, on the first seed -> no reply; a
 //                                      view of its own unless it joined one
-//   (challenge_atom)                   a joining node -> reply a nonce of the
-//                                      leader's (asked through any member)
+//   (challenge_atom)                   a joining node -> reply a join nonce
+//                                      (issue_join_nonce; any member answers)
 //   (join_atom, member_info, nonce, proof, joiner_nonce)
 //                                      a joining node -> reply (view, view proof)
 //                                      if `proof` is join_proof(secret, nonce,
@@ -77,6 +77,23 @@ using challenge_atom = caf::atom_constant<caf::atom("challenge")>;
 /// secret over the leader's nonce, the node's id and its cluster address.
 std::string join_proof(const std::string& secret, const std::string& nonce,
                        const std::string& id, const std::string& address);
+
+/// A join challenge any member can issue and any member holding the same
+/// secret can check: `<expiry>.<random>.<mac>`, the expiry in Unix ms, the mac
+/// an HMAC-SHA256 keyed by the secret over the first two. (Kept only by the
+/// node that issued it, a nonce asked through one member and checked by
+/// another, or by a leader elected meanwhile, refused a node holding the
+/// secret.)
+std::string issue_join_nonce(const std::string& secret, int64_t now_unix_ms,
+                             const std::string& random);
+
+/// True if `nonce` was issued with `secret` and is still valid at `now_unix_ms`
+/// (an expiry further ahead than one nonce lifetime is not: a clock far ahead).
+bool join_nonce_valid(const std::string& secret, const std::string& nonce,
+                      int64_t now_unix_ms);
+
+/// How long a join nonce stays valid.
+inline constexpr int64_t join_nonce_ttl_ms = 30'000;
 
 /// The proof the leader answers with: the same HMAC over the joiner's nonce and
 /// the view it is given (epoch and member ids), so a node only adopts a view

@@ -325,7 +325,7 @@ TEST(PlacementTest, AMessageThatMeetsForwardersBackAndForthIsAnsweredNotLooped) 
   // has not adopted: a forwarder registered under the key.
   auto* n = &tn.node();
   auto f = forwarder_of(tn, key, b_route, 4);
-  n->router().adopt(key, f);
+  n->router().adopt(key, [f] { return f; });
   caf::anon_send(f, actors::start_atom::value);
   tn.run();
   auto answer = tn.ask<actors::user_view>(f, caf::get_atom::value);

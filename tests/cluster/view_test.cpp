@@ -175,3 +175,39 @@ TEST(FirstSeedTest, PodsAdvertisingTheirNamesAgreeOnTheFounder) {
       << "without node.advertise: node.bind";
   }
 }
+
+// Verifies join nonces at their boundaries: one member issues, any member with
+// the same secret accepts it until it expires (a nonce kept only by the node
+// that issued it refused nodes holding the secret when another member, or a
+// leader elected meanwhile, checked it); a wrong secret, a changed byte, an
+// expired nonce or one from a clock far ahead is refused.
+TEST(JoinNonceTest, AnyMemberWithTheSecretChecksIt) {
+  using presence::cluster::issue_join_nonce;
+  using presence::cluster::join_nonce_ttl_ms;
+  using presence::cluster::join_nonce_valid;
+  const int64_t t = 1'800'000'000'000;
+  auto nonce = issue_join_nonce("s3cret", t, "0123456789abcdef");
+  struct row {
+    std::string secret;
+    std::string nonce;
+    int64_t now;
+    bool valid;
+  };
+  auto tampered = nonce;
+  tampered[tampered.size() / 2] = tampered[tampered.size() / 2] == 'a' ? 'b' : 'a';
+  auto ahead = issue_join_nonce("s3cret", t + 1, "0123456789abcdef");
+  for (auto& r : std::vector<row>{
+         {"s3cret", nonce, t, true},
+         {"s3cret", nonce, t + join_nonce_ttl_ms, true},
+         {"s3cret", nonce, t + join_nonce_ttl_ms + 1, false},
+         {"s3cret", ahead, t, false},  // expires past a lifetime from now
+         {"other", nonce, t, false},
+         {"s3cret", tampered, t, false},
+         {"s3cret", "", t, false},
+         {"s3cret", "..", t, false},
+         {"s3cret", "x.0123.ab", t, false},
+       })
+    EXPECT_EQ(join_nonce_valid(r.secret, r.nonce, r.now), r.valid)
+      << r.secret << " " << r.nonce << " at " << r.now;
+  EXPECT_NE(issue_join_nonce("s3cret", t, "a"), issue_join_nonce("s3cret", t, "b"));
+}
