@@ -86,7 +86,7 @@ struct runtime_metrics {
   std::atomic<uint64_t> session_transitions{0};
   std::atomic<uint64_t> user_transitions{0};
   std::atomic<uint64_t> events_sent{0};
-  std::atomic<int64_t> replication_pending{0}; ///< changes not yet sent to replicas
+  std::atomic<int64_t> replication_pending{0}; ///< changes replicas have not confirmed
   std::atomic<uint64_t> replicated{0};         ///< changes sent to replica nodes
   std::atomic<int64_t> replicas_held{0};       ///< replicas this node holds for others
   std::atomic<int64_t> handoffs_pending{0};    ///< entities waiting for their state
@@ -124,8 +124,8 @@ struct runtime_metrics {
   std::atomic<int64_t> cluster_share_ppm{0};
   /// Members of the current view by status.
   std::array<std::atomic<int64_t>, member_status_count> cluster_members{};
-  /// When (node clock, ms) the oldest change not yet sent to its replicas was
-  /// handed to the replicator; 0 when none waits.
+  /// When (node clock, ms) the oldest change its replica nodes have not
+  /// confirmed yet was handed to the replicator; 0 when none waits.
   std::atomic<int64_t> replication_oldest_pending_at{0};
 
   /// Counts one finished intent.

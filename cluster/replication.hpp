@@ -3,8 +3,10 @@
 // (the nodes that would own its key, in order, if the owner died). Entities
 // hand their transfer (actors/handoff.hpp: the same state a hand-off moves) to
 // the node's replicator whenever they save; the replicator keeps the latest per
-// key and, every `replicate_interval`, sends one batch per replica node. Each
-// node keeps what it receives in its `replica_store`. When a member leaves the
+// key and, every `replicate_interval`, sends one batch per replica node, which
+// confirms it once applied (until then its changes count as not replicated:
+// presence_replication_pending and _lag_seconds show a slow or stuck replica
+// node). Each node keeps what it receives in its `replica_store`. When a member leaves the
 // view without handing off (it died), every key it owned that this node now
 // owns is promoted: the entity starts here from its replica (users keep seq,
 // sessions and subscribers; rooms their members; intents stay pending; sessions
@@ -15,7 +17,8 @@
 //   (replica_atom, key, caf::message payload)  an entity -> no reply; an empty
 //                                               payload deletes the replica
 //   (tick_atom)                                 itself -> flush
-// Membership actors receive (replica_atom, replica_batch) from other nodes.
+// Membership actors receive (replica_atom, replica_batch) from other nodes
+// -> () once applied.
 #pragma once
 
 #include "actors/handoff.hpp"
@@ -39,6 +42,11 @@ class cluster_placement;
 
 /// How often the replicator sends what changed.
 inline constexpr auto replicate_interval = std::chrono::milliseconds{50};
+
+/// How long a replica node may take to confirm a batch. Until then its
+/// changes count as waiting (presence_replication_pending, _lag_seconds); a
+/// node that goes down stops counting at once.
+inline constexpr auto replica_confirm_timeout = std::chrono::seconds{60};
 
 /// Changes per batch message at most.
 inline constexpr size_t max_replica_batch = 1000;

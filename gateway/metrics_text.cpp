@@ -149,7 +149,8 @@ std::string render_metrics(actors::node& n, const gateway_metrics& g,
       .Set(static_cast<double>(m.cluster_members[i].load(std::memory_order_relaxed)));
   auto oldest = m.replication_oldest_pending_at.load(std::memory_order_relaxed);
   gauge("presence_replication_lag_seconds",
-        "Age of the oldest entity change not yet sent to its replicas (0: none waits)",
+        "Age of the oldest entity change its replica nodes have not confirmed yet "
+        "(0: none waits)",
         oldest > 0 ? static_cast<double>(std::max<int64_t>(n.now_ms() - oldest, 0)) / 1000.0
                    : 0.0);
   auto& closed = BuildCounter()
@@ -184,7 +185,8 @@ std::string render_metrics(actors::node& n, const gateway_metrics& g,
           static_cast<double>(m.user_transitions.load()));
   counter("presence_events_sent_total", "Events sent to subscribers",
           static_cast<double>(m.events_sent.load()));
-  gauge("presence_replication_pending", "Entity changes not yet sent to their replicas",
+  gauge("presence_replication_pending",
+        "Entity changes their replica nodes have not confirmed yet",
         static_cast<double>(m.replication_pending.load()));
   gauge("presence_handoffs_pending",
         "Entities that moved here and wait for their state from the old owner",

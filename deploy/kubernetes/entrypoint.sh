@@ -16,6 +16,11 @@
 # CLUSTER_DOMAIN (cluster.local), CLUSTER_PORT (7400), CONFIG
 # (/etc/presenced/presenced.toml), DATA_DIR (/var/lib/presenced), PRESENCED_BIN
 # (presenced). Arguments are passed on to presenced after the derived flags.
+# Test seam, unset in the StatefulSet (tests/deploy/deploy_test.py, check
+# statefulset, runs three of these on loopback): PEER_HOST_FORMAT, a pod's host
+# with {i} for its ordinal, replaces the DNS name in the seeds and in
+# node.advertise; PEER_PORT_STEP (0) gives pod i the cluster port
+# CLUSTER_PORT + i * PEER_PORT_STEP (pods sharing one host need distinct ports).
 set -eu
 : "${POD_NAME:?POD_NAME must be set (downward API metadata.name)}"
 : "${POD_IP:?POD_IP must be set (downward API status.podIP)}"
@@ -28,6 +33,8 @@ cport="${CLUSTER_PORT:-7400}"
 config="${CONFIG:-/etc/presenced/presenced.toml}"
 data_dir="${DATA_DIR:-/var/lib/presenced}"
 presenced="${PRESENCED_BIN:-presenced}"
+host_format="${PEER_HOST_FORMAT:-}"
+port_step="${PEER_PORT_STEP:-0}"
 
 set_name="${POD_NAME%-*}"
 ordinal="${POD_NAME##*-}"
@@ -37,6 +44,19 @@ esac
 case "$replicas" in
   ''|*[!0-9]*) echo "entrypoint: REPLICAS '$replicas' is not a number" >&2; exit 2 ;;
 esac
+case "$port_step" in
+  ''|*[!0-9]*) echo "entrypoint: PEER_PORT_STEP '$port_step' is not a number" >&2; exit 2 ;;
+esac
+
+# Pod i's host and cluster port, as the other pods reach it.
+peer_host() {
+  if [ -n "$host_format" ]; then
+    printf '%s\n' "$host_format" | sed "s/{i}/$1/g"
+  else
+    printf '%s\n' "$set_name-$1.$peers.$POD_NAMESPACE.svc.$domain"
+  fi
+}
+peer_port() { echo $((cport + $1 * port_step)); }
 
 n=$replicas
 [ "$n" -gt "$seed_count" ] && n=$seed_count
@@ -44,7 +64,7 @@ seeds=""
 i=0
 while [ "$i" -lt "$n" ]; do
   if [ "$i" -ne "$ordinal" ]; then
-    seeds="${seeds:+$seeds,}$set_name-$i.$peers.$POD_NAMESPACE.svc.$domain:$cport"
+    seeds="${seeds:+$seeds,}$(peer_host "$i"):$(peer_port "$i")"
   fi
   i=$((i + 1))
 done
@@ -52,9 +72,10 @@ done
 # (An empty --node.seeds= would take the next argument as its value: a lone
 # pod gets no seeds flag at all.)
 if [ -n "$seeds" ]; then set -- --node.seeds="$seeds" "$@"; fi
-advertise="$POD_NAME.$peers.$POD_NAMESPACE.svc.$domain"
+advertise="$(peer_host "$ordinal")"
 set -- --config "$config" --node.id="$POD_NAME" --node.bind="$POD_IP" \
-  --node.advertise="$advertise" --node.cluster_port="$cport" --node.data_dir="$data_dir" "$@"
+  --node.advertise="$advertise" --node.cluster_port="$(peer_port "$ordinal")" \
+  --node.data_dir="$data_dir" "$@"
 
 # The effective configuration (file, PRESENCED_* environment, flags), checked
 # before anything starts; its auth.mode decides the dev refusal.
