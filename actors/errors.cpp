@@ -21,6 +21,8 @@ std::string to_string(errc x) {
       return "invalid_argument";
     case errc::unavailable:
       return "unavailable";
+    case errc::taken_over:
+      return "session_taken_over";
   }
   return "unknown";
 }

@@ -26,6 +26,9 @@ enum class errc : uint8_t {
   invalid_argument,
   /// The owner of the entity did not answer in time (503).
   unavailable,
+  /// The session was resumed on another socket; the asking one no longer
+  /// holds it (WebSocket only: error `session_taken_over`, close 4409).
+  taken_over,
 };
 
 /// The protocol's error code string, e.g. "session_not_found".

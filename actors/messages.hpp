@@ -26,7 +26,23 @@
 //                                         a pending leave
 //   (leave_atom, int64_t after_ms)        the session's socket -> reply unit; ends
 //                                         the session after_ms from now unless it
-//                                         is resumed first (0: at once)
+//                                         is resumed first (0: at once). From a
+//                                         socket that no longer holds the session
+//                                         (see attach_atom): error taken_over,
+//                                         and the session goes on
+//   (attach_atom, actor socket)           a socket's actor, when it binds the
+//                                         session (hello) -> no reply; `socket`
+//                                         holds the session from now on. The
+//                                         previous holder, if another, gets
+//                                         (superseded_atom, session_id): one
+//                                         session, one socket. Quiet signals and
+//                                         the socket leave above from any other
+//                                         sender are refused while a holder is
+//                                         known (the quiet signal's sender is
+//                                         told superseded again). Requests that
+//                                         carry no socket (HTTP) are unaffected.
+//                                         Not carried by a hand-off: the next
+//                                         attach records the holder there
 //   (leave_atom, resume_atom, token, after_ms) gateway (a page unloading) -> reply
 //                                         unit, or forbidden if the token is wrong
 //   (identify_atom, new_user, acting)     gateway -> reply session_view; moves the
@@ -37,6 +53,10 @@
 //   (release_atom)                        cluster -> no reply; a recovered session
 //                                         held until the cluster reconciled it
 //                                         tells its user of itself (announce)
+// Socket actor (gateway, one per WebSocket):
+//   (superseded_atom, session_id)         session -> no reply; another socket
+//                                         resumed the session: this one closes
+//                                         (error session_taken_over, close 4409)
 // User actor (spawned on first use):
 //   (session_atom, session_update)        session -> no reply
 //   (get_atom)                            anyone  -> reply user_view
@@ -123,6 +143,8 @@ using locate_atom = caf::atom_constant<caf::atom("locate")>;
 using release_atom = caf::atom_constant<caf::atom("release")>;
 using analytics_atom = caf::atom_constant<caf::atom("analytics")>;
 using start_when_atom = caf::atom_constant<caf::atom("startwhen")>;
+using attach_atom = caf::atom_constant<caf::atom("attach")>;
+using superseded_atom = caf::atom_constant<caf::atom("superseded")>;
 
 /// The acting user of a request that may touch any session (operators).
 inline const std::string admin_caller = "\x01" "admin";

@@ -83,6 +83,7 @@ struct runtime_metrics {
   std::atomic<uint64_t> signals{0};
   std::atomic<uint64_t> sessions_opened{0};  ///< new sessions (HTTP or hello)
   std::atomic<uint64_t> sessions_resumed{0}; ///< resumes with the right token
+  std::atomic<uint64_t> sessions_taken_over{0}; ///< sockets superseded by a newer one
   std::atomic<uint64_t> session_transitions{0};
   std::atomic<uint64_t> user_transitions{0};
   std::atomic<uint64_t> events_sent{0};

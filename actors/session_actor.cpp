@@ -242,6 +242,33 @@ void on_pending_leave(session_actor_type* self, int64_t after_ms) {
   st.leave_timer.arm(caf::actor_cast<caf::actor>(self), st.owner->now_ms() + after_ms);
 }
 
+// One session, one socket: the socket that bound the session last holds it,
+// and the one before is told (it closes; its client opens a session of its
+// own). An attach from the holder itself changes nothing.
+void on_attach(session_actor_type* self, const caf::actor& socket) {
+  auto& st = self->state;
+  if (!socket || st.holder == socket)
+    return;
+  if (st.holder) {
+    self->send(st.holder, superseded_atom::value, st.session_id);
+    st.owner->metrics().sessions_taken_over.fetch_add(1, std::memory_order_relaxed);
+  }
+  st.holder = socket;
+}
+
+// Whether the current message may act for the session's socket: it comes from
+// the holder, or no socket holds the session (nothing attached here).
+bool from_holder(session_actor_type* self) {
+  auto& holder = self->state.holder;
+  return !holder
+         || caf::actor_cast<caf::actor_addr>(self->current_sender()) == holder.address();
+}
+
+caf::error taken_over() {
+  return caf::make_error(errc::taken_over,
+                         std::string{"this session was resumed on another connection"});
+}
+
 caf::delegated<caf::message> on_join(session_actor_type* self,
                                   const std::string& room_id, bool visible) {
   auto& st = self->state;
@@ -322,11 +349,19 @@ caf::behavior session_actor(session_actor_type* self, node* owner, session_init 
   return {
     [self](signal_atom, signal_kind sig) { return on_signal(self, sig); },
     [self](signal_atom, signal_kind sig, quiet_atom) {
+      auto to = caf::actor_cast<caf::actor>(self->current_sender());
+      if (!from_holder(self)) {
+        // A socket that was superseded and has not closed yet: its signal
+        // does not count, and it is told again.
+        if (to)
+          self->send(to, superseded_atom::value, self->state.session_id);
+        return;
+      }
       auto r = on_signal(self, sig);
-      if (r.changed)
-        if (auto to = caf::actor_cast<caf::actor>(self->current_sender()))
-          self->send(to, r);
+      if (r.changed && to)
+        self->send(to, r);
     },
+    [self](attach_atom, const caf::actor& socket) { on_attach(self, socket); },
     [self](signal_atom, signal_kind sig,
            const std::string& acting) -> caf::result<signal_reply> {
       if (!allowed(self, acting))
@@ -340,7 +375,12 @@ caf::behavior session_actor(session_actor_type* self, node* owner, session_init 
       on_leave(self);
       return caf::unit;
     },
-    [self](leave_atom, int64_t after_ms) { on_pending_leave(self, after_ms); },
+    [self](leave_atom, int64_t after_ms) -> caf::result<void> {
+      if (!from_holder(self))
+        return taken_over();
+      on_pending_leave(self, after_ms);
+      return caf::unit;
+    },
     [self](leave_atom, resume_atom, const std::string& token,
            int64_t after_ms) -> caf::result<void> {
       if (auto e = check_token(self, token))

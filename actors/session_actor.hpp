@@ -38,6 +38,10 @@ struct session_state {
   int64_t heartbeat_ms = 0; ///< the interval last issued to the client
                             ///< (changes only when answering a signal)
   caf::actor user;
+  /// The socket (its actor) that carries the session (attach_atom); none
+  /// while no socket attached here (HTTP only, or since a hand-off). A
+  /// holder that is gone is simply replaced by the next attach.
+  caf::actor holder;
   std::vector<std::string> rooms;
   std::map<std::string, bool> visible; ///< per joined room
   timer_slot timer;

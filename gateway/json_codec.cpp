@@ -40,6 +40,8 @@ api_error from_actor_error(const caf::error& e) {
       return {409, "conflict", msg};
     case errc::invalid_argument:
       return {400, "invalid_argument", msg};
+    case errc::taken_over:
+      return {409, "session_taken_over", "this session was resumed on another connection"};
     default:
       return {503, "unavailable", "the entity's owner did not answer: " + msg};
   }

@@ -167,6 +167,9 @@ std::string render_metrics(actors::node& n, const gateway_metrics& g,
           static_cast<double>(m.sessions_opened.load()));
   counter("presence_sessions_resumed_total", "Sessions resumed with their token",
           static_cast<double>(m.sessions_resumed.load()));
+  counter("presence_sessions_taken_over_total",
+          "Sockets told that another socket resumed their session (close 4409)",
+          static_cast<double>(m.sessions_taken_over.load()));
   gauge("presence_users_dormant", "Users kept as a record only (no actor)",
         static_cast<double>(n.router().dormant()));
   gauge("presence_rooms_dormant", "Rooms kept as a record only (no actor)",

@@ -59,6 +59,9 @@ constexpr auto close_grace = std::chrono::seconds{1};
 constexpr auto hello_token_timeout = std::chrono::seconds{5};
 /// Malformed frames in a row before the socket is closed with 1008.
 constexpr int max_strikes = 10;
+/// The close code of a socket whose session another socket resumed (an
+/// application code: 4000-4999; 4409 as in HTTP's 409 Conflict).
+constexpr auto taken_over_close = static_cast<websocket::close_code>(taken_over_close_code);
 
 class ws_session;
 
@@ -241,6 +244,22 @@ private:
             self->demonitor(*watched);
           *watched = nullptr;
         },
+        // Another socket resumed the session (one session, one socket).
+        [ws](superseded_atom, const std::string& sid) {
+          post_weak(ws, [sid](const std::shared_ptr<ws_session>& s) { s->taken_over(sid); });
+        },
+        // The client's `leave`: asked by this actor, so that the session sees
+        // whether its socket (the holder) asks. Closed once it answered.
+        [self, watched, ws](leave_atom, const caf::actor& session, int64_t after_ms) {
+          if (*watched)
+            self->demonitor(*watched);
+          *watched = nullptr;
+          auto done = [ws](caf::error e) {
+            post_weak(ws, [e](const std::shared_ptr<ws_session>& s) { s->left(e); });
+          };
+          self->request(session, request_timeout, leave_atom::value, after_ms)
+            .then([done]() { done(caf::error{}); }, [done](caf::error& e) { done(e); });
+        },
         [push](caf::error& e) {
           auto err = from_actor_error(e);
           push({{"op", "error"}, {"code", err.code}, {"message", err.message}});
@@ -303,7 +322,7 @@ private:
   // event of the topic replaces it instead of queueing behind it.
   void enqueue(std::shared_ptr<const std::string> text,
                std::shared_ptr<const std::string> topic) {
-    if (closing_)
+    if (closing_ || superseded_)
       return;
     auto now = std::chrono::steady_clock::now();
     if (topic && !topic->empty() && topic->front() == barrier_prefix) {
@@ -356,6 +375,8 @@ private:
   }
 
   void close_slow(const char* why) {
+    if (superseded_) // a superseded socket whose peer does not read its error
+      return close_now(taken_over_close);
     srv_.metrics.ws_closed_slow.fetch_add(1, std::memory_order_relaxed);
     // At most one line a second: a thousand sockets falling behind at once
     // must not flood the log (presence_ws_closed_slow_total counts them all).
@@ -402,7 +423,7 @@ private:
     if (!queue_.empty())
       do_write();
     else if (close_after_write_)
-      close_now(websocket::close_code::normal);
+      close_now(close_after_write_code_);
   }
 
   // Forgets every frame not yet handed to Beast (the in-flight one stays until
@@ -506,6 +527,8 @@ private:
   }
 
   void on_op(ws_op op) {
+    if (superseded_)
+      return; // closing: its session lives on another socket
     if (resuming_) {
       // The hello's resume is on its way: later frames wait for its answer (a
       // second hello then finds this socket carrying a session).
@@ -597,20 +620,49 @@ private:
 
   void on_bound(ws_leave& l) {
     strikes_ = 0;
-    // Closed once the session confirms: a client that sees the close knows
-    // the session is gone (or, with after_ms, will be unless resumed).
-    caf::anon_send(socket_actor_, unwatch_atom::value, session_);
-    std::weak_ptr<ws_session> weak = shared_from_this();
-    ask_unit(srv_.node.system(), session_,
-             [weak](caf::error) {
-               post_weak(weak, [](const std::shared_ptr<ws_session>& self) {
-                 self->close_after_write_ = true;
-                 if (self->queue_.empty())
-                   self->close_now(websocket::close_code::normal);
-               });
-             },
-             leave_atom::value, l.after_ms);
+    // Closed once the session confirms (left()): a client that sees the close
+    // knows the session is gone (or, with after_ms, will be unless resumed).
+    caf::anon_send(socket_actor_, leave_atom::value, session_, l.after_ms);
     session_ = nullptr;
+  }
+
+  // The session answered this socket's `leave`.
+  void left(const caf::error& e) {
+    if (code_of(e) == errc::taken_over)
+      return supersede(); // another socket holds it: it goes on there
+    close_after_write(websocket::close_code::normal);
+  }
+
+  // Closes with `code` once every queued frame is written.
+  void close_after_write(websocket::close_code code) {
+    close_after_write_ = true;
+    close_after_write_code_ = code;
+    if (queue_.empty())
+      close_now(code);
+  }
+
+  // Another socket resumed this socket's session `sid` (on the strand).
+  void taken_over(const std::string& sid) {
+    if (closing_ || superseded_ || sid != session_id_)
+      return; // closing already, or a session this socket no longer carries
+    supersede();
+  }
+
+  // This socket no longer holds its session: the client is told, nothing it
+  // sends acts any more, and the socket closes (4409) after the error frame.
+  // The session is not ended: it lives on with the socket that resumed it.
+  void supersede() {
+    if (superseded_)
+      return;
+    if (session_)
+      caf::anon_send(socket_actor_, unwatch_atom::value, session_);
+    session_ = nullptr;
+    session_id_.clear();
+    waiting_ops_.clear();
+    drop_unsent(); // the error goes out first, not behind stale events
+    error("session_taken_over", "this session was resumed on another connection");
+    superseded_ = true; // nothing is queued behind the error
+    close_after_write(taken_over_close);
   }
 
   void on_hello(ws_hello& h) {
@@ -669,6 +721,10 @@ private:
             int64_t heartbeat_ms, bool resumed) {
     session_ = std::move(h);
     session_id_ = sid;
+    // This socket holds the session now; one that held it before is told.
+    // Sent as the socket's actor, so it reaches the session before this
+    // socket's signals (same sender, same path) and they count.
+    caf::send_as(socket_actor_, session_, attach_atom::value, socket_actor_);
     caf::anon_send(socket_actor_, watch_atom::value, session_);
     // Welcome once the user knows this socket: an intent delivered to the user
     // right after the client saw `welcome` reaches the socket. Frames that
@@ -792,6 +848,8 @@ private:
   bool closing_ = false;
   bool close_counted_ = false; ///< presence_ws_closed_total has this socket
   bool close_after_write_ = false;
+  websocket::close_code close_after_write_code_ = websocket::close_code::normal;
+  bool superseded_ = false; ///< another socket resumed the session: closing
   bool resuming_ = false;                 ///< a hello's resume awaits its answer
   std::deque<ws_op> waiting_ops_; ///< frames received meanwhile
   int strikes_ = 0;

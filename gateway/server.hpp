@@ -19,11 +19,15 @@
 
 namespace presence::gateway {
 
+/// The close code of a socket whose session another socket resumed (after an
+/// `error session_taken_over` frame): one session, one socket.
+inline constexpr unsigned taken_over_close_code = 4409;
+
 /// The WebSocket close codes presence_ws_closed_total names; every other code
 /// counts as "other". 1006 (never sent in a frame) stands for a connection that
 /// ended without a close handshake (a vanished peer, a ping timeout).
-inline constexpr std::array<unsigned, 7> ws_close_codes = {1000, 1001, 1006, 1008,
-                                                           1009, 1011, 1013};
+inline constexpr std::array<unsigned, 8> ws_close_codes = {
+  1000, 1001, 1006, 1008, 1009, 1011, 1013, taken_over_close_code};
 /// Slots of presence_ws_closed_total: one per code, then "other".
 inline constexpr size_t ws_close_slots = ws_close_codes.size() + 1;
 

@@ -318,3 +318,100 @@ TEST_F(SessionActorTest, HeartbeatLatenessIsMeasuredAgainstTheIssuedInterval) {
   EXPECT_EQ(h.bucket(3), 1u) << "700 ms late is in the (0.5, 1] s bucket";
   EXPECT_EQ(h.sum_ms(), 700);
 }
+
+namespace {
+
+/// What a fake socket actor received from its session.
+struct socket_log {
+  std::vector<std::string> superseded; ///< session ids it was told of
+  std::vector<signal_reply> replies;
+  std::vector<errc> errors;
+};
+
+caf::actor fake_socket(test_node& n, socket_log& out) {
+  auto fn = [](caf::event_based_actor* self, socket_log* log) -> caf::behavior {
+    presence::actors::keep_on_errors(self);
+    self->set_error_handler(
+      [log](caf::scheduled_actor*, caf::error& e) { log->errors.push_back(code_of(e)); });
+    return {
+      [log](superseded_atom, const std::string& sid) { log->superseded.push_back(sid); },
+      [log](const signal_reply& r) { log->replies.push_back(r); },
+      [log](caf::error& e) { log->errors.push_back(code_of(e)); },
+      [] {}, // the empty reply to an accepted leave
+    };
+  };
+  return n.sys().spawn(fn, &out);
+}
+
+} // namespace
+
+// Verifies one session, one socket: the socket that attached last holds the
+// session, the one before is told (once); a superseded socket's quiet signals
+// and leave do not act (it is told again, the leave is refused), the holder's
+// do; requests that carry no socket (HTTP) still act.
+TEST_F(SessionActorTest, TheLastSocketToAttachHoldsTheSession) {
+  socket_log a_log, b_log;
+  auto s = n.open("u1");
+  auto a = fake_socket(n, a_log);
+  auto b = fake_socket(n, b_log);
+  caf::send_as(a, s.handle, attach_atom::value, a);
+  n.run();
+  caf::send_as(a, s.handle, attach_atom::value, a); // again: nothing happens
+  n.run();
+  EXPECT_TRUE(a_log.superseded.empty());
+  caf::send_as(b, s.handle, attach_atom::value, b);
+  n.run();
+  EXPECT_EQ(a_log.superseded, std::vector<std::string>{s.session_id});
+  EXPECT_TRUE(b_log.superseded.empty());
+  EXPECT_EQ(n.node().metrics().sessions_taken_over.load(), 1u);
+  // The old socket's signal does not count; it is told again.
+  caf::send_as(a, s.handle, signal_atom::value, signal_kind::background, quiet_atom::value);
+  n.run();
+  EXPECT_EQ(session_state(s.session_id), state::active);
+  EXPECT_TRUE(a_log.replies.empty());
+  EXPECT_EQ(a_log.superseded.size(), 2u);
+  // Its leave is refused: the session goes on.
+  caf::send_as(a, s.handle, leave_atom::value, int64_t{0});
+  n.run();
+  ASSERT_TRUE(n.node().router().session(s.session_id)) << "the old socket's leave ended it";
+  EXPECT_EQ(a_log.errors, std::vector<errc>{errc::taken_over});
+  // The holder's signal counts.
+  caf::send_as(b, s.handle, signal_atom::value, signal_kind::background, quiet_atom::value);
+  n.run();
+  ASSERT_EQ(b_log.replies.size(), 1u);
+  EXPECT_EQ(b_log.replies[0].current, state::away);
+  // A request without a socket (HTTP) is not a socket's: it acts.
+  auto r = signal(s.session_id, signal_kind::active);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->current, state::active);
+  // The holder's leave ends the session.
+  caf::send_as(b, s.handle, leave_atom::value, int64_t{0});
+  n.run();
+  EXPECT_FALSE(n.node().router().session(s.session_id));
+  EXPECT_TRUE(b_log.errors.empty());
+  for (auto& x : {a, b})
+    caf::anon_send_exit(x, caf::exit_reason::user_shutdown);
+  n.run();
+}
+
+// Verifies a holder that is gone is simply replaced: the next socket to attach
+// holds the session, and nothing else changes.
+TEST_F(SessionActorTest, AGoneHolderIsReplaced) {
+  socket_log a_log, b_log;
+  auto s = n.open("u1");
+  auto a = fake_socket(n, a_log);
+  caf::send_as(a, s.handle, attach_atom::value, a);
+  n.run();
+  caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+  n.run();
+  auto b = fake_socket(n, b_log);
+  caf::send_as(b, s.handle, attach_atom::value, b);
+  n.run();
+  EXPECT_TRUE(b_log.superseded.empty());
+  caf::send_as(b, s.handle, signal_atom::value, signal_kind::background, quiet_atom::value);
+  n.run();
+  ASSERT_EQ(b_log.replies.size(), 1u);
+  EXPECT_EQ(b_log.replies[0].current, state::away);
+  caf::anon_send_exit(b, caf::exit_reason::user_shutdown);
+  n.run();
+}

@@ -83,7 +83,7 @@ TEST(WsCloseLabelTest, CodesOutsideTheTableAreOther) {
   using presence::gateway::ws_close_label;
   using presence::gateway::ws_close_slot;
   using presence::gateway::ws_close_slots;
-  for (unsigned code : {1000u, 1001u, 1006u, 1008u, 1009u, 1011u, 1013u})
+  for (unsigned code : {1000u, 1001u, 1006u, 1008u, 1009u, 1011u, 1013u, 4409u})
     EXPECT_EQ(ws_close_label(ws_close_slot(code)), std::to_string(code));
   for (unsigned code : {0u, 1u, 999u, 1002u, 1005u, 1012u, 3000u, 4000u, 4999u, 65535u})
     EXPECT_EQ(ws_close_label(ws_close_slot(code)), "other") << code;

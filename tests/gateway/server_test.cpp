@@ -214,3 +214,36 @@ TEST(GatewayServerTest, SocketWatchesTheSessionBehindAStub) {
   ASSERT_TRUE(again) << "a new hello was refused";
   EXPECT_EQ((*again)["resumed"], false);
 }
+
+// Verifies one session, one socket when the session lives on another node
+// (reached through a stub, as by two gateways of a cluster): a second socket
+// resuming it takes it over, the first is told (`session_taken_over`, close
+// 4409) through the session's own message to its socket, and the session lives
+// on with the second, also after the first one is gone.
+TEST(GatewayServerTest, ResumeBehindAStubTakesTheSessionOver) {
+  live_gateway g;
+  http_client http{g.port};
+  auto opened = http.post("/v1/sessions", {{"device", "phone"}}, "alice");
+  ASSERT_EQ(opened.status, 201u) << opened.raw;
+  auto sid = opened.body["session_id"].get<std::string>();
+  auto real = g.node->router().session(sid);
+  ASSERT_TRUE(real);
+  g.where->route("session:" + sid, real);
+  json resume = {{"op", "hello"}, {"session_id", sid}, {"resume_token", opened.body["resume_token"]}};
+  auto a = welcomed(g.port, "alice", resume);
+  a->send({{"op", "signal"}, {"signal", "background"}});
+  ASSERT_TRUE(a->read_op("ack")) << "the first socket does not hold the session";
+  auto b = welcomed(g.port, "alice", resume);
+  auto e = a->read_op("error");
+  ASSERT_TRUE(e) << "the first socket was not told";
+  EXPECT_EQ((*e)["code"], "session_taken_over");
+  while (a->read(std::chrono::seconds{3})) {
+  }
+  EXPECT_EQ(a->close_code(), 4409u);
+  a.reset();
+  b->send({{"op", "signal"}, {"signal", "active"}});
+  auto ack = b->read_op("ack");
+  ASSERT_TRUE(ack) << "the second socket lost the session";
+  EXPECT_EQ((*ack)["state"], "active");
+  EXPECT_EQ(http.get("/v1/sessions/" + sid).status, 200u);
+}

@@ -499,6 +499,50 @@ TEST(ClusterRoutingTest, SocketNoticesItsSessionEndOnAnotherNode) {
   EXPECT_EQ((*again)["resumed"], false);
 }
 
+// Verifies one session, one socket across nodes: the session lives on a; a
+// socket on b holds it, then a socket on a resumes it (the session tells b's
+// socket, across the cluster), then a socket on b again (the session tells a's
+// socket, whose handle came from b). Each older socket gets
+// `session_taken_over` and close 4409; the newest keeps the session.
+TEST(ClusterRoutingTest, ResumeOnAnotherNodeTakesTheSessionOver) {
+  node_process a{node_args("a")};
+  node_process b{node_args("b", {seed_of(a)})};
+  ASSERT_TRUE(eventually(
+    [&] { return ids(cluster_of(a)).size() == 2 && ids(cluster_of(b)).size() == 2; },
+    std::chrono::seconds{10}));
+  auto created = call(a, http::verb::post, "/v1/sessions", {{"device", "phone"}}, "alice");
+  ASSERT_EQ(created.status, 201u) << created.raw;
+  auto sid = created.body["session_id"].get<std::string>();
+  json resume = {{"op", "hello"}, {"session_id", sid}, {"resume_token", created.body["resume_token"]}};
+  auto tab_on = [&](node_process& n) {
+    auto ws = std::make_unique<ws_client>(n.port(), "", token_of("alice"));
+    ws->send(resume);
+    auto w = ws->read_op("welcome");
+    EXPECT_TRUE(w && (*w)["resumed"] == true);
+    return ws;
+  };
+  auto taken_over = [](ws_client& ws, const char* where) {
+    auto e = ws.read_op("error");
+    ASSERT_TRUE(e) << "the socket on " << where << " was not told";
+    EXPECT_EQ((*e)["code"], "session_taken_over");
+    while (ws.read(std::chrono::seconds{3})) {
+    }
+    EXPECT_EQ(ws.close_code(), 4409u) << where;
+  };
+  auto first = tab_on(b);
+  auto second = tab_on(a);
+  taken_over(*first, "b");
+  second->send({{"op", "signal"}, {"signal", "background"}});
+  ASSERT_TRUE(second->read_op("ack")) << "the socket on a does not hold the session";
+  auto third = tab_on(b);
+  taken_over(*second, "a");
+  third->send({{"op", "signal"}, {"signal", "active"}});
+  auto ack = third->read_op("ack");
+  ASSERT_TRUE(ack) << "the socket on b does not hold the session";
+  EXPECT_EQ((*ack)["state"], "active");
+  EXPECT_EQ(call(b, http::verb::get, "/v1/sessions/" + sid, nullptr, "alice").status, 200u);
+}
+
 // Verifies, by hammering the race on purpose, that an intent created the moment
 // a socket got its `welcome` reaches that socket: for users that node b owns,
 // sockets on a each say hello and, as soon as the welcome arrives, an intent to

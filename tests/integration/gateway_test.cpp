@@ -549,7 +549,7 @@ TEST_F(SteadyGatewayTest, WebSocketClosesAreCountedByCode) {
   auto closed = [&](const std::string& code) {
     return metric(http, "presence_ws_closed_total{code=\"" + code + "\"}");
   };
-  for (auto code : {"1000", "1001", "1006", "1008", "1009", "1011", "1013", "other"})
+  for (auto code : {"1000", "1001", "1006", "1008", "1009", "1011", "1013", "4409", "other"})
     ASSERT_EQ(closed(code), 0.0) << code << " is there from the start, at 0";
   {
     ws_client ws{node.port(), "alice"};
@@ -699,6 +699,62 @@ TEST_F(SteadyGatewayTest, FramesAfterAResumingHelloWaitForIt) {
   EXPECT_EQ(ops, (std::vector<std::string>{"welcome", "error", "subscribed"}));
   auto user = http.get("/v1/users/alice/presence");
   EXPECT_EQ(user.body["sessions"].size(), 1u) << "no orphan session: " << user.raw;
+}
+
+// Verifies one session, one socket: a second socket resuming a session that a
+// first one still carries (a duplicated tab whose original is frozen) takes it
+// over. The first gets `error session_taken_over` and close 4409, and what it
+// sends after that does not act on the session; the second keeps working, and
+// the first one's close does not end the session: the user stays present with
+// that one session, which the second socket's `leave` still ends.
+TEST_F(SteadyGatewayTest, ResumeOnAnotherSocketTakesTheSessionOver) {
+  ws_client a{node.port(), "alice"};
+  a.send({{"op", "hello"}, {"device", "tab"}});
+  auto w = a.read_op("welcome");
+  ASSERT_TRUE(w);
+  auto sid = (*w)["session_id"].get<std::string>();
+  ws_client b{node.port(), "alice"};
+  b.send({{"op", "hello"}, {"session_id", sid}, {"resume_token", (*w)["resume_token"]},
+          {"signal", "background"}});
+  auto wb = b.read_op("welcome");
+  ASSERT_TRUE(wb);
+  EXPECT_EQ((*wb)["resumed"], true);
+  EXPECT_EQ((*wb)["session_id"], sid);
+  auto e = a.read_op("error");
+  ASSERT_TRUE(e) << "the first socket was not told that its session was taken over";
+  EXPECT_EQ((*e)["code"], "session_taken_over") << e->dump();
+  // The old socket's signal must not reach the session (away since B's hello).
+  try {
+    a.send({{"op", "signal"}, {"signal", "active"}});
+  } catch (const std::exception&) {
+    // closed already: nothing reaches the session either
+  }
+  while (a.read(std::chrono::seconds{3})) {
+  }
+  EXPECT_TRUE(a.closed());
+  EXPECT_EQ(a.close_code(), 4409u);
+  std::this_thread::sleep_for(std::chrono::milliseconds{200});
+  auto v = http.get("/v1/sessions/" + sid);
+  ASSERT_EQ(v.status, 200u) << "the old socket's close ended the session: " << v.raw;
+  EXPECT_EQ(v.body["state"], "away") << "the old socket's signal acted: " << v.raw;
+  // The new socket keeps the session: its signal is acked.
+  b.send({{"op", "signal"}, {"signal", "active"}});
+  auto ack = b.read_op("ack");
+  ASSERT_TRUE(ack) << "the socket that resumed lost the session";
+  EXPECT_EQ((*ack)["state"], "active");
+  auto user = http.get("/v1/users/alice/presence", "bob");
+  EXPECT_EQ(user.body["state"], "active") << user.raw;
+  ASSERT_EQ(user.body["sessions"].size(), 1u) << user.raw;
+  EXPECT_EQ(user.body["sessions"][0]["session_id"], sid);
+  EXPECT_EQ(metric(http, "presence_ws_closed_total{code=\"4409\"}"), 1);
+  EXPECT_EQ(metric(http, "presence_sessions_taken_over_total"), 1);
+  // A leave over the socket that holds the session still ends it.
+  b.send({{"op", "leave"}});
+  while (b.read(std::chrono::seconds{3})) {
+  }
+  EXPECT_TRUE(b.closed());
+  EXPECT_EQ(b.close_code(), 1000u);
+  EXPECT_EQ(http.get("/v1/sessions/" + sid).status, 404u);
 }
 
 // --- Additions in version 1.1 ---------------------------------------------------

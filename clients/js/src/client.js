@@ -324,6 +324,17 @@ export class PresenceClient {
     this.welcomed = false;
     if (this.stopped) return;
     this.setStatus('reconnecting');
+    // Another socket resumed this tab's session (`error session_taken_over`,
+    // then close 4409): a duplicated tab that resumed it while this one was
+    // frozen and could not answer the claim, or a newer socket of the same
+    // session. Resuming it would take it back, and two tabs would take it
+    // from each other for ever: this tab forgets it and opens a session of
+    // its own at once (no backoff: the node is fine), keeping what it watches
+    // and its rooms (joined again on the new session's welcome).
+    if (e && e.code === 4409) {
+      this.forget();
+      return this.connectNow();
+    }
     // A refused upgrade looks like any failure in a browser: the node's
     // /readyz tells a Retry-After if it is recovering or overloaded.
     if (failed && this.o.probe !== false)
@@ -406,6 +417,14 @@ export class PresenceClient {
   onError(m) {
     this.emit('error', m);
     const code = m.code;
+    if (code === 'session_taken_over' && this.ws) {
+      const ws = this.ws;
+      ws.onclose = ws.onmessage = ws.onopen = null;
+      try {
+        ws.close(1000);
+      } catch {}
+      return this.onClose({ code: 4409 });
+    }
     const lost = code === 'session_not_found';
     if (this.ws && (this.welcomed ? lost : (lost || code === 'forbidden') && this.sess)) {
       // The stored session is gone (or not ours), or this socket's session

@@ -182,6 +182,11 @@ export declare class PresenceClient {
   serverNow(): number;
   /** ms since server time t on the server's clock; null for null. */
   ago(t: number | null | undefined): number | null;
+  /**
+   * 'error' gets the node's error frames ({code, message}) and the client's own
+   * (`dead_socket`); `session_taken_over`: another tab resumed this tab's
+   * session, and this tab opened a session of its own (see the README).
+   */
   on(type: 'welcome' | 'intent' | 'error', listener: (x: any) => void): () => void;
   http<T = any>(method: string, path: string, body?: unknown): Promise<T>;
 }

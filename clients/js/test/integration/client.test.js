@@ -180,6 +180,60 @@ test('1.1: pagehide leave with after_ms: a reload resumes, a closed tab is gone 
   await settle(watcher.user('kate'), (v) => v?.state === 'offline', 'kate gone', 8000);
 });
 
+// A duplicated tab copies sessionStorage; when the original is frozen (a
+// background tab on a phone) it cannot answer the claim, and the copy resumes
+// the original's session after claimWaitMs. The node keeps one socket per
+// session: the original is told (session_taken_over, 4409) and opens a session
+// of its own, so the two tabs end up as two sessions, and one tab's leave does
+// not take the other away.
+test('1.1: a frozen tab whose session a duplicate resumed opens its own; one tab leaving keeps the other', async (t) => {
+  if (!srv.features.pagehideLeave) return t.skip('waits for protocol 1.1 in the gateway');
+  // Frozen: the original's page runs no script, so nobody answers a claim.
+  class FrozenChannel {
+    postMessage() {}
+    close() {}
+  }
+  const storageOf = (m) => ({ getItem: (k) => m.get(k) ?? null, setItem: (k, v) => m.set(k, v), m });
+  const sa = storageOf(new Map());
+  const a = await opened(make('quinn', { storage: sa, BroadcastChannel: FrozenChannel }));
+  const sidA = a.connection.get().session_id;
+  const errors = [];
+  a.on('error', (e) => errors.push(e.code));
+  a.user('rosa').subscribe(() => {});
+  // The duplicate gets a copy of sessionStorage (the entry in use).
+  const sb = storageOf(new Map(sa.m));
+  const b = make('quinn', { storage: sb, BroadcastChannel: FrozenChannel });
+  await until(() => b.status === 'open' && b.connection.get().resumed, 'the copy resumes after the claim wait');
+  assert.equal(b.connection.get().session_id, sidA);
+  // The original was taken over and opened a session of its own at once.
+  await until(() => a.status === 'open' && a.connection.get().session_id !== sidA, 'the original opens its own session');
+  const sidA2 = a.connection.get().session_id;
+  assert.deepEqual(errors, ['session_taken_over']);
+  assert.equal(a.connection.get().resumed, false);
+  assert.equal(JSON.parse(sa.m.get(a.key)).sid, sidA2, 'the original stores its new session');
+  assert.equal(JSON.parse(sb.m.get(b.key)).sid, sidA, 'the copy keeps the resumed one');
+  // What the original watches came along (subscribed again on the new session).
+  const rosa = await opened(make('rosa'));
+  await settle(a.user('rosa'), (v) => v?.state === 'active', 'the original still watches rosa');
+  const presence = () => rosa.http('GET', '/v1/users/quinn/presence');
+  await until(async () => (await presence()).sessions.length === 2, 'both tabs counted');
+  const ids = (await presence()).sessions.map((x) => x.session_id).sort();
+  assert.deepEqual(ids, [sidA, sidA2].sort());
+  // One tab leaves: the other tab's session lives on, the user stays present.
+  b.leave();
+  await until(async () => (await presence()).sessions.length === 1, 'the leaving tab gone');
+  const p = await presence();
+  assert.equal(p.sessions[0].session_id, sidA2);
+  // Present (idle: the new session opened with the page's signal, and Node
+  // feeds no input).
+  assert.ok(['active', 'idle'].includes(p.state), 'quinn is ' + p.state);
+  await sleep(300);
+  assert.equal(a.status, 'open', 'the other tab is still connected');
+  assert.deepEqual(errors, ['session_taken_over'], 'no ping-pong between the tabs');
+  a.leave();
+  await until(async () => (await presence()).state === 'offline', 'both gone');
+});
+
 // The node's side of the test above, frame by frame: room frames are deltas
 // without a seq, so keeping only the latest one of a room (as for a user's
 // presence, whose frames are whole states with a seq) dropped the `join` of a

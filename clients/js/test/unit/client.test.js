@@ -524,6 +524,42 @@ test('duplicated tab: the copy opens its own session; a reload resumes; a crashe
   assert.equal(c.client.duplicate, false);
 });
 
+test('taken over: a tab whose session another socket resumed forgets it and opens its own at once, keeping its views and rooms', async () => {
+  const page = fakePage();
+  const { client, clock, ws, storage, sock } = await startOpen({ env: page.env });
+  const errors = [];
+  client.on('error', (e) => errors.push(e.code));
+  welcome(sock, { session_id: 'sA', resume_token: 'rA' });
+  client.join('lobby', { visible: true });
+  client.user('bob').subscribe(() => {});
+  // A duplicated tab resumed sA while this one was frozen: the node says so,
+  // then closes this socket with 4409.
+  sock.recv({ op: 'error', code: 'session_taken_over', message: 'this session was resumed on another connection' });
+  assert.equal(sock.closed, 1000, 'the old socket is closed by the client');
+  assert.deepEqual(errors, ['session_taken_over']);
+  assert.equal(JSON.parse(storage.getItem(client.key)).sid, undefined, 'sA is forgotten');
+  await flush();
+  assert.equal(ws.all.length, 2, 'a new socket at once, no backoff');
+  const s2 = ws.all[1];
+  s2.open();
+  assert.equal(s2.sent[0].op, 'hello');
+  assert.equal(s2.sent[0].session_id, undefined, 'sA is not resumed (no ping-pong between the tabs)');
+  assert.equal(s2.sent[0].resume_token, undefined);
+  s2.recv({ op: 'welcome', session_id: 'sC', user_id: 'alice', resume_token: 'rC', heartbeat_ms: 10000, server_time: clock.now(), resumed: false });
+  assert.equal(client.duplicate, undefined, 'this tab is the original, not a copy');
+  assert.deepEqual(s2.sent.slice(1), [{ op: 'subscribe', users: ['bob'] }, { op: 'join', room: 'lobby', visible: true }]);
+  assert.equal(JSON.parse(storage.getItem(client.key)).sid, 'sC');
+  // A bare close 4409 (the error frame never came) does the same.
+  s2.drop(4409);
+  await flush();
+  assert.equal(ws.all.length, 3, 'a new socket at once');
+  ws.all[2].open();
+  assert.equal(ws.all[2].sent[0].session_id, undefined);
+  page.pagehide(false);
+  assert.deepEqual(page.beacons, [], 'no leave for a session that is another tab\'s');
+  await clock.advance(0);
+});
+
 test('ref-counting: one socket for the page; the last release leaves after a grace; a remount keeps it', async () => {
   const clock = new FakeClock();
   const ws = sockets();
