@@ -248,8 +248,11 @@ caf::behavior intent_actor(intent_actor_type* self, node* owner, intent_view vie
     [self](caf::get_atom) { return self->state.view; },
     [self](announce_atom) {
       // The view changed: the sides may live elsewhere now, and a side that
-      // moved (or was promoted from a replica) may not know this intent.
-      if (resolve(self))
+      // moved (or was promoted from a replica) may not know this intent. An
+      // open one tells them again even through the same handle: a telling
+      // sent while a side's owner could not answer was dropped (a repeat is
+      // no news to a side that has it: no socket sees it twice).
+      if (resolve(self) || !is_final(self->state.view.status))
         tell_parties(self);
       watch_target(self);
     },

@@ -122,6 +122,13 @@ caf::actor router::stub(const std::string& key) {
   }
   auto fresh = placement_->make_stub(key);
   std::lock_guard<std::mutex> guard{sh.mtx};
+  if (closed_.load(std::memory_order_acquire)) {
+    // The node began to stop while the stub was made: clear() has emptied
+    // this shard already, and a stub kept now was never told to exit (the
+    // stop waited for it: "waiting for 1 actors (1 stub)", exit 1).
+    caf::anon_send_exit(fresh, caf::exit_reason::user_shutdown);
+    return {};
+  }
   // Bounded: reads of random remote ids must not grow the map. A stub dropped
   // here lives on while a holder still uses it; a new lookup makes another.
   if (sh.stubs.size() >= max_stubs_per_shard && sh.stubs.count(key) == 0)

@@ -5,6 +5,7 @@
 
 #include "actors/handoff.hpp"
 #include "actors/intent_actor.hpp"
+#include "support/fake_placement.hpp"
 
 using namespace presence::actors;
 using presence::testing::recorded;
@@ -254,6 +255,51 @@ TEST_F(IntentActorTest, PendingIntentFollowsItsTargetAfterAViewChange) {
   EXPECT_EQ(l->incoming[0].status, intent_status::delivered);
   (void)bob_tab;
   (void)v;
+}
+
+// Verifies an open intent tells its sides again on every view change, even
+// when their handles did not change: a side reached through a stub (on
+// another node) may have missed the telling while its owner moved (a send
+// to an owner that cannot answer is dropped). The target then never saw an
+// intent delivered to it, which nobody accepted (chaos: "GET incoming of
+// u00: not listed" while every node read it delivered).
+TEST_F(IntentActorTest, OpenIntentTellsItsSidesAgainAfterAViewChange) {
+  auto placement = std::make_shared<presence::testing::fake_placement>(n.sys());
+  n.node().router().set_placement(placement);
+  // bob lives on another node, and the first tellings do not reach him.
+  struct target {
+    bool reachable = false;
+    std::vector<intent_view> told;
+  };
+  target bob;
+  auto remote_bob = n.sys().spawn(
+    [](caf::event_based_actor*, target* t) -> caf::behavior {
+      return {
+        [t](subscribe_atom, const caf::actor&) {
+          user_view v;
+          v.user_id = "bob";
+          v.current = state::active;
+          return v;
+        },
+        [t](intent_atom, const intent_view& v) {
+          if (t->reachable)
+            t->told.push_back(v);
+        },
+        [](unsubscribe_atom, const caf::actor&) {},
+      };
+    },
+    &bob);
+  placement->route("user:bob", remote_bob);
+  auto [v, h] = create({"alice", "bob", "", "call", "", 60000});
+  ASSERT_EQ(get(h).status, intent_status::delivered);
+  EXPECT_TRUE(bob.told.empty());
+  bob.reachable = true;
+  ASSERT_FALSE(n.tell(h, announce_atom::value)); // a view change
+  ASSERT_FALSE(bob.told.empty()) << "bob never learns of the intent";
+  EXPECT_EQ(bob.told.back().status, intent_status::delivered);
+  EXPECT_EQ(bob.told.back().intent_id, v.intent_id);
+  caf::anon_send_exit(remote_bob, caf::exit_reason::user_shutdown);
+  placement->stop();
 }
 
 namespace {
