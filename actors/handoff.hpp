@@ -266,10 +266,31 @@ caf::behavior await_handoff(Self* self, std::string key, caf::actor source,
   };
 }
 
+/// Whether `mine` (this node's recovered copy) is fresher than `theirs` (the
+/// copy another node handed over; after a full restart that one may be a
+/// recovered copy too, from a node that held the key earlier). Ties go to
+/// theirs. Sessions compare their last signal, users the last time one of
+/// their sessions was seen, intents their stage; rooms take theirs (their
+/// members come back from their users).
+inline bool fresher(const session_transfer& mine, const session_transfer& theirs) {
+  return mine.rec.last_signal_at > theirs.rec.last_signal_at;
+}
+inline bool fresher(const user_transfer& mine, const user_transfer& theirs) {
+  return mine.rec.last_seen_at > theirs.rec.last_seen_at;
+}
+inline bool fresher(const intent_transfer& mine, const intent_transfer& theirs) {
+  return stage(static_cast<intent_status>(mine.rec.status))
+         > stage(static_cast<intent_status>(theirs.rec.status));
+}
+inline bool fresher(const room_transfer&, const room_transfer&) {
+  return false;
+}
+
 /// A source to pull from that falls back to a copy of this node's own: it asks
 /// `source` (the old owner) for the transfer and, when that has nothing or does
 /// not answer, takes the transfer of `stale` (an entity this node recovered from
-/// disk) instead of letting the puller start empty. Whichever copy is not taken
+/// disk) instead of letting the puller start empty; when both have one, the
+/// fresher (`fresher`). Whichever copy is not taken
 /// stops acting and forwards to the puller. One pull, then it quits; told its
 /// puller (start_atom), it quits when that goes down.
 template <class Transfer>
@@ -320,16 +341,18 @@ caf::behavior fallback_source(caf::event_based_actor* self, caf::actor source,
             if (p->settled)
               return;
             p->settled = true;
-            // The cluster's copy wins; the recovered one's state is dropped.
-            // It erases its record as it gives way, and the puller, on this
+            // The cluster's copy wins unless the recovered one is fresher.
+            // The recovered one erases its record as it gives way, and the puller, on this
             // node too, writes the same key once it has the transfer: the
             // puller gets it only after the erase, or the erase could land
             // last and the entity live on in memory only (a full restart
             // then lost it).
             self->request(stale, handoff_timeout, export_atom::value, via, epoch)
               .then(
-                [self, p, t](Transfer&) mutable {
-                  p->rp.deliver(std::move(t));
+                [self, p, t](Transfer& mine) mutable {
+                  // Both copies are in hand now (each forwards to the
+                  // puller): the fresher one goes on.
+                  p->rp.deliver(fresher(mine, t) ? std::move(mine) : std::move(t));
                   self->quit();
                 },
                 [self, p, t](caf::error&) mutable {

@@ -336,6 +336,66 @@ TEST_F(RecoveryTest, RecoveryStartsNothingForAKeyTheClusterHandedOverFirst) {
   EXPECT_EQ(intent(*c, sc.intent_id).status, intent_status::accepted);
 }
 
+// Verifies that after a full restart, when another node offers its own
+// recovered copy of a key (older: it held the key once, earlier), this
+// node's newer recovered copy is kept: the fresher of the two wins, not the
+// one that came from elsewhere. (The other node's older session record,
+// without the room its client had joined since, replaced the owner's own:
+// members missing from their rooms after a full restart.)
+TEST_F(RecoveryTest, TheFresherOfTwoRecoveredCopiesWins) {
+  auto sc = play_first_node();
+  auto b = start(600);
+  auto placement = std::make_shared<presence::testing::fake_placement>(b->sys());
+  b->node().router().set_placement(placement);
+  b->recover(*store, nullptr, false, true);
+  auto& r = b->node().router();
+  // Another node's copy of alice's tab, from before it joined the lobby.
+  storage::session_record older;
+  older.session_id = sc.alice_tab.session_id;
+  older.user_id = "alice";
+  older.device = "web";
+  older.last_signal_at = test_node::t0 - 5000;
+  older.last_active_at = test_node::t0 - 5000;
+  older.heartbeat_ms = 500;
+  auto other = b->sys().spawn(
+    [](caf::event_based_actor*, session_transfer t) -> caf::behavior {
+      return {[t](handoff_atom, const std::string&, uint64_t, const caf::actor&) {
+        return t;
+      }};
+    },
+    session_transfer{older});
+  ASSERT_TRUE(r.take_over("session:" + sc.alice_tab.session_id, other, 5));
+  b->run();
+  auto tab = r.session(sc.alice_tab.session_id);
+  ASSERT_TRUE(tab);
+  auto v = b->ask<session_view>(tab, caf::get_atom::value);
+  ASSERT_TRUE(v) << render(v.error());
+  EXPECT_EQ(v->last_signal_at, test_node::t0);
+  EXPECT_EQ(v->rooms, (std::vector<std::string>{"lobby"}));
+  // A fresher copy from elsewhere still wins over this node's.
+  storage::session_record newer = older;
+  newer.session_id = sc.bob.session_id;
+  newer.user_id = "bob";
+  newer.last_signal_at = test_node::t0 + 400;
+  newer.last_active_at = test_node::t0 + 400;
+  auto other2 = b->sys().spawn(
+    [](caf::event_based_actor*, session_transfer t) -> caf::behavior {
+      return {[t](handoff_atom, const std::string&, uint64_t, const caf::actor&) {
+        return t;
+      }};
+    },
+    session_transfer{newer});
+  ASSERT_TRUE(r.take_over("session:" + sc.bob.session_id, other2, 5));
+  b->run();
+  auto bv = b->ask<session_view>(r.session(sc.bob.session_id), caf::get_atom::value);
+  ASSERT_TRUE(bv);
+  EXPECT_EQ(bv->last_signal_at, test_node::t0 + 400);
+  EXPECT_TRUE(bv->rooms.empty());
+  for (auto& h : {other, other2})
+    caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+  placement->stop();
+}
+
 // Verifies that time spent down counts: after a downtime past stale_after_ms the
 // sessions come back stale (never active), the user is stale with seq + 1, and
 // the room counts them stale; a signal brings a session back to active.
