@@ -524,7 +524,11 @@ caf::behavior session_actor_handoff(session_actor_type* self, node* owner,
   return await_handoff<session_transfer>(
     self, std::move(key), std::move(source), owner->cluster(), epoch, owner->router(),
     owner->metrics().handoffs_pending,
-    [self, owner](session_transfer& t) { return session_from_transfer(self, owner, t); },
+    // Pulled or promoted alike, it tells its user of itself and of each of
+    // its rooms: the user copy it reaches may not know the membership (a
+    // stale copy dropped for another, or one started afresh), and members
+    // went missing from their rooms after a full restart.
+    [self, owner](session_transfer& t) { return session_actor_promoted(self, owner, t); },
     fresh, [self, owner](session_transfer& t) { return session_actor_promoted(self, owner, t); });
 }
 

@@ -396,6 +396,40 @@ TEST_F(RecoveryTest, TheFresherOfTwoRecoveredCopiesWins) {
   placement->stop();
 }
 
+// Verifies a session pulled from another node brings its rooms along: it
+// tells its user of itself and of each of its rooms, so a user copy that does
+// not know the membership (its own copy was dropped as stale, or it started
+// afresh) joins the room again. (It told its user of itself only: members
+// missing from their rooms after a full restart.)
+TEST_F(RecoveryTest, APulledSessionRejoinsItsRooms) {
+  auto b = start(0);
+  auto& r = b->node().router();
+  storage::session_record rec;
+  rec.session_id = "s_pulled";
+  rec.user_id = "alice";
+  rec.device = "web";
+  rec.last_signal_at = test_node::t0;
+  rec.last_active_at = test_node::t0;
+  rec.declared = static_cast<uint8_t>(signal_kind::active);
+  rec.ever_active = true;
+  rec.heartbeat_ms = 500;
+  rec.rooms.emplace_back("lobby", true);
+  auto old_owner = b->sys().spawn(
+    [](caf::event_based_actor*, session_transfer t) -> caf::behavior {
+      return {[t](handoff_atom, const std::string&, uint64_t, const caf::actor&) {
+        return t;
+      }};
+    },
+    session_transfer{rec});
+  ASSERT_TRUE(r.take_over("session:s_pulled", old_owner, 5));
+  b->run();
+  ASSERT_TRUE(r.session("s_pulled"));
+  auto lobby = room(*b, "lobby");
+  ASSERT_EQ(lobby.members.size(), 1u) << "alice is not back in the lobby";
+  EXPECT_EQ(lobby.members[0].user_id, "alice");
+  caf::anon_send_exit(old_owner, caf::exit_reason::user_shutdown);
+}
+
 // Verifies that time spent down counts: after a downtime past stale_after_ms the
 // sessions come back stale (never active), the user is stale with seq + 1, and
 // the room counts them stale; a signal brings a session back to active.
