@@ -249,12 +249,22 @@ void publish_view(membership_state& st) {
   m.cluster_members[static_cast<size_t>(member_status::unreachable)].store(c.unreachable);
 }
 
+} // namespace
+
+bool rewrite_members(std::vector<std::string> before, std::vector<std::string> after) {
+  std::sort(before.begin(), before.end());
+  std::sort(after.begin(), after.end());
+  return after != before && !std::includes(before.begin(), before.end(), after.begin(), after.end());
+}
+
+namespace {
+
 void adopt(membership_actor_type* self, view v, bool issued) {
   auto& st = self->state;
   auto before = st.current.ids();
   st.current = std::move(v);
   st.placement->update(st.current);
-  if (st.node->cfg().storage.enabled && st.current.ids() != before
+  if (st.node->cfg().storage.enabled && rewrite_members(before, st.current.ids())
       && st.current.find(st.me.id) != nullptr)
     write_members(members_path(st.node->cfg()), st.current.ids());
   st.node->router().drop_forwarders();

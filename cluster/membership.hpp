@@ -101,6 +101,13 @@ inline constexpr int64_t join_nonce_ttl_ms = 30'000;
 std::string view_proof(const std::string& secret, const std::string& nonce,
                        uint64_t epoch, const std::vector<std::string>& ids);
 
+/// Whether the MEMBERS file (the ids a restarted node awaits) is rewritten
+/// when this node's view goes from `before` to `after`: not when members only
+/// left. A full stop shrinks every node's view to itself before it exits, and
+/// the file then named that node alone: after the restart the others'
+/// sessions were "not found" instead of awaited (resumes refused).
+bool rewrite_members(std::vector<std::string> before, std::vector<std::string> after);
+
 /// How long the first seed tries to join an existing cluster before it founds
 /// one (Akka Cluster's first-seed rule: only that node may start a cluster).
 inline constexpr auto found_after = std::chrono::seconds{2};

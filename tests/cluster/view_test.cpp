@@ -211,3 +211,27 @@ TEST(JoinNonceTest, AnyMemberWithTheSecretChecksIt) {
       << r.secret << " " << r.nonce << " at " << r.now;
   EXPECT_NE(issue_join_nonce("s3cret", t, "a"), issue_join_nonce("s3cret", t, "b"));
 }
+
+// Verifies when a node rewrites the ids it awaits after a restart (MEMBERS):
+// on joins and replacements, not when members only leave (a full stop shrinks
+// every view to the node itself, which then awaited nobody after the restart).
+TEST(RewriteMembersTest, NotWhenMembersOnlyLeave) {
+  using presence::cluster::rewrite_members;
+  using ids = std::vector<std::string>;
+  struct row {
+    ids before;
+    ids after;
+    bool rewrite;
+  };
+  for (auto& r : std::vector<row>{
+         {{}, {"n1"}, true},                       // the first view
+         {{"n1"}, {"n1", "n2"}, true},             // a join
+         {{"n1", "n2", "n3"}, {"n2", "n3"}, false}, // a leave
+         {{"n2", "n3"}, {"n2"}, false},             // the last leave of a full stop
+         {{"n1", "n2"}, {"n1", "n3"}, true},       // one left, another joined
+         {{"n2", "n1"}, {"n1", "n2"}, false},      // renumbered: the same members
+         {{"n1", "n2"}, {"n1", "n2"}, false},
+       })
+    EXPECT_EQ(rewrite_members(r.before, r.after), r.rewrite)
+      << ::testing::PrintToString(r.before) << " -> " << ::testing::PrintToString(r.after);
+}
