@@ -56,6 +56,34 @@ protected:
     return v ? *v : intent_view{};
   }
 
+  // Another node's copy of a key: it answers a pull with `t`.
+  template <class Transfer>
+  static caf::actor holder_of(test_node& n, Transfer t) {
+    return n.sys().spawn(
+      [](caf::event_based_actor*, Transfer t) -> caf::behavior {
+        return {[t](handoff_atom, const std::string&, uint64_t, const caf::actor&) {
+          return t;
+        }};
+      },
+      std::move(t));
+  }
+
+  // alice's intent to carol as the node that held it accepted it.
+  static storage::intent_record accepted_intent(const std::string& id) {
+    storage::intent_record rec;
+    rec.intent_id = id;
+    rec.from_user = "alice";
+    rec.to_user = "carol";
+    rec.kind = "call";
+    rec.status = static_cast<uint8_t>(intent_status::accepted);
+    rec.created_at = test_node::t0;
+    rec.expires_at = test_node::t0 + 60000;
+    rec.delivered_at = test_node::t0 + 300;
+    rec.ready_at = test_node::t0 + 300;
+    rec.retain_until = test_node::t0 + 400 + finished_intent_retention_ms;
+    return rec;
+  }
+
   size_t records(storage::kind k) {
     size_t count = 0;
     store->scan(k, [&](std::string_view, std::string_view) { ++count; });
@@ -216,25 +244,8 @@ TEST_F(RecoveryTest, ACopyPulledOverARecoveredOneStaysOnDisk) {
   b->recover(*store, nullptr, false, true);
   auto& r = b->node().router();
   // The cluster's copy: the intent was accepted on the node that held it.
-  auto rec = storage::intent_record{};
-  rec.intent_id = sc.intent_id;
-  rec.from_user = "alice";
-  rec.to_user = "carol";
-  rec.kind = "call";
-  rec.note = "hi";
-  rec.status = static_cast<uint8_t>(intent_status::accepted);
-  rec.created_at = test_node::t0;
-  rec.expires_at = test_node::t0 + 60000;
-  rec.delivered_at = test_node::t0 + 300;
-  rec.ready_at = test_node::t0 + 300;
-  rec.retain_until = test_node::t0 + 400 + finished_intent_retention_ms;
-  auto old_owner = b->sys().spawn(
-    [](caf::event_based_actor*, intent_transfer t) -> caf::behavior {
-      return {[t](handoff_atom, const std::string&, uint64_t, const caf::actor&) {
-        return t;
-      }};
-    },
-    intent_transfer{rec});
+  auto rec = accepted_intent(sc.intent_id);
+  auto old_owner = holder_of(*b, intent_transfer{rec});
   ASSERT_TRUE(r.take_over("intent:" + sc.intent_id, old_owner, 5));
   b->run_lifo();
   EXPECT_EQ(intent(*b, sc.intent_id).status, intent_status::accepted);
@@ -265,13 +276,7 @@ TEST_F(RecoveryTest, AfterTheReleaseNoRecoveredEntityIsReplaced) {
   for (auto& s : r.release_recovered())
     caf::anon_send(s, release_atom::value);
   b->run();
-  auto other = b->sys().spawn(
-    [](caf::event_based_actor*, user_transfer t) -> caf::behavior {
-      return {[t](handoff_atom, const std::string&, uint64_t, const caf::actor&) {
-        return t;
-      }};
-    },
-    user_transfer{});
+  auto other = holder_of(*b, user_transfer{});
   EXPECT_FALSE(r.take_over("user:alice", other, 5));
   EXPECT_FALSE(r.take_over("room:lobby", other, 5));
   EXPECT_FALSE(r.take_over("intent:" + sc.intent_id, other, 5));
@@ -296,22 +301,8 @@ TEST_F(RecoveryTest, RecoveryStartsNothingForAKeyTheClusterHandedOverFirst) {
   auto& r = b->node().router();
   // The cluster's copy of the intent (accepted meanwhile) and of alice,
   // handed over before recovery reached these keys.
-  auto rec = storage::intent_record{};
-  rec.intent_id = sc.intent_id;
-  rec.from_user = "alice";
-  rec.to_user = "carol";
-  rec.kind = "call";
-  rec.status = static_cast<uint8_t>(intent_status::accepted);
-  rec.created_at = test_node::t0;
-  rec.expires_at = test_node::t0 + 60000;
-  rec.retain_until = test_node::t0 + 400 + finished_intent_retention_ms;
-  auto old_owner = b->sys().spawn(
-    [](caf::event_based_actor*, intent_transfer t) -> caf::behavior {
-      return {[t](handoff_atom, const std::string&, uint64_t, const caf::actor&) {
-        return t;
-      }};
-    },
-    intent_transfer{rec});
+  auto rec = accepted_intent(sc.intent_id);
+  auto old_owner = holder_of(*b, intent_transfer{rec});
   ASSERT_TRUE(r.take_over("intent:" + sc.intent_id, old_owner, 5));
   auto alice = r.user("alice");
   b->run();
@@ -357,13 +348,7 @@ TEST_F(RecoveryTest, TheFresherOfTwoRecoveredCopiesWins) {
   older.last_signal_at = test_node::t0 - 5000;
   older.last_active_at = test_node::t0 - 5000;
   older.heartbeat_ms = 500;
-  auto other = b->sys().spawn(
-    [](caf::event_based_actor*, session_transfer t) -> caf::behavior {
-      return {[t](handoff_atom, const std::string&, uint64_t, const caf::actor&) {
-        return t;
-      }};
-    },
-    session_transfer{older});
+  auto other = holder_of(*b, session_transfer{older});
   ASSERT_TRUE(r.take_over("session:" + sc.alice_tab.session_id, other, 5));
   b->run();
   auto tab = r.session(sc.alice_tab.session_id);
@@ -378,13 +363,7 @@ TEST_F(RecoveryTest, TheFresherOfTwoRecoveredCopiesWins) {
   newer.user_id = "bob";
   newer.last_signal_at = test_node::t0 + 400;
   newer.last_active_at = test_node::t0 + 400;
-  auto other2 = b->sys().spawn(
-    [](caf::event_based_actor*, session_transfer t) -> caf::behavior {
-      return {[t](handoff_atom, const std::string&, uint64_t, const caf::actor&) {
-        return t;
-      }};
-    },
-    session_transfer{newer});
+  auto other2 = holder_of(*b, session_transfer{newer});
   ASSERT_TRUE(r.take_over("session:" + sc.bob.session_id, other2, 5));
   b->run();
   auto bv = b->ask<session_view>(r.session(sc.bob.session_id), caf::get_atom::value);
@@ -414,13 +393,7 @@ TEST_F(RecoveryTest, APulledSessionRejoinsItsRooms) {
   rec.ever_active = true;
   rec.heartbeat_ms = 500;
   rec.rooms.emplace_back("lobby", true);
-  auto old_owner = b->sys().spawn(
-    [](caf::event_based_actor*, session_transfer t) -> caf::behavior {
-      return {[t](handoff_atom, const std::string&, uint64_t, const caf::actor&) {
-        return t;
-      }};
-    },
-    session_transfer{rec});
+  auto old_owner = holder_of(*b, session_transfer{rec});
   ASSERT_TRUE(r.take_over("session:s_pulled", old_owner, 5));
   b->run();
   ASSERT_TRUE(r.session("s_pulled"));
