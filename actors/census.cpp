@@ -19,8 +19,8 @@ std::array<std::atomic<int64_t>, kind_count>& counts() {
 const char* name(kind k) {
   static constexpr std::array<const char*, kind_count> names{
     "user",    "room",   "session", "intent",     "forwarder",  "passivated", "stub",
-    "handoff", "request", "socket", "fanout",     "membership", "replicator", "ticker",
-    "helper"};
+    "handoff", "request", "socket", "fanout",     "membership", "traffic",
+    "replicator", "ticker",  "helper"};
   return names[static_cast<size_t>(k)];
 }
 

@@ -23,6 +23,7 @@ enum class kind : uint8_t {
   socket,     ///< the actor side of one WebSocket
   fanout,
   membership,
+  traffic, ///< the door for entity traffic from other nodes
   replicator,
   ticker,
   helper, ///< short-lived work of the membership actor

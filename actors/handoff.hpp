@@ -1,7 +1,7 @@
 // Hand-off of an entity between nodes, when the view gives its key to another
 // node (a node joins, is drained, or an operator rebalances). The new owner
 // pulls: its router starts the entity as a *pending* actor that asks the old
-// owner's membership actor for the entity's state (`handoff_atom, key`) and
+// owner's traffic actor for the entity's state (`handoff_atom, key`) and
 // keeps every message it receives meanwhile in its mailbox (CAF's `skip`). On
 // the old owner the entity answers with its transfer, stops acting (gauges,
 // timers and its stored record go with it, and the router forgets it) and
@@ -198,7 +198,7 @@ void replicate_soon(caf::event_based_actor* self, node* n, bool& scheduled);
 void replicate_fired(node* n, bool& scheduled);
 
 /// The behavior of an entity that waits for its state from `source` (the old
-/// owner's membership actor; `via` is this node's, `epoch` this node's view).
+/// owner's traffic actor; `via` is this node's, `epoch` this node's view).
 /// Messages other than `start_atom` wait in the mailbox (skipped); on
 /// `start_atom` (sent by the router once the entity is registered) it pulls
 /// the transfer. Its real behavior then comes from `started(Transfer&)`; from
@@ -264,6 +264,25 @@ caf::behavior await_handoff(Self* self, std::string key, caf::actor source,
               });
     },
   };
+}
+
+/// What a session or intent that waited for its state becomes when nobody has
+/// it (the old owner had nothing, or was lost without a replica here): it is
+/// no longer registered under `key`, answers what waited for it with `code`
+/// ("no such session" or "no such intent") and stops. (It quit still
+/// registered: the key answered `unavailable` on every node for good, and
+/// every read of an unknown id right after a node rejoined kept one entry.)
+template <class Self>
+caf::behavior gone_after_pull(Self* self, router& r, const std::string& key, errc code,
+                              std::string message) {
+  r.forget(key, self->address());
+  self->set_default_handler(
+    [code, message](caf::scheduled_actor*, caf::message_view&) -> caf::result<caf::message> {
+      return caf::make_error(code, message);
+    });
+  // Queued before this, so it comes after everything that waited.
+  self->send(self, release_atom::value);
+  return {[self](release_atom) { self->quit(); }};
 }
 
 /// Whether `mine` (this node's recovered copy) is fresher than `theirs` (the

@@ -322,12 +322,12 @@ caf::behavior intent_actor_handoff(intent_actor_type* self, node* owner,
                                    std::string intent_id, caf::actor source,
                                    uint64_t epoch) {
   auto key = "intent:" + intent_id;
-  auto fresh = [self]() {
-    self->quit();
-    return caf::behavior{};
+  auto fresh = [self, owner, key]() {
+    return gone_after_pull(self, owner->router(), key, errc::intent_not_found,
+                           std::string{"no such intent"});
   };
   return await_handoff<intent_transfer>(
-    self, std::move(key), std::move(source), owner->cluster(), epoch, owner->router(),
+    self, std::move(key), std::move(source), owner->traffic(), epoch, owner->router(),
     owner->metrics().handoffs_pending,
     [self, owner](intent_transfer& t) {
       return intent_actor(self, owner, to_view(t.rec), t.rec.retain_until);

@@ -66,7 +66,7 @@ caf::behavior intent_actor_restored(intent_actor_type* self, node* owner, intent
                                     int64_t retain_until);
 
 /// An intent that moved here (its node drains): pulled from `source` (that
-/// node's membership actor; handoff.hpp). If that node has nothing, it stops.
+/// node's traffic actor; handoff.hpp). If that node has nothing, it stops.
 caf::behavior intent_actor_handoff(intent_actor_type* self, node* owner,
                                    std::string intent_id, caf::actor source,
                                    uint64_t epoch);

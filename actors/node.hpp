@@ -61,6 +61,12 @@ public:
   const caf::actor& cluster() const { return cluster_; }
   void set_cluster(caf::actor a) { cluster_ = std::move(a); }
 
+  /// The cluster's traffic actor (cluster/traffic.hpp): where other nodes send
+  /// this node's entity traffic, and the `via` of what it pulls. Invalid
+  /// before the cluster part started. Set once, with `set_cluster`.
+  const caf::actor& traffic() const { return traffic_; }
+  void set_traffic(caf::actor a) { traffic_ = std::move(a); }
+
   /// The cluster's replicator (cluster/replication.hpp), or invalid when
   /// nothing is replicated. Set once, before the node serves requests.
   const caf::actor& replicator() const { return replicator_; }
@@ -92,6 +98,7 @@ private:
   storage::snapshot_writer* writer_ = nullptr;
   storage::store* store_ = nullptr;
   caf::actor cluster_;
+  caf::actor traffic_;
   caf::actor replicator_;
   mutable std::mutex listeners_mtx_;
   std::vector<caf::actor> listeners_; // guarded by listeners_mtx_

@@ -491,7 +491,7 @@ caf::behavior room_actor_handoff(room_actor_type* self, node* owner, std::string
   auto key = "room:" + room_id;
   auto fresh = [self, owner, room_id]() { return room_actor(self, owner, room_id); };
   return await_handoff<room_transfer>(
-    self, std::move(key), std::move(source), owner->cluster(), epoch, owner->router(),
+    self, std::move(key), std::move(source), owner->traffic(), epoch, owner->router(),
     owner->metrics().handoffs_pending,
     [self, owner](room_transfer& t) { return room_from_transfer(self, owner, t); }, fresh,
     [self, owner](room_transfer& t) { return room_actor_promoted(self, owner, t); });

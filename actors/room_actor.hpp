@@ -101,7 +101,7 @@ caf::behavior room_actor_restored(room_actor_type* self, node* owner,
                                   room_restore restore);
 
 /// A room that moved here from another node: pulled from `source` (the old
-/// owner's membership actor; handoff.hpp), or fresh if that node has nothing.
+/// owner's traffic actor; handoff.hpp), or fresh if that node has nothing.
 caf::behavior room_actor_handoff(room_actor_type* self, node* owner, std::string room_id,
                                  caf::actor source, uint64_t epoch);
 

@@ -92,7 +92,7 @@ public:
   /// The epoch of the view in use.
   virtual uint64_t epoch() const = 0;
 
-  /// The membership actor of the node that owned `key` in the previous view,
+  /// The traffic actor of the node that owned `key` in the previous view,
   /// when this node owns it now and that node is still a member (the entity is
   /// pulled from there: handoff.hpp); else an invalid handle.
   virtual caf::actor handoff_source(const std::string& key) const = 0;

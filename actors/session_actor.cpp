@@ -517,12 +517,12 @@ caf::behavior session_actor_handoff(session_actor_type* self, node* owner,
                                     std::string session_id, caf::actor source,
                                     uint64_t epoch) {
   auto key = "session:" + session_id;
-  auto fresh = [self]() {
-    self->quit();
-    return caf::behavior{};
+  auto fresh = [self, owner, key]() {
+    return gone_after_pull(self, owner->router(), key, errc::session_not_found,
+                           std::string{"no such session: create a new one"});
   };
   return await_handoff<session_transfer>(
-    self, std::move(key), std::move(source), owner->cluster(), epoch, owner->router(),
+    self, std::move(key), std::move(source), owner->traffic(), epoch, owner->router(),
     owner->metrics().handoffs_pending,
     // Pulled or promoted alike, it tells its user of itself and of each of
     // its rooms: the user copy it reaches may not know the membership (a

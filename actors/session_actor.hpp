@@ -96,7 +96,7 @@ caf::behavior session_actor_promoted(session_actor_type* self, node* owner,
                                      session_transfer t);
 
 /// A session that moved here (its node drains): pulled from `source` (that
-/// node's membership actor; handoff.hpp). Its timers keep their due times (they
+/// node's traffic actor; handoff.hpp). Its timers keep their due times (they
 /// follow from its clocks). If that node has nothing, the actor stops.
 caf::behavior session_actor_handoff(session_actor_type* self, node* owner,
                                     std::string session_id, caf::actor source,

@@ -391,7 +391,7 @@ caf::behavior user_actor_handoff(user_actor_type* self, node* owner, std::string
     return user_actor(self, owner, user_id);
   };
   return await_handoff<user_transfer>(
-    self, std::move(key), std::move(source), owner->cluster(), epoch, owner->router(),
+    self, std::move(key), std::move(source), owner->traffic(), epoch, owner->router(),
     owner->metrics().handoffs_pending,
     [self, owner](user_transfer& t) { return user_from_transfer(self, owner, t); }, fresh,
     [self, owner](user_transfer& t) { return user_actor_promoted(self, owner, t); });

@@ -110,7 +110,7 @@ caf::behavior user_actor_restored(user_actor_type* self, node* owner,
                                   user_restore restore);
 
 /// A user that moved here from another node: pulled from `source` (the old
-/// owner's membership actor; handoff.hpp). It starts from `dormant` (or fresh)
+/// owner's traffic actor; handoff.hpp). It starts from `dormant` (or fresh)
 /// when the old owner has nothing.
 caf::behavior user_actor_handoff(user_actor_type* self, node* owner, std::string user_id,
                                  caf::actor source, uint64_t epoch,

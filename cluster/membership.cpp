@@ -5,6 +5,7 @@
 #include "cluster/replication.hpp"
 #include "cluster/ring.hpp"
 #include "cluster/routing.hpp"
+#include "cluster/traffic.hpp"
 #include "actors/census.hpp"
 #include "actors/errors.hpp"
 #include "actors/handoff.hpp"
@@ -61,16 +62,6 @@ struct membership_state {
   /// actor (caf::ok_atom): the node is then joined.
   std::function<void(std::vector<std::string>, caf::actor)> dial;
   size_t vnodes = ring::default_vnodes;
-  /// Messages routed by a view newer than this node's: applied once it adopts
-  /// that view (the key's state may have to be pulled from its old owner first).
-  struct deferred_route {
-    std::string key;
-    uint64_t epoch = 0;
-    uint8_t hops = 0;
-    caf::message content;
-    caf::response_promise rp;
-  };
-  std::vector<deferred_route> deferred;
   bool refresh_pending = false; ///< leader: the view goes out again soon
   /// A seed that is a member did not answer a join in time (it is busy): the
   /// first seed then waits instead of founding a second cluster.
@@ -91,11 +82,6 @@ struct membership_state {
   static inline const char* name = "presence.membership";
 };
 
-/// How long a message routed by a newer view waits for this node to adopt it
-/// before it is applied anyway.
-constexpr auto deferred_route_limit = std::chrono::seconds{1};
-
-using replay_atom = caf::atom_constant<caf::atom("replay")>;
 using suspect_atom = caf::atom_constant<caf::atom("suspect")>;
 using settle_atom = caf::atom_constant<caf::atom("settle")>;
 using paused_atom = caf::atom_constant<caf::atom("paused")>;
@@ -165,7 +151,7 @@ void announce_all(membership_actor_type* self) {
 /// Keys per hand-off hint message.
 constexpr size_t hint_batch = 2000;
 
-// After a view change, on a helper (the membership actor goes on routing):
+// After a view change, on a helper (the membership actor goes on with views):
 //  - promotes the replicas of keys whose owner left the view and that this
 //    node owns now (they start from their replica before anyone asks);
 //  - tells the owners of what this node holds and no longer owns to pull it;
@@ -213,24 +199,9 @@ void hand_off_all(membership_actor_type* self) {
   auto& st = self->state;
   auto factor = static_cast<size_t>(
     std::max<int64_t>(1, st.node->cfg().cluster.replication_factor));
-  self->spawn(hand_off_helper, st.node, st.placement, caf::actor_cast<caf::actor>(self),
-              factor);
-}
-
-// Routes again the deferred messages that the current view covers (all of
-// them when `all`).
-void replay_deferred(membership_actor_type* self, bool all) {
-  auto& st = self->state;
-  auto me = caf::actor_cast<caf::actor>(self);
-  std::vector<membership_state::deferred_route> later;
-  for (auto& d : st.deferred) {
-    if (all || d.epoch <= st.current.epoch)
-      d.rp.delegate(me, actors::route_atom::value, std::move(d.key),
-                    std::min(d.epoch, st.current.epoch), d.hops, std::move(d.content));
-    else
-      later.push_back(std::move(d));
-  }
-  st.deferred = std::move(later);
+  // The owners pull from this node's traffic actor, and tell it back what
+  // they hold already.
+  self->spawn(hand_off_helper, st.node, st.placement, st.me.traffic, factor);
 }
 
 // Makes `v` the current view; if this node issued it, sends it to the others.
@@ -290,8 +261,9 @@ void adopt(membership_actor_type* self, view v, bool issued) {
   }
   if (member)
     hand_off_all(self);
-  if (!st.deferred.empty())
-    replay_deferred(self, false);
+  // What waited in the traffic actor for this view goes on.
+  if (st.me.traffic)
+    self->send(st.me.traffic, view_atom::value, st.current.epoch);
   for (auto& m : st.current.members) {
     if (m.id == st.me.id || !m.handle)
       continue;
@@ -736,68 +708,6 @@ caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
       adopt(self, renumbered(st.current), true);
       return st.current.epoch;
     },
-    [self](actors::handoff_atom, const std::string& key, uint64_t epoch,
-           const caf::actor& via) -> caf::result<caf::message> {
-      // A new owner pulls an entity this node holds: it exports its state and
-      // forwards from then on.
-      auto& r = self->state.node->router();
-      if (auto sender = self->current_sender(); sender && r.pulls_from(key, sender->node()))
-        // Each node pulls the key from the other (their views crossed): the
-        // two pulls would wait for each other until the hand-off timeout,
-        // with every request to the entity. Refused: the puller there starts
-        // from its replica, and this node's pull then gets its state.
-        return caf::make_error(actors::errc::unavailable,
-                               std::string{"pulling it from you: "} + key);
-      if (auto local = r.find_local(key))
-        return self->delegate(local, actors::export_atom::value, via, epoch);
-      if (auto rec = r.take_dormant(key)) {
-        if (auto* w = self->state.node->writer())
-          w->erase(storage::kind::users, rec->user_id);
-        actors::user_transfer t;
-        t.rec = std::move(*rec);
-        return caf::make_message(std::move(t));
-      }
-      return caf::make_error(actors::errc::session_not_found,
-                             std::string{"nothing to hand off: "} + key);
-    },
-    [self](actors::handoff_atom, const std::vector<std::string>& keys,
-           const caf::actor& source, uint64_t epoch) {
-      // The old owner hands these off: pull each that is ours (or will be,
-      // when the sender's view is newer). Keys held here already are told
-      // back: the sender's copies are stale and forward here from then on.
-      auto& st = self->state;
-      auto& r = st.node->router();
-      std::vector<std::string> kept;
-      for (auto& key : keys)
-        if (epoch > st.current.epoch || r.owns(key))
-          if (!r.take_over(key, source, epoch))
-            kept.push_back(key);
-      if (!kept.empty())
-        self->send(source, actors::handoff_atom::value, reconcile_atom::value,
-                   std::move(kept), st.current.epoch);
-    },
-    [self](actors::handoff_atom, reconcile_atom, const std::vector<std::string>& keys,
-           uint64_t epoch) {
-      // The owner of these keys has entities of its own: ours are stale
-      // (recovered from disk while the cluster carried on, or a copy that a
-      // fault left behind: a second live copy of a user went on publishing
-      // to its subscribers) and forward there.
-      auto& st = self->state;
-      auto& r = st.node->router();
-      auto owner = caf::actor_cast<caf::actor>(self->current_sender());
-      for (auto& key : keys) {
-        if (r.owns(key))
-          continue;
-        auto a = r.take_recovered(key);
-        // A copy this node owned in the previous view is the one the owner
-        // pulls (its pull may still be on its way): only a copy left behind
-        // from before that is retired here.
-        if (!a && !st.placement->owned_before(key))
-          a = r.find_local(key);
-        if (a)
-          caf::anon_send(a, actors::export_atom::value, owner, epoch); // no reply wanted
-      }
-    },
     [self](actors::handoff_atom) {
       // Recovery is done (the node may have joined while it read its disk).
       hand_off_all(self);
@@ -815,26 +725,6 @@ caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
       for (auto& s : self->state.node->router().release_recovered())
         self->send(s, actors::release_atom::value);
     },
-    [self](actors::replica_atom, replica_batch& b) {
-      auto& replicas = self->state.placement->replicas();
-      replicas.apply(b);
-      self->state.node->metrics().replicas_held.store(static_cast<int64_t>(replicas.size()),
-                                                     std::memory_order_relaxed);
-    },
-    [self](actors::route_atom, std::string& key, uint64_t epoch, uint8_t hops,
-           caf::message& content) -> caf::result<caf::message> {
-      auto& st = self->state;
-      if (epoch > st.current.epoch) {
-        // Routed by a view this node has not adopted yet: it waits for it.
-        auto rp = self->make_response_promise<caf::message>();
-        if (st.deferred.empty())
-          self->delayed_send(self, deferred_route_limit, replay_atom::value);
-        st.deferred.push_back({std::move(key), epoch, hops, std::move(content), rp});
-        return rp;
-      }
-      return st.placement->route(self, key, epoch, hops, std::move(content));
-    },
-    [self](replay_atom) { replay_deferred(self, true); },
     [self](caf::get_atom, stats_atom) {
       auto& st = self->state;
       return node_stats{st.me.id, static_cast<int64_t>(st.node->router().size())};
@@ -1007,6 +897,8 @@ uint16_t cluster_node::start(uint16_t http_port) {
       q->cv.notify_one();
     };
   watcher_tick_->store(steady_ms());
+  traffic_ = spawn_traffic(sys_, node_, placement);
+  me.traffic = traffic_;
   actor_ = sys_.spawn(membership_actor, &node_, placement, me, bootstrap, joined_,
                       minority_, watcher_tick_, log_,
                       std::move(dial), static_cast<size_t>(cfg_.cluster.vnodes));
@@ -1016,7 +908,9 @@ uint16_t cluster_node::start(uint16_t http_port) {
                                        cfg_.node.bind.c_str(), true);
   if (!port) {
     caf::anon_send_exit(actor_, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(traffic_, caf::exit_reason::user_shutdown);
     actor_ = nullptr;
+    traffic_ = nullptr;
     throw std::runtime_error("node.cluster_port: cannot listen on " + cfg_.node.bind + ":"
                              + std::to_string(cfg_.node.cluster_port) + ": "
                              + sys_.render(port.error()));
@@ -1132,6 +1026,10 @@ void cluster_node::stop() {
     caf::anon_send(actor_, leave_atom::value, cfg_.node.id);
     caf::anon_send_exit(actor_, caf::exit_reason::user_shutdown);
     actor_ = nullptr;
+  }
+  if (traffic_) {
+    caf::anon_send_exit(traffic_, caf::exit_reason::user_shutdown);
+    traffic_ = nullptr;
   }
 }
 

@@ -28,9 +28,15 @@
 //                                      view where `id` drains (via the leader)
 //   (rebalance_atom)                   the gateway -> reply the epoch of the
 //                                      renumbered view (via the leader)
-//   (handoff_atom, key, epoch, via)    a pending entity -> reply its transfer
-//                                      (actors/handoff.hpp)
-//   (handoff_atom, keys, source, epoch) an old owner -> no reply; pull these
+//   (handoff_atom)                     the node, once recovery is done -> no
+//                                      reply; hands off what it recovered
+//   (release_atom)                     itself -> no reply; recovered copies
+//                                      act from then on
+//
+// It carries views only. Entity traffic between nodes (routed messages,
+// hand-off pulls and hints, replica batches) goes to each node's traffic
+// actor (cluster/traffic.hpp), whose handle each member_info carries, so a
+// burst of it never delays a view change.
 //
 // After each view, the node hands off what it holds and no longer owns: it
 // tells each new owner the keys to pull (a spawned helper computes them).
@@ -63,13 +69,11 @@ class node;
 namespace presence::cluster {
 
 using seed_atom = caf::atom_constant<caf::atom("seed")>;
-using view_atom = caf::atom_constant<caf::atom("view")>;
 using stats_atom = caf::atom_constant<caf::atom("stats")>;
 using status_atom = caf::atom_constant<caf::atom("status")>;
 using leave_atom = caf::atom_constant<caf::atom("mleave")>;
 using drain_atom = caf::atom_constant<caf::atom("drain")>;
 using rebalance_atom = caf::atom_constant<caf::atom("rebalance")>;
-using reconcile_atom = caf::atom_constant<caf::atom("reconcile")>;
 using found_atom = caf::atom_constant<caf::atom("found")>;
 using challenge_atom = caf::atom_constant<caf::atom("challenge")>;
 
@@ -200,6 +204,9 @@ public:
 
   caf::actor actor() const { return actor_; }
 
+  /// The traffic actor (cluster/traffic.hpp); valid after `start`.
+  caf::actor traffic() const { return traffic_; }
+
 private:
   /// Connects a node that just joined to every member (direct connections
   /// instead of routes through the node that introduced them).
@@ -214,6 +221,7 @@ private:
   const config::settings& cfg_;
   log_fn log_;
   caf::actor actor_;
+  caf::actor traffic_;
   std::shared_ptr<std::atomic<bool>> joined_ = std::make_shared<std::atomic<bool>>(false);
   std::shared_ptr<std::atomic<bool>> minority_ = std::make_shared<std::atomic<bool>>(false);
   /// When the pause watcher last looked (steady ms).

@@ -60,7 +60,7 @@ std::shared_ptr<cluster_placement::table> cluster_placement::make_table(const vi
   t->r = ring{owners, vnodes};
   t->owners.insert(owners.begin(), owners.end());
   for (auto& m : v.members)
-    t->handles[m.id] = m.handle;
+    t->handles[m.id] = m.traffic;
   return t;
 }
 
@@ -222,7 +222,7 @@ std::optional<caf::message> cluster_placement::take_replica(const std::string& k
 void cluster_placement::hand_off(const std::string& key) {
   if (auto owner = owner_handle(key))
     caf::anon_send(owner, actors::handoff_atom::value, std::vector<std::string>{key},
-                   node_.cluster(), epoch());
+                   node_.traffic(), epoch());
 }
 
 caf::result<caf::message> cluster_placement::forward(caf::scheduled_actor* self,

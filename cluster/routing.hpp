@@ -4,7 +4,7 @@
 // node that created them: their ids end in "@<node id>", so they are found
 // there whatever the view. A key that is not local gets a stub, a small local
 // actor that forwards every message it receives to the owner. The owner's
-// membership actor resolves the key to its local entity (spawning users and
+// traffic actor (cluster/traffic.hpp) resolves the key to its local entity (spawning users and
 // rooms on first use) and delegates the message to it, so the entity's reply
 // goes straight back to the original sender. Stubs look the owner up for each
 // message, so a view change never leaves one pointing at a dead node.
@@ -86,7 +86,7 @@ public:
   /// known (where entities that moved here are pulled from).
   void update(const view& v);
 
-  /// The membership actors of the nodes that hold replicas of `key` (`factor`
+  /// The traffic actors of the nodes that hold replicas of `key` (`factor`
   /// copies in all, the owner's included), without this node.
   std::vector<caf::actor> replica_targets(const std::string& key, size_t factor) const;
 
@@ -103,18 +103,18 @@ public:
   /// The share of keys the ring gives each of `ids` (sampled).
   std::vector<double> shares(const std::vector<std::string>& ids) const;
 
-  /// The keys of `keys` this node does not own, by the membership actor of
+  /// The keys of `keys` this node does not own, by the traffic actor of
   /// their owner (hand-off hints after a view change).
   std::map<caf::actor, std::vector<std::string>>
   owners_elsewhere(const std::vector<std::string>& keys) const;
 
   /// Sends `content` for `key` on from `self` (a stub, hops 0, or the
-  /// membership actor receiving a routed message): to the owner's membership
+  /// traffic actor receiving a routed message): to the owner's traffic
   /// actor, or to the local entity; replies go to the original sender.
   caf::result<caf::message> route(caf::scheduled_actor* self, const std::string& key,
                                   uint64_t epoch, uint8_t hops, caf::message content);
 
-  /// The membership actor of the owner of `key`, or an invalid handle when this
+  /// The traffic actor of the owner of `key`, or an invalid handle when this
   /// node owns it (or knows no other member).
   caf::actor owner_handle(const std::string& key) const;
 

@@ -3,11 +3,12 @@
 // the smallest id) makes the next one, so two nodes never issue different views
 // of the same epoch while they agree on the current one. A node adopts a view
 // only if its epoch is greater than the one it holds. Pure; no CAF here except
-// the member's actor handle, carried along for monitoring.
+// the members' actor handles, carried along for monitoring and traffic.
 #pragma once
 
 #include <caf/actor.hpp>
 #include <caf/actor_addr.hpp>
+#include <caf/atom.hpp>
 #include <caf/meta/type_name.hpp>
 
 #include <cstdint>
@@ -18,12 +19,16 @@
 
 namespace presence::cluster {
 
+using view_atom = caf::atom_constant<caf::atom("view")>;
+using reconcile_atom = caf::atom_constant<caf::atom("reconcile")>;
+
 /// One node as the cluster knows it.
 struct member_info {
   std::string id;
   std::string cluster_address; ///< host:port of its cluster (CAF) endpoint
   std::string http_address;    ///< host:port of its gateway
-  caf::actor handle;           ///< its membership actor
+  caf::actor handle;           ///< its membership actor (views, joins)
+  caf::actor traffic;          ///< its traffic actor (entity traffic: cluster/traffic.hpp)
   bool draining = false;       ///< drained: in the view, but the ring gives it no keys
 };
 
@@ -82,7 +87,7 @@ inline bool newer(const view& next, const view& current) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, member_info& x) {
   return f(caf::meta::type_name("member_info"), x.id, x.cluster_address, x.http_address,
-           x.handle, x.draining);
+           x.handle, x.traffic, x.draining);
 }
 
 template <class Inspector>

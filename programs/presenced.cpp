@@ -185,6 +185,7 @@ int run(const presence::config::settings& s, sigset_t& stop_signals) {
     try {
       auto cport = cluster.start(port);
       node.set_cluster(cluster.actor());
+      node.set_traffic(cluster.traffic());
       spdlog::info("cluster listening on {}:{}{}", s.node.bind, cport,
                    s.node.seeds.empty() ? " (no seeds: a cluster of its own)" : "");
     } catch (const std::exception& e) {

@@ -5,6 +5,7 @@
 // `replication_factor` holders; a joiner pulls what it gains and promotes
 // nothing.
 #include "cluster/routing.hpp"
+#include "cluster/traffic.hpp"
 
 #include "actors/errors.hpp"
 #include "actors/handoff.hpp"
@@ -29,7 +30,7 @@ namespace {
 view of(std::vector<std::string> ids, uint64_t epoch) {
   view v{epoch, {}};
   for (auto& id : ids)
-    v.members.push_back(member_info{id, id + ":7400", id + ":8080", {}});
+    v.members.push_back(member_info{id, id + ":7400", id + ":8080", {}, {}});
   return v;
 }
 
@@ -64,21 +65,6 @@ struct three {
     return out;
   }
 };
-
-// A membership actor that routes what it is sent through `p`, as the
-// cluster's does. (Arguments, not captures: CAF 0.17 dereferences an empty
-// argument tuple when an actor is spawned without any.)
-caf::actor routing_actor(presence::testing::test_node& tn,
-                         std::shared_ptr<cluster_placement> p) {
-  return tn.sys().spawn(
-    [](caf::event_based_actor* self, std::shared_ptr<cluster_placement> p) -> caf::behavior {
-      return {[self, p](actors::route_atom, std::string& key, uint64_t epoch, uint8_t hops,
-                        caf::message& content) -> caf::result<caf::message> {
-        return p->route(self, key, epoch, hops, std::move(content));
-      }};
-    },
-    std::move(p));
-}
 
 // An old copy of `key` that moved on (to `via` under `epoch`): a forwarder,
 // once it is sent `start_atom`.
@@ -271,7 +257,7 @@ TEST(PlacementTest, AJoinerPullsFromTheOwnerBeforeItEvenAfterAViewThatMovesNothi
     handles[id] = tn.sys().spawn(dummy, 0);
   auto with_handles = [&](view v) {
     for (auto& m : v.members)
-      m.handle = handles[m.id];
+      m.traffic = handles[m.id];
     return v;
   };
   auto a = std::make_shared<cluster_placement>(tn.node(), "a", 128);
@@ -301,7 +287,7 @@ TEST(PlacementTest, AMessageThatMeetsForwardersBackAndForthIsAnsweredNotLooped) 
   auto a = std::make_shared<cluster_placement>(tn.node(), "a", 128);
   tn.node().router().set_placement(a);
   using actors::route_atom;
-  auto a_route = routing_actor(tn, a); // a's membership actor
+  auto a_route = cluster::spawn_traffic(tn.sys(), tn.node(), a); // a's traffic actor
   // b's view gives the key back to a.
   auto b_route = tn.sys().spawn(
     [](caf::event_based_actor* self, caf::actor a_route) -> caf::behavior {
@@ -313,8 +299,8 @@ TEST(PlacementTest, AMessageThatMeetsForwardersBackAndForthIsAnsweredNotLooped) 
     },
     a_route);
   auto v = of({"a", "b"}, 3);
-  v.members[0].handle = a_route;
-  v.members[1].handle = b_route;
+  v.members[0].traffic = a_route;
+  v.members[1].traffic = b_route;
   a->update(v);
   std::string key;
   for (auto& k : keys(50))
@@ -349,9 +335,9 @@ TEST(PlacementTest, AForwarderDoesNotPassAnExportOnToTheOwner) {
   presence::testing::test_node tn;
   auto a = std::make_shared<cluster_placement>(tn.node(), "a", 128);
   tn.node().router().set_placement(a);
-  auto a_route = routing_actor(tn, a);
+  auto a_route = cluster::spawn_traffic(tn.sys(), tn.node(), a);
   auto v = of({"a"}, 3);
-  v.members[0].handle = a_route;
+  v.members[0].traffic = a_route;
   a->update(v);
   auto* n = &tn.node();
   auto owner = n->router().user("u1"); // the live copy, here
@@ -373,6 +359,55 @@ TEST(PlacementTest, AForwarderDoesNotPassAnExportOnToTheOwner) {
   seen = tn.ask<actors::user_view>(n->router().user("u1"), caf::get_atom::value);
   EXPECT_TRUE(seen);
   for (auto& h : {a_route, old, owner})
+    caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+  tn.run();
+}
+
+// Verifies a session or intent pulled from an old owner that has nothing (a
+// read of an id that does not exist, or of an intent whose retention ended)
+// leaves nothing behind: the puller quit but stayed registered, so the id
+// answered `unavailable` (request_receiver_down) on every node for good
+// (accepted intents read 503 everywhere once their retention ended, in a
+// 10-minute chaos run), and every read of a random id pinned to a node that
+// had just rejoined kept one more entry.
+TEST(PlacementTest, APullThatFindsNothingLeavesNoDeadEntity) {
+  presence::testing::test_node tn;
+  auto a = std::make_shared<cluster_placement>(tn.node(), "a", 128);
+  tn.node().router().set_placement(a);
+  auto traffic = cluster::spawn_traffic(tn.sys(), tn.node(), a);
+  // b held everything before a (re)joined, and has none of these.
+  auto b = tn.sys().spawn(
+    [](caf::event_based_actor*, int) -> caf::behavior {
+      return {[](actors::handoff_atom, const std::string& key, uint64_t,
+                 const caf::actor&) -> caf::result<caf::message> {
+        return caf::make_error(actors::errc::session_not_found,
+                               "nothing to hand off: " + key);
+      }};
+    },
+    0);
+  auto before = of({"b"}, 1);
+  before.members[0].traffic = b;
+  a->update(before);
+  auto after = of({"a", "b"}, 2);
+  after.members[0].traffic = traffic;
+  after.members[1].traffic = b;
+  a->update(after);
+  auto& r = tn.node().router();
+  for (std::string key : {"intent:i_nothing@a", "session:s_nothing@a"}) {
+    ASSERT_TRUE(a->handoff_source(key)) << key;
+    for (int read = 0; read < 2; ++read) {
+      auto answer = tn.ask<caf::message>(traffic, actors::route_atom::value, key, uint64_t{2},
+                                         uint8_t{0}, caf::make_message(caf::get_atom::value));
+      ASSERT_FALSE(answer) << key;
+      auto expected = key.rfind("intent:", 0) == 0 ? actors::errc::intent_not_found
+                                                   : actors::errc::session_not_found;
+      EXPECT_EQ(actors::code_of(answer.error()), expected)
+        << key << " read " << read << ": " << actors::render(answer.error());
+      EXPECT_FALSE(r.find_local(key)) << key << " is still registered";
+    }
+  }
+  EXPECT_EQ(r.size(), 0u);
+  for (auto& h : {traffic, b})
     caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
   tn.run();
 }

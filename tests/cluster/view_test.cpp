@@ -11,7 +11,7 @@ using namespace presence::cluster;
 namespace {
 
 member_info m(const std::string& id, const std::string& http = "h") {
-  return member_info{id, id + ":7400", http, {}};
+  return member_info{id, id + ":7400", http, {}, {}};
 }
 
 } // namespace
