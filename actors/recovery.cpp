@@ -207,7 +207,7 @@ recovery_report recover(node& n, storage::store& s, const recovery_log& log,
       continue;
     }
     r.adopt("user:" + id, [&] {
-      return sys.spawn(user_actor_restored, &n, user_restore{std::move(u), i->second});
+      return sys.spawn(user_actor_restored, &n, user_restore{std::move(u), i->second, hold});
     });
     ++report.users;
   }

@@ -212,7 +212,8 @@ caf::actor router::pull(const std::string& key, const caf::actor& source,
   return settle(key, std::move(fresh), true);
 }
 
-caf::actor router::settle(const std::string& key, caf::actor fresh, bool start) {
+caf::actor router::settle(const std::string& key, caf::actor fresh, bool start,
+                          bool recovered) {
   bool inserted = false;
   caf::actor winner;
   {
@@ -227,6 +228,8 @@ caf::actor router::settle(const std::string& key, caf::actor fresh, bool start) 
     auto [i, added] = sh.actors.try_emplace(key, fresh);
     inserted = added;
     winner = i->second;
+    if (added && recovered)
+      sh.recovered.insert(key);
     sh.dormant.erase(key);
     sh.dormant_rooms.erase(key);
   }
@@ -279,16 +282,16 @@ bool router::take_over(const std::string& key, const caf::actor& source, uint64_
 }
 
 std::vector<caf::actor> router::release_recovered() {
-  std::vector<caf::actor> sessions;
+  std::vector<caf::actor> held;
   for (auto& sh : shards_) {
     std::lock_guard<std::mutex> guard{sh.mtx};
     for (auto& key : sh.recovered)
-      if (key.rfind("session:", 0) == 0)
+      if (key.rfind("session:", 0) == 0 || key.rfind("user:", 0) == 0)
         if (auto a = sh.actors.find(key); a != sh.actors.end())
-          sessions.push_back(a->second);
+          held.push_back(a->second);
     sh.recovered.clear();
   }
-  return sessions;
+  return held;
 }
 
 caf::actor router::take_recovered(const std::string& key) {
@@ -380,6 +383,23 @@ caf::actor router::local_user(const std::string& id) {
   // starts from if that node has nothing), or its owner died.
   if (auto moved = arriving(key, dormant))
     return moved;
+  if (placement_ && placement_->epoch() == 0) {
+    // Not a member of its cluster yet (a restarted node reads its disk, and a
+    // recovered intent or room looks its users up): the cluster may hold a
+    // newer copy. This one is held, and replaced by the cluster's (or
+    // released) like the copies read from disk. (Started from its dormant
+    // record, it published "offline" to the watchers that subscribed once
+    // the view gave it this node, while the user's sessions lived on.)
+    storage::user_record rec;
+    if (dormant)
+      rec = std::move(*dormant);
+    else
+      rec.user_id = id;
+    return settle(key,
+                  node_.system().spawn(user_actor_restored, &node_,
+                                       user_restore{std::move(rec), {}, true}),
+                  false, true);
+  }
   // Spawned outside the lock. A dormant user wakes with its record.
   auto fresh = dormant ? node_.system().spawn(user_actor_restored, &node_,
                                               user_restore{std::move(*dormant), {}})

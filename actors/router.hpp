@@ -188,8 +188,8 @@ public:
 
   /// Nothing counts as recovered from now on (the cluster had its chance to
   /// hand this node newer copies: what it recovered is the live copy). Returns
-  /// the sessions among them, which were held (told nothing to their users)
-  /// and are to be released.
+  /// the sessions and users among them, which were held (told nothing to
+  /// anyone) and are to be released (`release_atom`).
   std::vector<caf::actor> release_recovered();
 
   /// Removes and returns the dormant record of `key` ("user:<id>"), if any.
@@ -335,7 +335,10 @@ private:
   caf::actor promote(const std::string& key);
   // Registers a freshly spawned `fresh` under `key` unless one is there (then
   // `fresh` exits); returns the registered one. Drops a dormant record of it.
-  caf::actor settle(const std::string& key, caf::actor fresh, bool start);
+  /// `recovered`: the key counts as recovered (a stale copy the cluster's
+  /// may replace) if `fresh` is registered.
+  caf::actor settle(const std::string& key, caf::actor fresh, bool start,
+                    bool recovered = false);
   // A random id with `prefix`; in a cluster, one pinned to this node.
   std::string owned_id(const char* prefix, size_t bytes) const;
 

@@ -196,6 +196,7 @@ void add_actor(user_actor_type* self, std::vector<caf::actor>& xs,
 }
 
 caf::behavior user_behavior(user_actor_type* self);
+user_transfer hand_over(user_actor_type* self, const caf::actor& via, uint64_t epoch);
 
 int64_t lost_grace(const node& n) {
   return std::max(lost_session_grace_ms, n.cfg().cluster.failure_timeout_ms);
@@ -253,6 +254,28 @@ caf::behavior user_actor(user_actor_type* self, node* owner, std::string user_id
   return user_behavior(self);
 }
 
+namespace {
+
+// A restored user acts: it publishes the state derived from its sessions and
+// tells its rooms of its memberships, as a restored member.
+void act_restored(user_actor_type* self, std::map<std::string, user_state::membership> rooms) {
+  auto& st = self->state;
+  auto* owner = st.owner;
+  // Time spent down counts: the stored state is replaced by the derived one
+  // (before the rooms are attached: they learn the result as a restored member).
+  publish(self, aggregate(st), owner->now_ms());
+  st.rooms = std::move(rooms);
+  for (auto& [room_id, mem] : st.rooms) {
+    mem.room = owner->router().room(room_id);
+    auto u = make_member_update(st, mem.visible, true);
+    u.restored = true;
+    self->send(mem.room, member_atom::value, u);
+  }
+  save(self);
+}
+
+} // namespace
+
 caf::behavior user_actor_restored(user_actor_type* self, node* owner,
                                   user_restore restore) {
   auto& rec = restore.rec;
@@ -282,18 +305,24 @@ caf::behavior user_actor_restored(user_actor_type* self, node* owner,
       mem.visible = visible;
     }
   }
-  // Time spent down counts: the stored state is replaced by the derived one
-  // (before the rooms are attached: they learn the result as a restored member).
-  publish(self, aggregate(st), now);
-  st.rooms = std::move(rooms);
-  for (auto& [room_id, mem] : st.rooms) {
-    mem.room = owner->router().room(room_id);
-    auto u = make_member_update(st, mem.visible, true);
-    u.restored = true;
-    self->send(mem.room, member_atom::value, u);
+  if (!restore.held) {
+    act_restored(self, std::move(rooms));
+    return user_behavior(self);
   }
-  save(self);
-  return user_behavior(self);
+  // Held: everything but the release and the hand-over waits in the mailbox.
+  self->set_default_handler(caf::skip);
+  return {
+    [self, rooms](release_atom) mutable {
+      self->set_default_handler(caf::print_and_drop);
+      act_restored(self, std::move(rooms));
+      self->become(user_behavior(self));
+    },
+    [self](export_atom, const caf::actor& via, uint64_t epoch) {
+      // The cluster's copy replaces this one: it never acted.
+      self->set_default_handler(caf::print_and_drop);
+      return hand_over(self, via, epoch);
+    },
+  };
 }
 
 namespace {
@@ -495,6 +524,24 @@ caf::result<user_view> fresh_view(user_actor_type* self) {
   return rp;
 }
 
+// Handed to the next owner: from now on this actor only forwards.
+user_transfer hand_over(user_actor_type* self, const caf::actor& via, uint64_t epoch) {
+  auto& st = self->state;
+  auto t = export_user(st);
+  auto* n = st.owner;
+  replicate_fired(n, st.replicate_scheduled);
+  st.linger.disarm();
+  st.idle.disarm();
+  n->metrics().users_by_state[static_cast<size_t>(st.published)].fetch_sub(
+    1, std::memory_order_relaxed);
+  st.owner = nullptr;
+  if (auto* w = n->writer())
+    w->erase(storage::kind::users, st.user_id);
+  auto key = "user:" + st.user_id;
+  become_forwarder(self, n, std::move(key), via, epoch);
+  return t;
+}
+
 caf::behavior user_behavior(user_actor_type* self) {
   self->set_down_handler([self](caf::down_msg& dm) {
     auto& st = self->state;
@@ -641,21 +688,7 @@ caf::behavior user_behavior(user_actor_type* self) {
       review_idle(self);
     },
     [self](export_atom, const caf::actor& via, uint64_t epoch) {
-      // Handed to the next owner: from now on this actor only forwards.
-      auto& st = self->state;
-      auto t = export_user(st);
-      auto* n = st.owner;
-      replicate_fired(n, st.replicate_scheduled);
-      st.linger.disarm();
-      st.idle.disarm();
-      n->metrics().users_by_state[static_cast<size_t>(st.published)].fetch_sub(
-        1, std::memory_order_relaxed);
-      st.owner = nullptr;
-      if (auto* w = n->writer())
-        w->erase(storage::kind::users, st.user_id);
-      auto key = "user:" + st.user_id;
-      become_forwarder(self, n, std::move(key), via, epoch);
-      return t;
+      return hand_over(self, via, epoch);
     },
     [self](replicate_atom) {
       auto& st = self->state;

@@ -101,6 +101,12 @@ constexpr uint64_t next_seq_generation(uint64_t seq) {
 struct user_restore {
   storage::user_record rec;
   std::vector<storage::session_record> sessions;
+  /// Held: a copy this node read from its disk (or started before it joined
+  /// its cluster) while the cluster may hold a newer one. It publishes
+  /// nothing, tells its rooms nothing and answers nothing (every message
+  /// waits) until it is released (`release_atom`: it then acts as below) or
+  /// replaced (`export_atom`: what waited goes on to the newer copy).
+  bool held = false;
 };
 
 /// A restored user: the aggregate of the restored sessions is derived at the

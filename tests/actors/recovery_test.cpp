@@ -197,36 +197,90 @@ TEST_F(RecoveryTest, RecoveryAfterACrashStartsTheNextSeqGeneration) {
   EXPECT_EQ(user(*c, "alice").seq, uint64_t{2} << 32);
 }
 
-// Verifies a session recovered on a node with peers (held: a newer copy may
-// live elsewhere) tells its user nothing until the cluster releases it: it
-// decays on its own clock meanwhile, and its user learns of it on release; a
-// signal of its own releases it too. (A restarted node's stale copies told the
-// users on other nodes `away` for sessions that had resumed there.)
+// Verifies what a node with peers recovers is held (a newer copy may live
+// elsewhere): a session tells its user nothing and a user publishes nothing
+// until the cluster releases them; a session decays on its own clock
+// meanwhile, and its user learns of it on release; a signal of its own
+// releases a session too. (A restarted node's stale copies told the users on
+// other nodes `away` for sessions that had resumed there.)
 TEST_F(RecoveryTest, HeldSessionsTellTheirUserNothingUntilReleased) {
   auto sc = play_first_node();
   auto b = start(600);
+  auto placement = std::make_shared<presence::testing::fake_placement>(b->sys());
+  b->node().router().set_placement(placement); // a node of a cluster
+  auto& transitions = b->node().metrics().user_transitions;
   b->recover(*store, nullptr, false, true);
   auto& r = b->node().router();
   auto tab = r.session(sc.alice_tab.session_id);
   ASSERT_TRUE(tab);
-  auto alice_seq = user(*b, "alice").seq;
+  auto before = transitions.load();
   b->walk_to(1000 + 50); // the tab: active until 1000, idle from then
   EXPECT_EQ(b->ask<session_view>(tab, caf::get_atom::value)->current, state::idle);
-  EXPECT_EQ(user(*b, "alice").current, state::active);
-  EXPECT_EQ(user(*b, "alice").seq, alice_seq);
-  EXPECT_EQ(user(*b, "bob").current, state::active);
   // A signal of its own releases bob's session.
   auto reply = b->ask<signal_reply>(r.session(sc.bob.session_id), signal_atom::value,
                                     signal_kind::background);
   ASSERT_TRUE(reply);
   ASSERT_NE(reply->current, state::active);
-  EXPECT_EQ(user(*b, "bob").current, reply->current);
-  // The cluster releases the rest (membership.cpp, release_recovered).
-  EXPECT_FALSE(b->tell(tab, release_atom::value));
-  EXPECT_FALSE(b->tell(r.session(sc.alice_phone.session_id), release_atom::value));
+  EXPECT_EQ(transitions.load(), before) << "a held user published";
+  // The cluster releases the rest (membership.cpp, release_recovered): the
+  // three sessions (bob's again, which changes nothing) and both users.
+  auto held = r.release_recovered();
+  EXPECT_EQ(held.size(), 5u);
+  for (auto& a : held)
+    caf::anon_send(a, release_atom::value);
   b->run();
+  EXPECT_EQ(user(*b, "bob").current, reply->current);
   EXPECT_EQ(user(*b, "alice").current, state::idle);
-  EXPECT_EQ(user(*b, "alice").seq, alice_seq + 1);
+  EXPECT_EQ(user(*b, "alice").seq, sc.alice_before.seq + 1);
+  placement->stop();
+}
+
+// Verifies a user that a restarted node starts before it is a member of its
+// cluster (a recovered intent looks its sides up while the node reads its
+// disk) is held and gives way to the cluster's copy: it answers nothing
+// until then, and what waited is answered by the cluster's copy. (Started
+// from its dormant record, it was the live copy from then on: it told the
+// watchers who subscribed once the view gave it this node `offline`, then
+// `stale` for an abandoned session, while the user's live session signalled
+// on another node; the cluster's copy was told it was the stale one.)
+TEST_F(RecoveryTest, AUserStartedBeforeTheNodeJoinedGivesWayToTheClusters) {
+  auto sc = play_first_node();
+  auto b = start(600);
+  auto placement = std::make_shared<presence::testing::fake_placement>(b->sys());
+  placement->set_epoch(0); // not a member yet
+  b->node().router().set_placement(placement);
+  auto& transitions = b->node().metrics().user_transitions;
+  b->recover(*store, nullptr, false, true);
+  auto& r = b->node().router();
+  // carol (the intent's target) was never stored: the intent started her here.
+  auto carol = r.find_local("user:carol");
+  ASSERT_TRUE(carol);
+  auto before = transitions.load();
+  recorded seen;
+  auto watcher = b->recorder(seen);
+  caf::anon_send(carol, subscribe_atom::value, watcher);
+  b->run();
+  EXPECT_TRUE(seen.presence.empty());
+  // The cluster's copy: carol is active on another node.
+  user_transfer live;
+  live.rec.user_id = "carol";
+  live.rec.published = static_cast<uint8_t>(state::active);
+  live.rec.seq = 7;
+  live.rec.last_seen_at = test_node::t0 + 590;
+  live.rec.last_active_at = test_node::t0 + 590;
+  live.sessions.push_back(handoff_session{"s_live@other", "web", state::active,
+                                          test_node::t0 + 590, test_node::t0 + 590, 500, {}});
+  auto other = holder_of(*b, live);
+  EXPECT_TRUE(r.take_over("user:carol", other, 5)) << "carol counted as the live copy";
+  b->run();
+  EXPECT_EQ(transitions.load(), before) << "the held copy published";
+  for (auto& e : seen.presence)
+    EXPECT_NE(e.current, state::offline) << "seq " << e.seq;
+  auto v = user(*b, "carol");
+  EXPECT_EQ(v.current, state::active);
+  EXPECT_EQ(v.seq, 7u);
+  caf::anon_send_exit(other, caf::exit_reason::user_shutdown);
+  placement->stop();
 }
 
 // Verifies the cluster's copy of an entity that replaces this node's recovered

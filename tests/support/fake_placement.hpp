@@ -12,6 +12,7 @@
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <string>
@@ -77,7 +78,10 @@ public:
   std::string pinned_id(const std::string& random_part) const override {
     return random_part;
   }
-  uint64_t epoch() const override { return 1; }
+  /// The view's epoch the node reports (0: not a member of a cluster yet).
+  void set_epoch(uint64_t e) { epoch_.store(e); }
+
+  uint64_t epoch() const override { return epoch_.load(); }
   caf::actor handoff_source(const std::string&) const override { return {}; }
   std::optional<caf::message> take_replica(const std::string&) override {
     return std::nullopt;
@@ -98,6 +102,7 @@ private:
   mutable std::mutex mtx_;
   std::map<std::string, caf::actor> routes_; // guarded by mtx_
   std::vector<caf::actor> stubs_;            // guarded by mtx_
+  std::atomic<uint64_t> epoch_{1};
 };
 
 } // namespace presence::testing
