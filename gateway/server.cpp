@@ -68,6 +68,10 @@ class ws_session;
 using watch_atom = caf::atom_constant<caf::atom("watch")>;
 using unwatch_atom = caf::atom_constant<caf::atom("unwatch")>;
 
+/// How soon a socket looks its session up again after the copy it watched
+/// went down without ending (its node stopped or failed).
+constexpr auto rewatch_delay = std::chrono::milliseconds{250};
+
 class http_session;
 
 } // namespace
@@ -202,18 +206,36 @@ private:
     auto fn = [](caf::event_based_actor* self,
                  std::weak_ptr<ws_session> ws) -> caf::behavior {
       auto watched = std::make_shared<caf::actor>();
+      // The handle the socket reaches its session by (a stub when it lives
+      // on another node), and which watch this is (a look-up again after an
+      // unwatch or another watch is stale).
+      auto target = std::make_shared<caf::actor>();
+      auto generation = std::make_shared<uint64_t>(0);
       auto push = [ws](const json& j) {
         if (auto s = ws.lock())
           s->send(j.dump());
       };
-      keep_on_errors(self);
-      actors::census::track(self, actors::census::kind::socket);
-      self->set_down_handler([push, ws](caf::down_msg&) {
+      auto ended = [push, ws] {
         push({{"op", "error"},
               {"code", "session_not_found"},
               {"message", "the session ended: send hello to open a new one"}});
         if (auto s = ws.lock())
           s->session_ended();
+      };
+      keep_on_errors(self);
+      actors::census::track(self, actors::census::kind::socket);
+      self->set_down_handler([self, ended, watched, target, generation](caf::down_msg& dm) {
+        if (!*watched || dm.source != watched->address())
+          return; // a copy watched before
+        *watched = nullptr;
+        if (dm.reason == caf::exit_reason::normal) {
+          ended(); // the session ended
+          return;
+        }
+        // The copy went down with its node (stopped, failed, or handed the
+        // session over): the session may live on elsewhere. Found again
+        // through the handle the socket reaches it by, in a moment.
+        self->delayed_send(self, rewatch_delay, watch_atom::value, *target, *generation);
       });
       return {
         [push](const intent_event& e) {
@@ -227,19 +249,38 @@ private:
         },
         // The session itself is watched, not the stub that reaches it on
         // another node (a stub never goes down).
-        [self, watched](watch_atom, const caf::actor& session) {
+        [self, target, generation](watch_atom, const caf::actor& session) {
+          *target = session;
+          self->send(self, watch_atom::value, session, ++*generation);
+        },
+        [self, watched, target, generation, ended](watch_atom, const caf::actor& session,
+                                                   uint64_t gen) {
+          if (gen != *generation)
+            return; // unwatched or watching another since
           self->request(session, std::chrono::seconds{10}, locate_atom::value)
             .then(
-              [self, watched](const caf::actor& real) {
+              [self, watched, generation, gen](const caf::actor& real) {
+                if (gen != *generation)
+                  return;
+                if (*watched)
+                  self->demonitor(*watched);
                 *watched = real;
                 self->monitor(real);
               },
-              [self, watched, session](caf::error&) {
-                *watched = session;
-                self->monitor(session);
+              [self, generation, gen, ended, session](caf::error& e) {
+                if (gen != *generation)
+                  return;
+                if (actors::code_of(e) == actors::errc::session_not_found) {
+                  ended(); // gone while it moved
+                  return;
+                }
+                // Its node is down and may bring it back, or it is on its
+                // way between nodes: looked up again in a moment.
+                self->delayed_send(self, rewatch_delay, watch_atom::value, session, gen);
               });
         },
-        [self, watched](unwatch_atom, const caf::actor&) {
+        [self, watched, generation](unwatch_atom, const caf::actor&) {
+          ++*generation;
           if (*watched)
             self->demonitor(*watched);
           *watched = nullptr;
@@ -250,7 +291,9 @@ private:
         },
         // The client's `leave`: asked by this actor, so that the session sees
         // whether its socket (the holder) asks. Closed once it answered.
-        [self, watched, ws](leave_atom, const caf::actor& session, int64_t after_ms) {
+        [self, watched, generation, ws](leave_atom, const caf::actor& session,
+                                        int64_t after_ms) {
+          ++*generation;
           if (*watched)
             self->demonitor(*watched);
           *watched = nullptr;

@@ -19,6 +19,8 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include <algorithm>
 #include <memory>
 #include <set>
@@ -213,6 +215,63 @@ TEST(GatewayServerTest, SocketWatchesTheSessionBehindAStub) {
   auto again = ws->read_op("welcome");
   ASSERT_TRUE(again) << "a new hello was refused";
   EXPECT_EQ((*again)["resumed"], false);
+}
+
+// Verifies a socket whose session's copy goes down without ending (its node
+// stops or fails; the session lives on, moved or recovered elsewhere) keeps
+// the session: it finds the session again through the stub and watches the
+// new copy, and only a real end is told as one. (The socket told
+// `session_not_found` whenever the watched copy went down: a tab that
+// resumed on another node while its session's node stopped in a rolling
+// restart was refused, and opened a new session.)
+TEST(GatewayServerTest, SocketKeepsItsSessionWhenTheCopyItWatchesGoesDown) {
+  live_gateway g;
+  http_client http{g.port};
+  auto opened = http.post("/v1/sessions", {{"device", "phone"}}, "alice");
+  ASSERT_EQ(opened.status, 201u) << opened.raw;
+  auto sid = opened.body["session_id"].get<std::string>();
+  auto first = g.node->router().session(sid);
+  // Where the session lives later: another session's actor stands for it.
+  auto other = http.post("/v1/sessions", {{"device", "laptop"}}, "alice");
+  ASSERT_EQ(other.status, 201u) << other.raw;
+  auto second = g.node->router().session(other.body["session_id"].get<std::string>());
+  ASSERT_TRUE(first && second);
+  // The stub reaches the session's current copy through a relay the test moves.
+  auto current = std::make_shared<caf::actor>(first);
+  auto relay = g.sys->spawn(
+    [](caf::event_based_actor* self, std::shared_ptr<caf::actor> to) -> caf::behavior {
+      self->set_default_handler(
+        [to](caf::scheduled_actor* s, caf::message_view& x) -> caf::result<caf::message> {
+          return s->delegate(*to, x.move_content_to_message());
+        });
+      return {[](actors::route_atom, actors::route_atom) {}};
+    },
+    current);
+  struct stop_relay {
+    caf::actor a;
+    ~stop_relay() { caf::anon_send_exit(a, caf::exit_reason::user_shutdown); }
+  } stop{relay};
+  g.where->route("session:" + sid, relay);
+  auto ws = welcomed(g.port, "alice",
+                     {{"op", "hello"},
+                      {"session_id", sid},
+                      {"resume_token", opened.body["resume_token"]}});
+  ws->send({{"op", "signal"}, {"signal", "background"}});
+  ASSERT_TRUE(ws->read_op("ack")); // the socket watches `first` by now
+  // The session moves on, and the copy the socket watched goes down with its node.
+  *current = second;
+  caf::anon_send_exit(first, caf::exit_reason::user_shutdown);
+  // (A false end is told at once; the look-up again takes a quarter second.)
+  std::this_thread::sleep_for(std::chrono::milliseconds{600});
+  ws->send({{"op", "signal"}, {"signal", "background"}});
+  auto next = ws->read(std::chrono::seconds{5});
+  ASSERT_TRUE(next);
+  EXPECT_EQ((*next)["op"], "ack") << "told " << next->dump();
+  // A real end of the copy it watches now is told.
+  caf::anon_send(second, actors::leave_atom::value);
+  auto e = ws->read_op("error");
+  ASSERT_TRUE(e) << "the socket no longer watches its session";
+  EXPECT_EQ((*e)["code"], "session_not_found");
 }
 
 // Verifies one session, one socket when the session lives on another node
