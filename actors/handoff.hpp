@@ -272,10 +272,19 @@ caf::behavior await_handoff(Self* self, std::string key, caf::actor source,
 /// ("no such session" or "no such intent") and stops. (It quit still
 /// registered: the key answered `unavailable` on every node for good, and
 /// every read of an unknown id right after a node rejoined kept one entry.)
+///
+/// A session or intent pinned to a node that failed a moment ago (awaited: a
+/// restart brings it back from disk) answers `unavailable` instead: after a
+/// full restart, a resume that reached a node whose old owner had nothing was
+/// refused while the session's own node was about to come back with it.
 template <class Self>
 caf::behavior gone_after_pull(Self* self, router& r, const std::string& key, errc code,
                               std::string message) {
   r.forget(key, self->address());
+  if (auto* where = r.where(); where != nullptr && where->awaited(key)) {
+    code = errc::unavailable;
+    message = "its node is down and may come back with it: try again";
+  }
   self->set_default_handler(
     [code, message](caf::scheduled_actor*, caf::message_view&) -> caf::result<caf::message> {
       return caf::make_error(code, message);

@@ -411,3 +411,58 @@ TEST(PlacementTest, APullThatFindsNothingLeavesNoDeadEntity) {
     caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
   tn.run();
 }
+
+// Verifies a session or intent pinned to a node that failed a moment ago, and
+// that the old owner it is pulled from does not have, answers `unavailable`
+// (try again), not "no such session": its node may come back with it. (After
+// a full restart a node that joined first pulled a resumed session from the
+// other node up, which had nothing, and the resume was refused while the
+// session's own node was about to bring it back.)
+TEST(PlacementTest, APullThatFindsNothingOfAnAwaitedNodeAnswersUnavailable) {
+  presence::testing::test_node tn;
+  auto a = std::make_shared<cluster_placement>(tn.node(), "a", 128);
+  tn.node().router().set_placement(a);
+  auto traffic = cluster::spawn_traffic(tn.sys(), tn.node(), a);
+  auto b = tn.sys().spawn(
+    [](caf::event_based_actor*, int) -> caf::behavior {
+      return {[](actors::handoff_atom, const std::string& key, uint64_t,
+                 const caf::actor&) -> caf::result<caf::message> {
+        return caf::make_error(actors::errc::session_not_found,
+                               "nothing to hand off: " + key);
+      }};
+    },
+    0);
+  a->await_nodes({"a", "b", "c"}); // the members of the last view (MEMBERS)
+  auto before = of({"b"}, 1);
+  before.members[0].traffic = b;
+  a->update(before);
+  auto after = of({"a", "b"}, 2);
+  after.members[0].traffic = traffic;
+  after.members[1].traffic = b;
+  a->update(after);
+  // A session and an intent of c that the ring now gives a.
+  std::vector<std::string> mine;
+  for (int i = 0; mine.size() < 2 && i < 100; ++i)
+    for (std::string kind : {"session:s_", "intent:i_"}) {
+      auto key = kind + std::to_string(i) + "@c";
+      bool have = false;
+      for (auto& k : mine)
+        have = have || k.rfind(kind, 0) == 0;
+      if (!have && a->is_local(key))
+        mine.push_back(key);
+    }
+  ASSERT_EQ(mine.size(), 2u);
+  auto& r = tn.node().router();
+  for (auto& key : mine) {
+    ASSERT_TRUE(a->handoff_source(key)) << key;
+    auto answer = tn.ask<caf::message>(traffic, actors::route_atom::value, key, uint64_t{2},
+                                       uint8_t{0}, caf::make_message(caf::get_atom::value));
+    ASSERT_FALSE(answer) << key;
+    EXPECT_EQ(actors::code_of(answer.error()), actors::errc::unavailable)
+      << key << ": " << actors::render(answer.error());
+    EXPECT_FALSE(r.find_local(key)) << key << " is still registered";
+  }
+  for (auto& h : {traffic, b})
+    caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+  tn.run();
+}
