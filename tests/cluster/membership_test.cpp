@@ -1,0 +1,178 @@
+// Verifies the membership rules with several nodes in one process under the
+// test scheduler (support/test_cluster.hpp): seeds started together form one
+// cluster founded by the first seed; a dead member leaves every survivor's view;
+// a member the others took for dead, or the minority side of a partition,
+// steps down instead of forming a second cluster.
+#include "cluster/membership.hpp"
+#include "cluster/view.hpp"
+
+#include "support/test_cluster.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+using namespace presence;
+using presence::testing::test_cluster;
+
+namespace {
+
+using ids = std::vector<std::string>;
+
+// How long a cluster started together takes to agree: the first seed founds
+// after `found_after`, the others retry their joins every 500 ms.
+constexpr int64_t settle_ms = 5000;
+
+bool founded(test_cluster& c, const std::string& id) {
+  auto& log = c.at(id).log;
+  return std::any_of(log.begin(), log.end(), [](const std::string& line) {
+    return line.find("founds one") != std::string::npos;
+  });
+}
+
+// Every one of `nodes` holds the same view (epoch and members); returns it.
+cluster::view agreed_view(test_cluster& c, const ids& nodes) {
+  auto first = c.view_of(nodes.front());
+  for (auto& id : nodes) {
+    auto v = c.view_of(id);
+    EXPECT_EQ(v.epoch, first.epoch) << "node " << id;
+    EXPECT_EQ(v.ids(), first.ids()) << "node " << id;
+  }
+  return first;
+}
+
+} // namespace
+
+// Verifies the first-seed rule: three nodes started together with the same
+// seeds form exactly one view with all three, which only the first seed
+// founded, and each counts as joined.
+TEST(MembershipTest, SeedsStartedTogetherFormOneViewFoundedByTheFirstSeed) {
+  test_cluster c;
+  c.start_together({"a", "b", "c"});
+  c.advance(settle_ms);
+  auto v = agreed_view(c, {"a", "b", "c"});
+  EXPECT_EQ(v.ids(), (ids{"a", "b", "c"}));
+  ASSERT_NE(v.leader(), nullptr);
+  EXPECT_EQ(v.leader()->id, "a");
+  EXPECT_TRUE(founded(c, "a"));
+  EXPECT_FALSE(founded(c, "b"));
+  EXPECT_FALSE(founded(c, "c"));
+  for (auto id : {"a", "b", "c"}) {
+    EXPECT_TRUE(c.at(id).hooks.joined->load()) << id;
+    EXPECT_FALSE(c.stepped_down(id)) << id;
+  }
+}
+
+// Verifies a killed member leaves the view on every survivor at once (no wait
+// for a timeout: its monitors fire), under a strictly greater epoch that every
+// survivor agrees on; killing a second one of four does the same again.
+TEST(MembershipTest, AKilledMemberLeavesEverySurvivorsViewUnderANewerEpoch) {
+  test_cluster c;
+  c.start_together({"a", "b", "c", "d"});
+  c.advance(settle_ms);
+  auto before = agreed_view(c, {"a", "b", "c", "d"});
+  ASSERT_EQ(before.ids(), (ids{"a", "b", "c", "d"}));
+  c.kill("c");
+  auto after = agreed_view(c, {"a", "b", "d"});
+  EXPECT_EQ(after.ids(), (ids{"a", "b", "d"}));
+  EXPECT_GT(after.epoch, before.epoch);
+  // The leader itself this time: the next smallest id takes over.
+  c.kill("a");
+  auto last = agreed_view(c, {"b", "d"});
+  EXPECT_EQ(last.ids(), (ids{"b", "d"}));
+  EXPECT_GT(last.epoch, after.epoch);
+  ASSERT_NE(last.leader(), nullptr);
+  EXPECT_EQ(last.leader()->id, "b");
+  for (auto id : {"b", "d"})
+    EXPECT_FALSE(c.stepped_down(id)) << id;
+}
+
+// Verifies a member that stood still past the failure timeout, and that the
+// others removed meanwhile, steps down when it goes on (its pause watcher
+// reports the gap) instead of issuing a view of its own: the others' view is
+// the only one, and it does not list the node.
+TEST(MembershipTest, AMemberBackFromAHangStepsDownInsteadOfFormingASecondCluster) {
+  for (auto hung : {"a", "c"}) { // the leader, then another member
+    SCOPED_TRACE(std::string{"hung: "} + hung);
+    test_cluster c;
+    c.start_together({"a", "b", "c"});
+    c.advance(settle_ms);
+    auto before = agreed_view(c, {"a", "b", "c"});
+    ASSERT_EQ(before.ids(), (ids{"a", "b", "c"}));
+    ids others;
+    for (auto id : {"a", "b", "c"})
+      if (id != std::string{hung})
+        others.push_back(id);
+    c.hang(hung);
+    c.advance(1000);
+    auto survivors = agreed_view(c, others);
+    EXPECT_EQ(survivors.ids(), others);
+    EXPECT_GT(survivors.epoch, before.epoch);
+    c.resume(hung);
+    c.advance(2000);
+    EXPECT_TRUE(c.stepped_down(hung));
+    EXPECT_FALSE(c.at(hung).hooks.joined->load());
+    // The node issued no view: it still holds the one from before its hang.
+    auto its = c.view_of(hung);
+    EXPECT_LE(its.epoch, before.epoch);
+    auto after = agreed_view(c, others);
+    EXPECT_EQ(after.ids(), others);
+    for (auto& id : others)
+      EXPECT_FALSE(c.stepped_down(id)) << id;
+  }
+}
+
+// Cuts `alone` off from the other two of a, b, c, and checks the keep-majority
+// rule: the other two go on with a view without it (the smaller id leads
+// it), the node cut off steps down and issues nothing.
+void expect_only_the_majority_goes_on(const std::string& alone) {
+  test_cluster c;
+  c.start_together({"a", "b", "c"});
+  c.advance(settle_ms);
+  auto before = agreed_view(c, {"a", "b", "c"});
+  ASSERT_EQ(before.ids(), (ids{"a", "b", "c"}));
+  ids majority;
+  for (auto id : {"a", "b", "c"})
+    if (id != alone)
+      majority.push_back(id);
+  c.partition({alone}, {majority[0], majority[1]});
+  c.advance(1000);
+  EXPECT_TRUE(c.stepped_down(alone));
+  for (auto& id : majority)
+    EXPECT_FALSE(c.stepped_down(id)) << id;
+  auto v = agreed_view(c, majority);
+  EXPECT_EQ(v.ids(), majority);
+  EXPECT_GT(v.epoch, before.epoch);
+  ASSERT_NE(v.leader(), nullptr);
+  EXPECT_EQ(v.leader()->id, majority[0]);
+  auto its = c.view_of(alone);
+  EXPECT_EQ(its.epoch, before.epoch) << "the node cut off issued views down to "
+                                     << ::testing::PrintToString(its.ids());
+  EXPECT_FALSE(c.at(alone).hooks.joined->load());
+}
+
+// Verifies the keep-majority rule over a partition of {c} from {a, b}: the
+// majority side goes on with a view without c, c steps down.
+TEST(MembershipTest, OnlyTheMajoritySideOfAPartitionGoesOn) {
+  expect_only_the_majority_goes_on("c");
+}
+
+// Verifies the keep-majority rule when the node cut off alone is the leader
+// (or the next leader): it must step down too, not go on alone.
+//
+// FAILS (split brain; disabled until the rule is fixed, run it with
+// --gtest_also_run_disabled_tests): the leader a, cut off from b and c, acts
+// on the first down at once (its pause watcher is fresh): [a, c] keeps a
+// majority of [a, b, c], and a leads it, so it issues view 4 [a, c]. Then c is
+// down: [a] is exactly half of [a, c] with the smallest id, so keeps_majority
+// holds again and a issues view 5 [a]. Meanwhile b and c go on with view 4
+// [b, c]: two clusters, each owning every key. settle_dead compares each step
+// with the view before it, which the minority side issued itself and no
+// other member ever adopted. Cutting off b alone does the same when b sees a
+// down first ([b, c], which b leads, then [b]).
+TEST(MembershipTest, DISABLED_ALeaderCutOffAloneStepsDownInsteadOfGoingOnAlone) {
+  expect_only_the_majority_goes_on("a");
+  expect_only_the_majority_goes_on("b");
+}

@@ -1,0 +1,144 @@
+// Verifies entity traffic between nodes with several nodes in one process
+// under the test scheduler (support/test_cluster.hpp): a user is reached on
+// its owner from any node; a joiner pulls the users the ring moves to it,
+// with their state; a dead owner's users start on the survivors from their
+// replicas.
+#include "cluster/membership.hpp"
+#include "cluster/routing.hpp"
+#include "cluster/view.hpp"
+
+#include "actors/messages.hpp"
+
+#include "support/test_cluster.hpp"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+using namespace presence;
+using presence::actors::state;
+using presence::testing::test_cluster;
+
+namespace {
+
+using ids = std::vector<std::string>;
+
+// How long a cluster started together takes to agree: the first seed founds
+// after `found_after`, the others retry their joins every 500 ms.
+constexpr int64_t settle_ms = 5000;
+
+void expect_view(test_cluster& c, const ids& nodes) {
+  for (auto& id : nodes)
+    EXPECT_EQ(c.view_of(id).ids(), nodes) << "node " << id;
+}
+
+} // namespace
+
+// Verifies routing between nodes: a user that the ring gives b, with a session
+// opened on a, lives on b only (a holds a stub), and reads the same (active,
+// one session) through a's stub, b itself and c's stub.
+TEST(TrafficTest, AUserOnAnotherNodeIsReachedFromEveryNode) {
+  test_cluster c;
+  c.start_together({"a", "b", "c"});
+  c.advance(settle_ms);
+  expect_view(c, {"a", "b", "c"});
+  auto u = c.user_owned_by("b", "a");
+  for (auto id : {"a", "b", "c"})
+    EXPECT_EQ(c.owner_of("user:" + u, id), "b") << "in the view of " << id;
+  auto s = c.open("a", u);
+  ASSERT_TRUE(s.handle);
+  EXPECT_TRUE(c.node("a").router().session(s.session_id));
+  EXPECT_TRUE(c.node("b").router().find_local("user:" + u));
+  EXPECT_FALSE(c.node("a").router().find_local("user:" + u));
+  EXPECT_FALSE(c.node("c").router().find_local("user:" + u));
+  for (auto id : {"a", "b", "c"}) {
+    auto v = c.user_via(id, u);
+    ASSERT_TRUE(v) << id << ": " << c.at(id).sys->render(v.error());
+    EXPECT_EQ(v->user_id, u) << id;
+    EXPECT_EQ(v->current, state::active) << id;
+    EXPECT_EQ(v->sessions.size(), 1u) << id;
+  }
+}
+
+// Verifies the hand-off to a joiner: once a fourth node joins, the users the
+// ring now gives it live there (pulled from their old owners, not started
+// afresh: their sequence numbers go on) and read the same through every node.
+TEST(TrafficTest, UsersThatMoveToAJoinerKeepTheirState) {
+  test_cluster c;
+  c.start_together({"a", "b", "c"});
+  c.advance(settle_ms);
+  expect_view(c, {"a", "b", "c"});
+  std::map<std::string, actors::opened_session> sessions;
+  std::map<std::string, std::string> opened_on;
+  for (int i = 0; i < 40; ++i) {
+    auto u = "u" + std::to_string(i);
+    opened_on[u] = i % 2 == 0 ? "a" : "c";
+    sessions[u] = c.open(opened_on[u], u);
+  }
+  // Every user goes idle, then active again: a few changes each.
+  c.advance(2500);
+  for (auto& [u, s] : sessions)
+    ASSERT_TRUE(c.ask<actors::signal_reply>(opened_on[u], s.handle, actors::signal_atom::value,
+                                             actors::signal_kind::active));
+  std::map<std::string, actors::user_view> before;
+  for (auto& [u, s] : sessions) {
+    auto v = c.user_via("a", u);
+    ASSERT_TRUE(v) << u;
+    before[u] = *v;
+  }
+  c.add_node("d", {"a", "b", "c"});
+  c.start({"d"});
+  c.advance(300); // joined and pulled, well before the users go idle
+  expect_view(c, {"a", "b", "c", "d"});
+  std::set<std::string> moved;
+  for (auto& [u, s] : sessions)
+    if (c.owner_of("user:" + u, "d") == "d")
+      moved.insert(u);
+  ASSERT_FALSE(moved.empty());
+  for (auto& u : moved) {
+    EXPECT_TRUE(c.node("d").router().find_local("user:" + u)) << u;
+    for (auto id : {"a", "b", "c", "d"}) {
+      auto v = c.user_via(id, u);
+      ASSERT_TRUE(v) << u << " through " << id;
+      EXPECT_EQ(v->current, state::active) << u << " through " << id;
+      EXPECT_EQ(v->sessions.size(), 1u) << u << " through " << id;
+      EXPECT_GE(v->seq, before[u].seq) << u << " through " << id;
+      EXPECT_EQ(v->since, before[u].since) << u << " through " << id;
+    }
+  }
+}
+
+// Verifies replication (factor 2): when the owner of a user is killed, the
+// survivor the ring gives the user next starts it from its replica, so the
+// user's state (sequence number, the time of its last change) survives, and
+// every survivor reads it.
+TEST(TrafficTest, ADeadOwnersUserStartsFromItsReplicaOnASurvivor) {
+  test_cluster c{2};
+  c.start_together({"a", "b", "c"});
+  c.advance(settle_ms);
+  expect_view(c, {"a", "b", "c"});
+  auto u = c.user_owned_by("b", "a");
+  auto s = c.open("a", u);
+  c.advance(2500); // idle
+  ASSERT_TRUE(
+    c.ask<actors::signal_reply>("a", s.handle, actors::signal_atom::value, actors::signal_kind::active));
+  c.advance(200); // replicated
+  auto before = c.user_via("a", u);
+  ASSERT_TRUE(before);
+  ASSERT_EQ(before->current, state::active);
+  c.kill("b");
+  expect_view(c, {"a", "c"});
+  auto owner = c.owner_of("user:" + u, "a");
+  ASSERT_TRUE(owner == "a" || owner == "c") << owner;
+  for (auto id : {"a", "c"}) {
+    auto v = c.user_via(id, u);
+    ASSERT_TRUE(v) << id;
+    EXPECT_EQ(v->current, state::active) << id;
+    EXPECT_GE(v->seq, before->seq) << id;
+    EXPECT_EQ(v->since, before->since) << id;
+    EXPECT_EQ(v->sessions.size(), 1u) << id;
+  }
+}
