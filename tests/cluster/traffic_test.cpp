@@ -63,11 +63,10 @@ TEST(TrafficTest, AUserOnAnotherNodeIsReachedFromEveryNode) {
   }
 }
 
-// Verifies the hand-off to a joiner: once a fourth node joins, the users the
-// ring now gives it live there (pulled from their old owners, not started
-// afresh: their sequence numbers go on) and read the same through every node.
-TEST(TrafficTest, UsersThatMoveToAJoinerKeepTheirState) {
-  test_cluster c;
+// Opens sessions for 40 users on a and c, adds a fourth node d, and checks
+// that the users the ring now gives d live there with the state they had.
+static void expect_users_move_to_a_joiner_with_their_state(int64_t factor) {
+  test_cluster c{factor};
   c.start_together({"a", "b", "c"});
   c.advance(settle_ms);
   expect_view(c, {"a", "b", "c"});
@@ -108,6 +107,17 @@ TEST(TrafficTest, UsersThatMoveToAJoinerKeepTheirState) {
       EXPECT_GE(v->seq, before[u].seq) << u << " through " << id;
       EXPECT_EQ(v->since, before[u].since) << u << " through " << id;
     }
+  }
+}
+
+// Verifies the hand-off to a joiner: once a fourth node joins, the users the
+// ring now gives it live there (pulled from their old owners, not started
+// afresh: their sequence numbers and the time of their last change go on) and
+// read the same through every node; without replicas and with them.
+TEST(TrafficTest, UsersThatMoveToAJoinerKeepTheirState) {
+  for (int64_t factor : {1, 2}) {
+    SCOPED_TRACE("replication factor " + std::to_string(factor));
+    expect_users_move_to_a_joiner_with_their_state(factor);
   }
 }
 

@@ -99,7 +99,7 @@ public:
   }
 
   ~test_cluster() {
-    for (auto& [id, m] : members_) {
+    for (auto& m : nodes_) {
       m->self.reset();
       m->node->shutdown();
       for (auto& a : {m->membership, m->traffic, m->replicator})
@@ -107,10 +107,10 @@ public:
           caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
     }
     run();
-    for (auto& [id, m] : members_)
+    for (auto& m : nodes_)
       m->sched->clock().cancel_all();
     run();
-    for (auto& [id, m] : members_) {
+    for (auto& m : nodes_) {
       m->membership = nullptr;
       m->traffic = nullptr;
       m->replicator = nullptr;
@@ -188,7 +188,8 @@ public:
     m->node->set_cluster(m->membership);
     m->self = std::make_unique<caf::scoped_actor>(*m->sys, true);
     auto& out = *m;
-    members_[id] = std::move(m);
+    nodes_.push_back(std::move(m));
+    members_[id] = &out;
     run();
     return out;
   }
@@ -196,7 +197,7 @@ public:
   /// Starts joining on each of `ids`, as cluster_node::start does once it
   /// reached every seed: the seeds' membership actors, and on the first seed
   /// `found_atom` after `found_after`. Runs.
-  void start(std::initializer_list<std::string> ids) {
+  void start(const std::vector<std::string>& ids) {
     for (auto& id : ids) {
       auto& m = at(id);
       for (auto& s : m.seeds)
@@ -211,10 +212,9 @@ public:
   }
 
   /// Adds `ids`, each with every one of them as its seeds, and starts them.
-  void start_together(std::initializer_list<std::string> ids) {
-    std::vector<std::string> all{ids};
-    for (auto& id : all)
-      add_node(id, all);
+  void start_together(const std::vector<std::string>& ids) {
+    for (auto& id : ids)
+      add_node(id, ids);
     start(ids);
   }
 
@@ -222,7 +222,7 @@ public:
   void run() {
     for (bool progress = true; progress;) {
       progress = false;
-      for (auto& [id, m] : members_)
+      for (auto& m : nodes_)
         progress = run_one(*m->sched) || progress;
     }
   }
@@ -232,7 +232,7 @@ public:
   void advance(int64_t ms, int64_t step_ms = 10) {
     while (ms > 0) {
       auto step = std::min(ms, step_ms);
-      for (auto& [id, m] : members_)
+      for (auto& m : nodes_)
         m->sched->advance_time(std::chrono::milliseconds{step});
       now_ += step;
       ms -= step;
@@ -316,10 +316,24 @@ public:
     run();
   }
 
+  /// Node `id` comes back as a new incarnation (its supervisor started it
+  /// again after a crash, or after it stepped down): the current one is
+  /// killed unless it is already, and a new one with the same id and seeds
+  /// starts joining.
+  member& restart(const std::string& id) {
+    if (!at(id).killed)
+      kill(id);
+    auto seeds = at(id).seeds;
+    members_.erase(id);
+    auto& m = add_node(id, seeds);
+    start({id});
+    return m;
+  }
+
   /// Cuts every connection between `left` and `right`: each side is told the
   /// other's membership actors are down, and loses what the other sends.
-  void partition(std::initializer_list<std::string> left,
-                 std::initializer_list<std::string> right) {
+  void partition(const std::vector<std::string>& left,
+                 const std::vector<std::string>& right) {
     for (auto& l : left)
       for (auto& r : right) {
         cut(l, r);
@@ -403,7 +417,7 @@ private:
     auto* a = dynamic_cast<caf::scheduled_actor*>(job);
     if (a == nullptr)
       return nullptr;
-    for (auto& [id, m] : members_)
+    for (auto& m : nodes_)
       if (&a->home_system() == m->sys.get())
         return m.get();
     return nullptr;
@@ -449,7 +463,11 @@ private:
   int64_t now_ = 0;
   /// Pairs of nodes whose connection is cut (both ways listed).
   std::set<std::pair<caf::node_id, caf::node_id>> cuts_;
-  std::map<std::string, std::unique_ptr<member>> members_;
+  /// Every node ever added, each incarnation (a restarted node's earlier
+  /// ones stay until the end: the others may still hold their handles).
+  std::vector<std::unique_ptr<member>> nodes_;
+  /// The current incarnation of each node, by id.
+  std::map<std::string, member*> members_;
 };
 
 } // namespace presence::testing
