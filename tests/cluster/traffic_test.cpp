@@ -7,6 +7,7 @@
 #include "cluster/routing.hpp"
 #include "cluster/view.hpp"
 
+#include "actors/errors.hpp"
 #include "actors/messages.hpp"
 
 #include "support/test_cluster.hpp"
@@ -150,5 +151,149 @@ TEST(TrafficTest, ADeadOwnersUserStartsFromItsReplicaOnASurvivor) {
     EXPECT_GE(v->seq, before->seq) << id;
     EXPECT_EQ(v->since, before->since) << id;
     EXPECT_EQ(v->sessions.size(), 1u) << id;
+  }
+}
+
+// Verifies replicas follow a hand-off (factor 2): the users a joiner pulled
+// are replicated from it, so when the joiner is killed the survivors start
+// them from their replicas, with the state they had.
+TEST(TrafficTest, UsersThatMovedToAJoinerSurviveItsDeath) {
+  test_cluster c{2};
+  c.start_together({"a", "b", "c"});
+  c.advance(settle_ms);
+  std::map<std::string, actors::opened_session> sessions;
+  for (int i = 0; i < 40; ++i) {
+    auto u = "u" + std::to_string(i);
+    sessions[u] = c.open("a", u);
+  }
+  c.advance(2500); // idle
+  for (auto& [u, s] : sessions)
+    ASSERT_TRUE(c.ask<actors::signal_reply>("a", s.handle, actors::signal_atom::value,
+                                             actors::signal_kind::active));
+  c.add_node("d", {"a", "b", "c"});
+  c.start({"d"});
+  c.advance(300); // joined, pulled and replicated
+  expect_view(c, {"a", "b", "c", "d"});
+  std::map<std::string, actors::user_view> before;
+  for (auto& [u, s] : sessions)
+    if (c.owner_of("user:" + u, "a") == "d") {
+      auto v = c.user_via("a", u);
+      ASSERT_TRUE(v) << u;
+      before[u] = *v;
+    }
+  ASSERT_FALSE(before.empty());
+  c.kill("d");
+  expect_view(c, {"a", "b", "c"});
+  for (auto& [u, was] : before)
+    for (auto id : {"a", "b", "c"}) {
+      auto v = c.user_via(id, u);
+      ASSERT_TRUE(v) << u << " through " << id;
+      EXPECT_EQ(v->current, state::active) << u << " through " << id;
+      EXPECT_GE(v->seq, was.seq) << u << " through " << id;
+      EXPECT_EQ(v->since, was.since) << u << " through " << id;
+      EXPECT_EQ(v->sessions.size(), 1u) << u << " through " << id;
+    }
+}
+
+// Verifies draining: once b drains (asked through another member), it stays
+// in the view but owns no user; its users live on the others with the state
+// they had, read the same through every node.
+TEST(TrafficTest, ADrainedNodesUsersMoveToTheOthersWithTheirState) {
+  test_cluster c;
+  c.start_together({"a", "b", "c"});
+  c.advance(settle_ms);
+  std::map<std::string, actors::opened_session> sessions;
+  for (int i = 0; i < 30; ++i) {
+    auto u = "u" + std::to_string(i);
+    sessions[u] = c.open("c", u);
+  }
+  c.advance(2500); // idle
+  for (auto& [u, s] : sessions)
+    ASSERT_TRUE(c.ask<actors::signal_reply>("c", s.handle, actors::signal_atom::value,
+                                             actors::signal_kind::active));
+  std::map<std::string, actors::user_view> before;
+  for (auto& [u, s] : sessions)
+    if (c.owner_of("user:" + u, "a") == "b") {
+      auto v = c.user_via("a", u);
+      ASSERT_TRUE(v) << u;
+      before[u] = *v;
+    }
+  ASSERT_FALSE(before.empty());
+  auto epoch = c.ask<uint64_t>("c", c.at("c").membership, cluster::drain_atom::value,
+                               std::string{"b"});
+  ASSERT_TRUE(epoch);
+  c.advance(300);
+  for (auto id : {"a", "b", "c"}) {
+    auto v = c.view_of(id);
+    EXPECT_EQ(v.epoch, *epoch) << id;
+    ASSERT_NE(v.find(std::string{"b"}), nullptr) << id;
+    EXPECT_TRUE(v.find(std::string{"b"})->draining) << id;
+  }
+  for (auto& [u, was] : before) {
+    auto owner = c.owner_of("user:" + u, "b");
+    EXPECT_TRUE(owner == "a" || owner == "c") << u << " on " << owner;
+    EXPECT_FALSE(c.node("b").router().find_local("user:" + u)) << u;
+    for (auto id : {"a", "b", "c"}) {
+      auto v = c.user_via(id, u);
+      ASSERT_TRUE(v) << u << " through " << id;
+      EXPECT_EQ(v->current, state::active) << u << " through " << id;
+      EXPECT_GE(v->seq, was.seq) << u << " through " << id;
+      EXPECT_EQ(v->since, was.since) << u << " through " << id;
+      EXPECT_EQ(v->sessions.size(), 1u) << u << " through " << id;
+    }
+  }
+}
+
+// Verifies a session on a node that is killed, without replicas, is awaited
+// on the survivors (`unavailable`: its node may come back with it) and no
+// longer once a silent session would be offline anyway (then it is gone).
+TEST(TrafficTest, ASessionOnAKilledNodeIsAwaitedThenGone) {
+  test_cluster c;
+  c.start_together({"a", "b", "c"});
+  c.advance(settle_ms);
+  auto s = c.open("c", "u1");
+  c.kill("c");
+  expect_view(c, {"a", "b"});
+  for (auto id : {"a", "b"}) {
+    auto stub = c.node(id).router().session(s.session_id);
+    ASSERT_TRUE(stub) << id;
+    auto v = c.ask<actors::session_view>(id, stub, caf::get_atom::value);
+    ASSERT_FALSE(v) << id;
+    EXPECT_EQ(actors::code_of(v.error()), actors::errc::unavailable) << id;
+  }
+  c.advance(c.node("a").cfg().presence.offline_after_ms, 100);
+  for (auto id : {"a", "b"}) {
+    // The node that owns its key now has none; the other a stub to it.
+    auto stub = c.node(id).router().session(s.session_id);
+    if (!stub)
+      continue;
+    auto v = c.ask<actors::session_view>(id, stub, caf::get_atom::value);
+    ASSERT_FALSE(v) << id;
+    EXPECT_EQ(actors::code_of(v.error()), actors::errc::session_not_found) << id;
+  }
+}
+
+// Verifies a session on a node that is killed comes back, with replicas
+// (factor 2), on the survivor the ring gives its key: found there with its
+// user and device, and listed again by its user.
+TEST(TrafficTest, ASessionOnAKilledNodeStartsFromItsReplica) {
+  test_cluster c{2};
+  c.start_together({"a", "b", "c"});
+  c.advance(settle_ms);
+  auto s = c.open("c", "u1", actors::signal_kind::active, "phone");
+  c.advance(200); // replicated
+  c.kill("c");
+  expect_view(c, {"a", "b"});
+  for (auto id : {"a", "b"}) {
+    auto handle = c.node(id).router().session(s.session_id);
+    ASSERT_TRUE(handle) << id;
+    auto v = c.ask<actors::session_view>(id, handle, caf::get_atom::value);
+    ASSERT_TRUE(v) << id << ": " << c.at(id).sys->render(v.error());
+    EXPECT_EQ(v->user_id, "u1") << id;
+    EXPECT_EQ(v->device, "phone") << id;
+    auto u = c.user_via(id, "u1");
+    ASSERT_TRUE(u) << id;
+    ASSERT_EQ(u->sessions.size(), 1u) << id;
+    EXPECT_EQ(u->sessions.front().session_id, s.session_id) << id;
   }
 }
