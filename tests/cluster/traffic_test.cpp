@@ -297,3 +297,64 @@ TEST(TrafficTest, ASessionOnAKilledNodeStartsFromItsReplica) {
     EXPECT_EQ(u->sessions.front().session_id, s.session_id) << id;
   }
 }
+
+// Verifies a rolling restart with replicas (factor 2) loses no session and no
+// user: each node in turn is killed (its sessions and users start on the
+// survivors from their replicas and answer signals there) and comes back as a
+// new incarnation (which takes its sessions back); at the end every user
+// reads the same through every node, active with its one session.
+TEST(TrafficTest, ARollingRestartLosesNoSessionAndNoUser) {
+  test_cluster c{2};
+  ids nodes{"a", "b", "c"};
+  c.start_together(nodes);
+  c.advance(settle_ms);
+  std::map<std::string, std::string> session_of; // by user
+  for (size_t i = 0; i < 30; ++i) {
+    auto u = "u" + std::to_string(i);
+    session_of[u] = c.open(nodes[i % nodes.size()], u).session_id;
+  }
+  // Every session signals through node `via`, wherever it lives now.
+  auto signal_all = [&](const std::string& via) {
+    for (auto& [u, sid] : session_of) {
+      auto handle = c.node(via).router().session(sid);
+      ASSERT_TRUE(handle) << sid << " through " << via;
+      auto r = c.ask<actors::signal_reply>(via, handle, actors::signal_atom::value,
+                                           actors::signal_kind::active);
+      ASSERT_TRUE(r) << sid << " of " << u << " through " << via << ": "
+                     << c.at(via).sys->render(r.error());
+    }
+  };
+  for (auto& victim : nodes) {
+    SCOPED_TRACE("restarting " + victim);
+    ids survivors;
+    for (auto& id : nodes)
+      if (id != victim)
+        survivors.push_back(id);
+    signal_all(survivors.front());
+    c.advance(200); // replicated
+    c.kill(victim);
+    c.advance(100);
+    expect_view(c, survivors);
+    signal_all(survivors.back());
+    c.restart(victim);
+    c.advance(500);
+    expect_view(c, nodes);
+  }
+  signal_all("a");
+  c.advance(100);
+  for (auto& [u, sid] : session_of) {
+    std::vector<actors::user_view> seen;
+    for (auto& id : nodes) {
+      auto v = c.user_via(id, u);
+      ASSERT_TRUE(v) << u << " through " << id;
+      EXPECT_EQ(v->current, state::active) << u << " through " << id;
+      ASSERT_EQ(v->sessions.size(), 1u) << u << " through " << id;
+      EXPECT_EQ(v->sessions.front().session_id, sid) << u << " through " << id;
+      seen.push_back(*v);
+    }
+    for (auto& v : seen) {
+      EXPECT_EQ(v.seq, seen.front().seq) << u;
+      EXPECT_EQ(v.since, seen.front().since) << u;
+    }
+  }
+}
