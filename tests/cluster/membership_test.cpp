@@ -10,6 +10,8 @@
 
 #include <gtest/gtest.h>
 
+#include <caf/send.hpp>
+
 #include <algorithm>
 #include <string>
 #include <vector>
@@ -87,6 +89,36 @@ TEST(MembershipTest, AKilledMemberLeavesEverySurvivorsViewUnderANewerEpoch) {
   EXPECT_EQ(last.leader()->id, "b");
   for (auto id : {"b", "d"})
     EXPECT_FALSE(c.stepped_down(id)) << id;
+}
+
+// Verifies joins at the same moment: two nodes joining through every seed at
+// once, or one joining while the leader it asks is killed, end in one view
+// that every node agrees on, with every live node in it.
+TEST(MembershipTest, ConcurrentJoinsAndALeaderDyingMidJoinEndInOneView) {
+  {
+    test_cluster c;
+    c.start_together({"a", "b", "c"});
+    c.advance(settle_ms);
+    c.add_node("d", {"a", "b", "c"});
+    c.add_node("e", {"a", "b", "c"});
+    c.start({"d", "e"});
+    c.advance(settle_ms);
+    auto v = agreed_view(c, {"a", "b", "c", "d", "e"});
+    EXPECT_EQ(v.ids(), (ids{"a", "b", "c", "d", "e"}));
+  }
+  {
+    test_cluster c;
+    c.start_together({"a", "b", "c"});
+    c.advance(settle_ms);
+    auto& d = c.add_node("d", {"a", "b", "c"});
+    for (auto seed : {"a", "b", "c"})
+      caf::anon_send(d.membership, cluster::seed_atom::value, c.at(seed).membership);
+    c.kill("a"); // runs: the joins and the leader's death interleave
+    c.advance(settle_ms);
+    auto v = agreed_view(c, {"b", "c", "d"});
+    EXPECT_EQ(v.ids(), (ids{"b", "c", "d"}));
+    EXPECT_TRUE(d.hooks.joined->load());
+  }
 }
 
 // Verifies a member that stood still past the failure timeout, and that the
@@ -216,4 +248,55 @@ TEST(MembershipTest, DISABLED_AMinorityHoldingTheLeaderStepsDownInsteadOfGoingOn
   expect_only_the_majority_goes_on({"a", "b", "c"}, {"a"});
   expect_only_the_majority_goes_on({"a", "b", "c"}, {"b"});
   expect_only_the_majority_goes_on({"a", "b", "c", "d", "e"}, {"a", "b"});
+}
+
+// Verifies the membership outcomes do not depend on the order in which the
+// nodes' actors run: formation, a kill of the leader, a hang, and a partition
+// of a minority without the leader, each under random interleavings (seeded:
+// a failure names its seed, which replays it).
+TEST(MembershipTest, OutcomesHoldUnderShuffledInterleavings) {
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    {
+      test_cluster c;
+      c.shuffle(seed);
+      c.start_together({"a", "b", "c", "d"});
+      c.advance(settle_ms);
+      auto formed = agreed_view(c, {"a", "b", "c", "d"});
+      ASSERT_EQ(formed.ids(), (ids{"a", "b", "c", "d"}));
+      EXPECT_TRUE(founded(c, "a"));
+      for (auto id : {"b", "c", "d"})
+        EXPECT_FALSE(founded(c, id)) << id;
+      c.kill("a");
+      c.advance(100);
+      auto after = agreed_view(c, {"b", "c", "d"});
+      EXPECT_EQ(after.ids(), (ids{"b", "c", "d"}));
+      EXPECT_GT(after.epoch, formed.epoch);
+      c.hang("d");
+      c.advance(1000);
+      c.resume("d");
+      c.advance(1000);
+      EXPECT_TRUE(c.stepped_down("d"));
+      auto last = agreed_view(c, {"b", "c"});
+      EXPECT_EQ(last.ids(), (ids{"b", "c"}));
+      EXPECT_GT(last.epoch, after.epoch);
+      for (auto id : {"b", "c"})
+        EXPECT_FALSE(c.stepped_down(id)) << id;
+    }
+    {
+      test_cluster c;
+      c.shuffle(seed);
+      c.start_together({"a", "b", "c", "d", "e"});
+      c.advance(settle_ms);
+      ASSERT_EQ(agreed_view(c, {"a", "b", "c", "d", "e"}).ids(),
+                (ids{"a", "b", "c", "d", "e"}));
+      c.partition({"d", "e"}, {"a", "b", "c"});
+      c.advance(1000);
+      EXPECT_EQ(agreed_view(c, {"a", "b", "c"}).ids(), (ids{"a", "b", "c"}));
+      for (auto id : {"d", "e"})
+        EXPECT_TRUE(c.stepped_down(id)) << id;
+      for (auto id : {"a", "b", "c"})
+        EXPECT_FALSE(c.stepped_down(id)) << id;
+    }
+  }
 }

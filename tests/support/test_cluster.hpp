@@ -57,10 +57,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <deque>
 #include <initializer_list>
 #include <limits>
 #include <map>
 #include <memory>
+#include <random>
 #include <set>
 #include <string>
 #include <utility>
@@ -220,11 +222,24 @@ public:
 
   /// Runs every ready message on every node until none is left.
   void run() {
+    if (shuffle_) {
+      while (run_random()) {
+      }
+      return;
+    }
     for (bool progress = true; progress;) {
       progress = false;
       for (auto& m : nodes_)
         progress = run_one(*m->sched) || progress;
     }
+  }
+
+  /// From now on, `run` picks the next message to run at random (among the
+  /// ready actors of every node) instead of in turn: another interleaving
+  /// for each `seed`, the same one for the same seed (0: in turn again).
+  void shuffle(uint64_t seed) {
+    shuffle_ = seed != 0;
+    random_.seed(seed);
   }
 
   /// Moves every node's clock forward by `ms` in steps of `step_ms`, running
@@ -434,16 +449,40 @@ private:
       q.push_back(std::move(x));
   }
 
-  // Runs the first job of `s` that belongs to no hung node, without what
-  // reached it over a cut connection; false if none.
+  bool runnable(caf::resumable* job) const {
+    auto* m = owner_of_job(job);
+    return m == nullptr || !m->hung;
+  }
+
+  // Runs the first job of `s` that belongs to no hung node; false if none.
   bool run_one(caf::scheduler::test_coordinator& s) {
     auto& jobs = s.jobs;
-    auto i = std::find_if(jobs.begin(), jobs.end(), [this](caf::resumable* r) {
-      auto* m = owner_of_job(r);
-      return m == nullptr || !m->hung;
-    });
+    auto i = std::find_if(jobs.begin(), jobs.end(),
+                          [this](caf::resumable* r) { return runnable(r); });
     if (i == jobs.end())
       return false;
+    run_job(s, i);
+    return true;
+  }
+
+  // Runs a job picked at random among the runnable ones of every node; false
+  // if none.
+  bool run_random() {
+    std::vector<std::pair<caf::scheduler::test_coordinator*, size_t>> ready;
+    for (auto& m : nodes_)
+      for (size_t i = 0; i < m->sched->jobs.size(); ++i)
+        if (runnable(m->sched->jobs[i]))
+          ready.emplace_back(m->sched, i);
+    if (ready.empty())
+      return false;
+    auto [s, i] = ready[std::uniform_int_distribution<size_t>{0, ready.size() - 1}(random_)];
+    run_job(*s, s->jobs.begin() + static_cast<ptrdiff_t>(i));
+    return true;
+  }
+
+  // Runs job `i` of `s`, without what reached it over a cut connection.
+  void run_job(caf::scheduler::test_coordinator& s, std::deque<caf::resumable*>::iterator i) {
+    auto& jobs = s.jobs;
     if (i != jobs.begin())
       std::rotate(jobs.begin(), i, i + 1);
     if (!cuts_.empty())
@@ -456,11 +495,12 @@ private:
         drop_cut(std::get<caf::scheduled_actor::normal_queue_index>(queues), home);
       }
     s.run_once();
-    return true;
   }
 
   int64_t factor_;
   int64_t now_ = 0;
+  bool shuffle_ = false;
+  std::mt19937_64 random_;
   /// Pairs of nodes whose connection is cut (both ways listed).
   std::set<std::pair<caf::node_id, caf::node_id>> cuts_;
   /// Every node ever added, each incarnation (a restarted node's earlier
