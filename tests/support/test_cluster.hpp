@@ -57,6 +57,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <deque>
 #include <initializer_list>
 #include <limits>
@@ -96,8 +97,13 @@ public:
     int64_t hung_since = 0;         ///< now() when it hung
   };
 
-  /// `factor` is cluster.replication_factor on every node.
+  /// `factor` is cluster.replication_factor on every node. With the
+  /// environment variable PRESENCE_CLUSTER_SHUFFLE set to a number, messages
+  /// run shuffled by that seed (`shuffle`): every test under another
+  /// interleaving, to look for races.
   explicit test_cluster(int64_t factor = 1) : factor_(factor) {
+    if (const char* seed = std::getenv("PRESENCE_CLUSTER_SHUFFLE"))
+      shuffle(std::strtoull(seed, nullptr, 10));
   }
 
   ~test_cluster() {
