@@ -156,6 +156,27 @@ TEST(MembershipTest, AMemberBackFromAHangStepsDownInsteadOfFormingASecondCluster
   }
 }
 
+// Verifies the pause watcher's own rule, where keep-majority alone would let
+// the node go on: in a cluster of two, a hangs; b, left with exactly half and
+// without the smallest id, steps down (the documented price of two nodes); a,
+// back with [a] exactly half of [a, b] with the smallest id, steps down only
+// because its pause watcher reports the gap, and issues no view.
+TEST(MembershipTest, InAClusterOfTwoTheMemberBackFromAHangStepsDownOnItsWatchersReport) {
+  test_cluster c;
+  c.start_together({"a", "b"});
+  c.advance(settle_ms);
+  auto before = agreed_view(c, {"a", "b"});
+  ASSERT_EQ(before.ids(), (ids{"a", "b"}));
+  c.hang("a");
+  c.advance(1000);
+  EXPECT_TRUE(c.stepped_down("b"));
+  c.resume("a");
+  c.advance(1000);
+  EXPECT_TRUE(c.stepped_down("a"));
+  EXPECT_EQ(c.view_of("a").epoch, before.epoch);
+  EXPECT_FALSE(c.at("a").hooks.joined->load());
+}
+
 // Verifies a member that stepped down after a hang comes back as a new
 // incarnation (its supervisor starts it again) and rejoins: it replaces its
 // old incarnation in one view that every node agrees on, under a newer epoch
