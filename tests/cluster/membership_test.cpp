@@ -121,6 +121,26 @@ TEST(MembershipTest, ConcurrentJoinsAndALeaderDyingMidJoinEndInOneView) {
   }
 }
 
+// Verifies a member that stands still past the failure timeout leaves the
+// others' view while it is still hung (it answers nothing meanwhile), and
+// the users it owned are served by the others.
+TEST(MembershipTest, AHungMemberLeavesTheOthersViewWhileItStandsStill) {
+  test_cluster c;
+  c.start_together({"a", "b", "c"});
+  c.advance(settle_ms);
+  auto u = c.user_owned_by("c", "a");
+  c.hang("c");
+  c.advance(100);
+  auto v = agreed_view(c, {"a", "b"});
+  EXPECT_EQ(v.ids(), (ids{"a", "b"}));
+  EXPECT_TRUE(c.view_of("c").members.empty());
+  auto owner = c.owner_of("user:" + u, "a");
+  EXPECT_TRUE(owner == "a" || owner == "b") << owner;
+  auto user = c.user_via("b", u);
+  ASSERT_TRUE(user);
+  EXPECT_EQ(user->user_id, u);
+}
+
 // Verifies a member that stood still past the failure timeout, and that the
 // others removed meanwhile, steps down when it goes on (its pause watcher
 // reports the gap) instead of issuing a view of its own: the others' view is

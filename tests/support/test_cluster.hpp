@@ -108,6 +108,7 @@ public:
 
   ~test_cluster() {
     for (auto& m : nodes_) {
+      m->hung = false; // every actor must finish, or the system waits for ever
       m->self.reset();
       m->node->shutdown();
       for (auto& a : {m->membership, m->traffic, m->replicator})
@@ -282,14 +283,12 @@ public:
     return out;
   }
 
-  /// The view node `id`'s membership actor holds (empty if it does not answer).
+  /// The view node `id`'s membership actor holds (empty if it does not answer:
+  /// hung, or killed).
   cluster::view view_of(const std::string& id) {
     auto v = ask<cluster::view>(id, at(id).membership, caf::get_atom::value);
     return v ? *v : cluster::view{};
   }
-
-  /// The ids of view `v`'s members.
-  static std::vector<std::string> ids(const cluster::view& v) { return v.ids(); }
 
   /// Stops node `id` as a crash would: every actor of it exits (the others'
   /// monitors see its membership actor down).
