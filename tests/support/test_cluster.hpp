@@ -336,6 +336,14 @@ public:
     run();
   }
 
+  /// Whether node `id`'s pause watcher looks fresh (the default) or has not
+  /// looked for long (a process starved of CPU, or just back from a pause):
+  /// then the membership actor weighs the members it sees down together,
+  /// 300 ms later, instead of acting on each at once.
+  void watcher_fresh(const std::string& id, bool fresh) {
+    at(id).hooks.watcher_tick->store(fresh ? fresh_tick : 0);
+  }
+
   /// Node `id` comes back as a new incarnation (its supervisor started it
   /// again after a crash, or after it stepped down): the current one is
   /// killed unless it is already, and a new one with the same id and seeds
