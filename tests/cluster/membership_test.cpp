@@ -295,8 +295,8 @@ TEST(MembershipTest, DISABLED_AMinorityHoldingTheLeaderStepsDownInsteadOfGoingOn
 
 // Verifies the membership outcomes do not depend on the order in which the
 // nodes' actors run: formation, a kill of the leader, a hang, and a partition
-// of a minority without the leader, each under random interleavings (seeded:
-// a failure names its seed, which replays it).
+// of a minority without the leader, each under 20 random interleavings (a
+// failure names its seed; test_cluster::shuffle says how far that replays).
 TEST(MembershipTest, OutcomesHoldUnderShuffledInterleavings) {
   for (uint64_t seed = 1; seed <= 20; ++seed) {
     SCOPED_TRACE("seed " + std::to_string(seed));

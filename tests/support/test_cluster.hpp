@@ -99,8 +99,8 @@ public:
 
   /// `factor` is cluster.replication_factor on every node. With the
   /// environment variable PRESENCE_CLUSTER_SHUFFLE set to a number, messages
-  /// run shuffled by that seed (`shuffle`): every test under another
-  /// interleaving, to look for races.
+  /// run shuffled by that seed (`shuffle`): every test under other
+  /// interleavings, to look for races.
   explicit test_cluster(int64_t factor = 1) : factor_(factor) {
     if (const char* seed = std::getenv("PRESENCE_CLUSTER_SHUFFLE"))
       shuffle(std::strtoull(seed, nullptr, 10));
@@ -243,7 +243,9 @@ public:
 
   /// From now on, `run` picks the next message to run at random (among the
   /// ready actors of every node) instead of in turn: another interleaving
-  /// for each `seed`, the same one for the same seed (0: in turn again).
+  /// for each `seed` (0: in turn again). Not an exact replay: random ids
+  /// (sessions, join nonces) and maps ordered by actor address vary between
+  /// runs, so a seed that fails once may pass the next time (run a range).
   void shuffle(uint64_t seed) {
     shuffle_ = seed != 0;
     random_.seed(seed);
