@@ -16,12 +16,14 @@
 //   - the pause watcher: looks fresh (its tick far ahead of the steady clock),
 //     so a member seen down is acted on at once, except on a node that
 //     `resume`s from a hang: there it is stale until the watcher reports the
-//     pause (`paused_atom`), as after SIGCONT;
-//   - step-down: recorded (`stepped_down`) instead of SIGTERM.
+//     pause (`paused_atom`), as after SIGCONT; `watcher_fresh` sets it;
+//   - step-down: recorded (`stepped_down`) instead of SIGTERM;
+//   - the supervisor: `restart` starts a new incarnation under the same id.
 //
 // Scheduling: CAF's test coordinator runs a resumed actor of another system
 // in the *sender's* coordinator's queue, so `run` takes one job at a time
-// from each coordinator in turn until none has one. `advance` moves every
+// from each coordinator in turn until none has one (or, with `shuffle`, one
+// picked at random among every node's ready actors). `advance` moves every
 // system's clock together, in steps (timers fire in about the order they
 // would). Actors of a hung node are not run (their jobs wait in the queues
 // until `resume`); their timers still fire into their mailboxes.
