@@ -378,7 +378,7 @@ TEST(TrafficTest, ARollingRestartLosesNoSessionAndNoUser) {
 // node, active with its one session.
 //
 // FAILS (disabled until fixed; run it with --gtest_also_run_disabled_tests):
-// 10 of the 40 users start afresh (seq 1 instead of 3). One join, or the two
+// 10 of the 40 users start afresh (seq 1 instead of 4). One join, or the two
 // joins 300 ms apart, lose nothing. Traced for user:u11, which b holds (view
 // 3), d owns in view 4 ([a, b, c, d]) and e in view 5 (+ e; views 6 to 9 are
 // the joiners' joins through the other seeds, same members):
