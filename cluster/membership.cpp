@@ -61,6 +61,8 @@ struct membership_state {
   /// Connects directly to the members at these addresses, then sends the
   /// actor (caf::ok_atom): the node is then joined.
   std::function<void(std::vector<std::string>, caf::actor)> dial;
+  /// Stops the process after a step-down (empty: SIGTERM to itself).
+  std::function<void()> stop;
   size_t vnodes = ring::default_vnodes;
   bool refresh_pending = false; ///< leader: the view goes out again soon
   /// A seed that is a member did not answer a join in time (it is busy): the
@@ -84,7 +86,6 @@ struct membership_state {
 
 using suspect_atom = caf::atom_constant<caf::atom("suspect")>;
 using settle_atom = caf::atom_constant<caf::atom("settle")>;
-using paused_atom = caf::atom_constant<caf::atom("paused")>;
 using awaited_atom = caf::atom_constant<caf::atom("awaited")>;
 using refresh_atom = caf::atom_constant<caf::atom("refresh")>;
 
@@ -322,7 +323,10 @@ void step_down(membership_actor_type* self, const std::string& why) {
     st.log("cluster: " + why + ": it stops (exit code 3) to rejoin as a new incarnation");
   st.node->set_ready(false);
   st.joined->store(false, std::memory_order_release);
-  ::kill(::getpid(), SIGTERM);
+  if (st.stop)
+    st.stop();
+  else
+    ::kill(::getpid(), SIGTERM);
 }
 
 // Removes every member seen down; the leader of what remains issues the view.
@@ -450,26 +454,21 @@ bool check_join(membership_actor_type* self, const member_info& m,
 
 caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
                                std::shared_ptr<cluster_placement> placement,
-                               member_info me, bool bootstrap,
-                               std::shared_ptr<std::atomic<bool>> joined,
-                               std::shared_ptr<std::atomic<bool>> minority,
-                               std::shared_ptr<std::atomic<int64_t>> watcher_tick,
-                               cluster_node::log_fn log,
-                               std::function<void(std::vector<std::string>, caf::actor)> dial,
-                               size_t vnodes) {
+                               member_info me, bool bootstrap, membership_hooks hooks) {
   auto& st = self->state;
   st.node = n;
   st.placement = std::move(placement);
   st.me = std::move(me);
   st.me.handle = caf::actor_cast<caf::actor>(self);
-  st.joined = std::move(joined);
-  st.minority = std::move(minority);
-  st.watcher_tick = std::move(watcher_tick);
+  st.joined = std::move(hooks.joined);
+  st.minority = std::move(hooks.minority);
+  st.watcher_tick = std::move(hooks.watcher_tick);
   st.secret = n->cfg().cluster.secret.empty() ? n->cfg().auth.secret
                                               : n->cfg().cluster.secret;
-  st.log = std::move(log);
-  st.dial = std::move(dial);
-  st.vnodes = vnodes;
+  st.log = std::move(hooks.log);
+  st.dial = std::move(hooks.dial);
+  st.stop = std::move(hooks.stop);
+  st.vnodes = hooks.vnodes;
   self->set_down_handler([self](caf::down_msg& dm) {
     auto& st = self->state;
     st.monitored.erase(dm.source);
@@ -773,6 +772,13 @@ std::pair<std::string, uint16_t> split_host_port(const std::string& hp) {
 
 } // namespace
 
+caf::actor spawn_membership(caf::actor_system& sys, actors::node& n,
+                            std::shared_ptr<cluster_placement> placement, member_info me,
+                            bool bootstrap, membership_hooks hooks) {
+  return sys.spawn(membership_actor, &n, std::move(placement), std::move(me), bootstrap,
+                   std::move(hooks));
+}
+
 namespace {
 
 std::string hmac_hex(const std::string& key, const std::string& data) {
@@ -899,9 +905,14 @@ uint16_t cluster_node::start(uint16_t http_port) {
   watcher_tick_->store(steady_ms());
   traffic_ = spawn_traffic(sys_, node_, placement);
   me.traffic = traffic_;
-  actor_ = sys_.spawn(membership_actor, &node_, placement, me, bootstrap, joined_,
-                      minority_, watcher_tick_, log_,
-                      std::move(dial), static_cast<size_t>(cfg_.cluster.vnodes));
+  membership_hooks hooks;
+  hooks.joined = joined_;
+  hooks.minority = minority_;
+  hooks.watcher_tick = watcher_tick_;
+  hooks.log = log_;
+  hooks.dial = std::move(dial);
+  hooks.vnodes = static_cast<size_t>(cfg_.cluster.vnodes);
+  actor_ = spawn_membership(sys_, node_, placement, me, bootstrap, std::move(hooks));
   dialer_ = std::thread{[this] { dial_loop(); }};
   pause_watch_ = std::thread{[this, a = actor_] { pause_loop(a); }};
   auto port = sys_.middleman().publish(actor_, static_cast<uint16_t>(cfg_.node.cluster_port),

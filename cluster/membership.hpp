@@ -42,6 +42,7 @@
 // tells each new owner the keys to pull (a spawned helper computes them).
 #pragma once
 
+#include "cluster/ring.hpp"
 #include "cluster/view.hpp"
 #include "config/settings.hpp"
 
@@ -76,6 +77,11 @@ using drain_atom = caf::atom_constant<caf::atom("drain")>;
 using rebalance_atom = caf::atom_constant<caf::atom("rebalance")>;
 using found_atom = caf::atom_constant<caf::atom("found")>;
 using challenge_atom = caf::atom_constant<caf::atom("challenge")>;
+/// (paused_atom, int64_t gap_ms): the pause watcher -> no reply; the whole
+/// process stood still for `gap_ms`, past cluster.failure_timeout_ms.
+using paused_atom = caf::atom_constant<caf::atom("paused")>;
+
+class cluster_placement;
 
 /// The proof a joining node sends: HMAC-SHA256 (hex) keyed by the cluster
 /// secret over the leader's nonce, the node's id and its cluster address.
@@ -170,11 +176,48 @@ typename Inspector::result_type inspect(Inspector& f, cluster_status& x) {
 /// `cluster.failure_timeout_ms`. Call before creating the actor system.
 void configure(caf::actor_system_config& cfg, const config::settings& s);
 
+/// What the membership actor shares with the process around it: flags it sets
+/// and callbacks it calls. `cluster_node` wires them to its threads; tests
+/// (tests/support/test_cluster.hpp) to a deterministic harness. The flags are
+/// atomics: threads outside the actor read them (and write `watcher_tick`).
+struct membership_hooks {
+  using log_fn = std::function<void(const std::string&)>;
+  /// True while this node is a member of a view (connected to every member).
+  std::shared_ptr<std::atomic<bool>> joined = std::make_shared<std::atomic<bool>>(false);
+  /// Set once this node stepped down (the minority side, or back from a pause).
+  std::shared_ptr<std::atomic<bool>> minority = std::make_shared<std::atomic<bool>>(false);
+  /// When the pause watcher last looked (steady ms, std::chrono::steady_clock):
+  /// long ago (more than 150 ms), a member seen down is acted on only after
+  /// 300 ms of actor time (the watcher may report a pause of its own meanwhile).
+  std::shared_ptr<std::atomic<int64_t>> watcher_tick =
+    std::make_shared<std::atomic<int64_t>>(0);
+  /// Where the actor's lines go (may be empty).
+  log_fn log;
+  /// Connects directly to the members at these addresses, then sends the
+  /// actor (caf::ok_atom): the node counts as joined from then on. Empty: the
+  /// node counts as joined as soon as it is in a view.
+  std::function<void(std::vector<std::string>, caf::actor)> dial;
+  /// Stops the process once this node stepped down (after `minority` is set);
+  /// empty: SIGTERM to itself, so it exits with `minority_exit_code` and comes
+  /// back as a new incarnation.
+  std::function<void()> stop;
+  size_t vnodes = ring::default_vnodes;
+};
+
+/// Spawns the membership actor of node `n` (messages above) as member `me`
+/// (`me.handle` is set to the actor; `me.traffic` should be the node's traffic
+/// actor). With `bootstrap`, it starts a view of its own (epoch 1); else it
+/// waits for `seed_atom`s, and `found_atom` on the first seed. It keeps
+/// `placement` on its current view.
+caf::actor spawn_membership(caf::actor_system& sys, actors::node& n,
+                            std::shared_ptr<cluster_placement> placement, member_info me,
+                            bool bootstrap, membership_hooks hooks);
+
 /// This node's part of the cluster: the membership actor, its published port
 /// and the thread that reaches a seed. Thread-safe accessors.
 class cluster_node {
 public:
-  using log_fn = std::function<void(const std::string&)>;
+  using log_fn = membership_hooks::log_fn;
 
   cluster_node(caf::actor_system& sys, actors::node& n, const config::settings& s,
                log_fn log);
