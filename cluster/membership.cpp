@@ -50,6 +50,13 @@ struct membership_state {
   view current;
   std::set<caf::actor_addr> monitored;
   std::set<std::string> dead; ///< members seen down, not yet out of the view
+  /// What keep-majority weighs a burst of removals against: the view before
+  /// the first of them (`burst_window`). Weighed against the view it had
+  /// issued itself one removal earlier, a leader cut off from both others
+  /// removed one (2 of 3), then the other (1 of 2 with the smallest id), and
+  /// went on alone beside the others' view: a split brain.
+  view base;
+  int64_t last_removal_at = 0; ///< node ms of the latest view without a member
   bool settle_pending = false; ///< a settle_atom is on its way
   /// When the pause watcher last looked (steady ms): long ago means this
   /// process may just have stood still.
@@ -231,9 +238,38 @@ bool rewrite_members(std::vector<std::string> before, std::vector<std::string> a
 
 namespace {
 
+// Members removed within this long of each other count as one burst of
+// downs (a partition's heartbeats time out within about one failure timeout
+// of each other); failures further apart are weighed one view at a time.
+int64_t burst_window(const membership_state& st) {
+  return 2 * std::max<int64_t>(1000, st.node->cfg().cluster.failure_timeout_ms);
+}
+
+bool in_burst(const membership_state& st) {
+  return !st.base.members.empty()
+         && st.node->now_ms() - st.last_removal_at <= burst_window(st);
+}
+
 void adopt(membership_actor_type* self, view v, bool issued) {
   auto& st = self->state;
   auto before = st.current.ids();
+  {
+    // The reference of keep-majority: a view that adds a member is agreed on
+    // by its leader; the first removal of a burst keeps the view before it.
+    bool grows = false;
+    bool shrinks = false;
+    for (auto& m : v.members)
+      grows = grows || st.current.find(m.id) == nullptr;
+    for (auto& m : st.current.members)
+      shrinks = shrinks || v.find(m.id) == nullptr;
+    if (shrinks) {
+      if (!in_burst(st))
+        st.base = st.current;
+      st.last_removal_at = st.node->now_ms();
+    } else if (grows) {
+      st.base = v;
+    }
+  }
   st.current = std::move(v);
   st.placement->update(st.current);
   if (st.node->cfg().storage.enabled && rewrite_members(before, st.current.ids())
@@ -339,10 +375,11 @@ void settle_dead(membership_actor_type* self) {
       next = std::move(*v);
       changed = true;
     }
-  if (changed && !keeps_majority(st.current, next)) {
+  const auto& base = in_burst(st) ? st.base : st.current;
+  if (changed && !keeps_majority(base, next)) {
     step_down(self, "this node reaches " + std::to_string(next.members.size()) + " of the "
-                      + std::to_string(st.current.members.size()) + " members of view "
-                      + std::to_string(st.current.epoch) + ": it is on the minority side");
+                      + std::to_string(base.members.size()) + " members of view "
+                      + std::to_string(base.epoch) + ": it is on the minority side");
     return;
   }
   if (!changed || !is_leader(st, next) || st.minority->load())
