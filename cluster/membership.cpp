@@ -981,20 +981,25 @@ uint16_t cluster_node::start(uint16_t http_port) {
     }
     connector_ = std::thread{[this, self_address] {
       // Reach every seed (but itself); the actor joins through each one it is
-      // told of until one has a view for it.
-      std::set<std::string> reached;
+      // told of until one has a view for it. Every seed is looked up again on
+      // each round: a seed that stopped and started again (a new process on
+      // the same port) is a new handle, told to the actor in turn. (Reached
+      // once, a seed was never looked up again: after a double kill the
+      // survivor stepped down and restarted, the restarted others kept asking
+      // its dead incarnation, and the cluster never formed again.)
+      std::map<std::string, caf::actor> told;
       while (!stopping_.load() && !joined()) {
         for (auto& seed : cfg_.node.seeds) {
           if (stopping_.load() || joined())
             return;
-          if (seed == self_address || reached.count(seed) > 0)
+          if (seed == self_address)
             continue;
           auto [host, p] = split_host_port(seed);
           auto handle = sys_.middleman().remote_actor(host, p);
-          if (handle) {
+          if (handle && told[seed] != *handle) {
             if (log_)
-              log_("cluster: reached seed " + seed);
-            reached.insert(seed);
+              log_("cluster: reached seed " + seed + (told[seed] ? " (a new incarnation)" : ""));
+            told[seed] = *handle;
             caf::anon_send(actor_, seed_atom::value, *handle);
           }
         }

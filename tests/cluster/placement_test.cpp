@@ -363,6 +363,55 @@ TEST(PlacementTest, AForwarderDoesNotPassAnExportOnToTheOwner) {
   tn.run();
 }
 
+namespace {
+
+// Node a (re)joins a cluster that b held alone (views {b}, then {a, b}): a's
+// placement and traffic actor, and b's traffic actor, which has nothing for
+// any key a pulls from it. `awaited` are the members of a's last view.
+struct rejoined {
+  presence::testing::test_node tn;
+  std::shared_ptr<cluster_placement> a =
+    std::make_shared<cluster_placement>(tn.node(), "a", 128);
+  caf::actor traffic;
+  caf::actor b;
+
+  explicit rejoined(const std::vector<std::string>& awaited = {}) {
+    tn.node().router().set_placement(a);
+    traffic = cluster::spawn_traffic(tn.sys(), tn.node(), a);
+    b = tn.sys().spawn(
+      [](caf::event_based_actor*, int) -> caf::behavior {
+        return {[](actors::handoff_atom, const std::string& key, uint64_t,
+                   const caf::actor&) -> caf::result<caf::message> {
+          return caf::make_error(actors::errc::session_not_found,
+                                 "nothing to hand off: " + key);
+        }};
+      },
+      0);
+    a->await_nodes(awaited);
+    auto before = of({"b"}, 1);
+    before.members[0].traffic = b;
+    a->update(before);
+    auto after = of({"a", "b"}, 2);
+    after.members[0].traffic = traffic;
+    after.members[1].traffic = b;
+    a->update(after);
+  }
+
+  ~rejoined() {
+    for (auto& h : {traffic, b})
+      caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+    tn.run();
+  }
+
+  // A read of `key` routed to a (its answer: here, always an error).
+  caf::expected<caf::message> read(const std::string& key) {
+    return tn.ask<caf::message>(traffic, actors::route_atom::value, key, uint64_t{2},
+                                uint8_t{0}, caf::make_message(caf::get_atom::value));
+  }
+};
+
+} // namespace
+
 // Verifies a session or intent pulled from an old owner that has nothing (a
 // read of an id that does not exist, or of an intent whose retention ended)
 // leaves nothing behind: the puller quit but stayed registered, so the id
@@ -371,33 +420,12 @@ TEST(PlacementTest, AForwarderDoesNotPassAnExportOnToTheOwner) {
 // 10-minute chaos run), and every read of a random id pinned to a node that
 // had just rejoined kept one more entry.
 TEST(PlacementTest, APullThatFindsNothingLeavesNoDeadEntity) {
-  presence::testing::test_node tn;
-  auto a = std::make_shared<cluster_placement>(tn.node(), "a", 128);
-  tn.node().router().set_placement(a);
-  auto traffic = cluster::spawn_traffic(tn.sys(), tn.node(), a);
-  // b held everything before a (re)joined, and has none of these.
-  auto b = tn.sys().spawn(
-    [](caf::event_based_actor*, int) -> caf::behavior {
-      return {[](actors::handoff_atom, const std::string& key, uint64_t,
-                 const caf::actor&) -> caf::result<caf::message> {
-        return caf::make_error(actors::errc::session_not_found,
-                               "nothing to hand off: " + key);
-      }};
-    },
-    0);
-  auto before = of({"b"}, 1);
-  before.members[0].traffic = b;
-  a->update(before);
-  auto after = of({"a", "b"}, 2);
-  after.members[0].traffic = traffic;
-  after.members[1].traffic = b;
-  a->update(after);
-  auto& r = tn.node().router();
+  rejoined n;
+  auto& r = n.tn.node().router();
   for (std::string key : {"intent:i_nothing@a", "session:s_nothing@a"}) {
-    ASSERT_TRUE(a->handoff_source(key)) << key;
+    ASSERT_TRUE(n.a->handoff_source(key)) << key;
     for (int read = 0; read < 2; ++read) {
-      auto answer = tn.ask<caf::message>(traffic, actors::route_atom::value, key, uint64_t{2},
-                                         uint8_t{0}, caf::make_message(caf::get_atom::value));
+      auto answer = n.read(key);
       ASSERT_FALSE(answer) << key;
       auto expected = key.rfind("intent:", 0) == 0 ? actors::errc::intent_not_found
                                                    : actors::errc::session_not_found;
@@ -407,9 +435,6 @@ TEST(PlacementTest, APullThatFindsNothingLeavesNoDeadEntity) {
     }
   }
   EXPECT_EQ(r.size(), 0u);
-  for (auto& h : {traffic, b})
-    caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
-  tn.run();
 }
 
 // Verifies a session or intent pinned to a node that failed a moment ago, and
@@ -419,50 +444,23 @@ TEST(PlacementTest, APullThatFindsNothingLeavesNoDeadEntity) {
 // other node up, which had nothing, and the resume was refused while the
 // session's own node was about to bring it back.)
 TEST(PlacementTest, APullThatFindsNothingOfAnAwaitedNodeAnswersUnavailable) {
-  presence::testing::test_node tn;
-  auto a = std::make_shared<cluster_placement>(tn.node(), "a", 128);
-  tn.node().router().set_placement(a);
-  auto traffic = cluster::spawn_traffic(tn.sys(), tn.node(), a);
-  auto b = tn.sys().spawn(
-    [](caf::event_based_actor*, int) -> caf::behavior {
-      return {[](actors::handoff_atom, const std::string& key, uint64_t,
-                 const caf::actor&) -> caf::result<caf::message> {
-        return caf::make_error(actors::errc::session_not_found,
-                               "nothing to hand off: " + key);
-      }};
-    },
-    0);
-  a->await_nodes({"a", "b", "c"}); // the members of the last view (MEMBERS)
-  auto before = of({"b"}, 1);
-  before.members[0].traffic = b;
-  a->update(before);
-  auto after = of({"a", "b"}, 2);
-  after.members[0].traffic = traffic;
-  after.members[1].traffic = b;
-  a->update(after);
+  rejoined n{{"a", "b", "c"}}; // c was a member of a's last view (MEMBERS)
   // A session and an intent of c that the ring now gives a.
   std::vector<std::string> mine;
-  for (int i = 0; mine.size() < 2 && i < 100; ++i)
-    for (std::string kind : {"session:s_", "intent:i_"}) {
-      auto key = kind + std::to_string(i) + "@c";
-      bool have = false;
-      for (auto& k : mine)
-        have = have || k.rfind(kind, 0) == 0;
-      if (!have && a->is_local(key))
+  for (std::string kind : {"session:s_", "intent:i_"})
+    for (int i = 0; i < 100; ++i)
+      if (auto key = kind + std::to_string(i) + "@c"; n.a->is_local(key)) {
         mine.push_back(key);
-    }
+        break;
+      }
   ASSERT_EQ(mine.size(), 2u);
-  auto& r = tn.node().router();
+  auto& r = n.tn.node().router();
   for (auto& key : mine) {
-    ASSERT_TRUE(a->handoff_source(key)) << key;
-    auto answer = tn.ask<caf::message>(traffic, actors::route_atom::value, key, uint64_t{2},
-                                       uint8_t{0}, caf::make_message(caf::get_atom::value));
+    ASSERT_TRUE(n.a->handoff_source(key)) << key;
+    auto answer = n.read(key);
     ASSERT_FALSE(answer) << key;
     EXPECT_EQ(actors::code_of(answer.error()), actors::errc::unavailable)
       << key << ": " << actors::render(answer.error());
     EXPECT_FALSE(r.find_local(key)) << key << " is still registered";
   }
-  for (auto& h : {traffic, b})
-    caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
-  tn.run();
 }
