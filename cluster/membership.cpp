@@ -75,9 +75,13 @@ struct membership_state {
   /// A seed that is a member did not answer a join in time (it is busy): the
   /// first seed then waits instead of founding a second cluster.
   bool seed_busy = false;
-  /// A seed answered as a member of a cluster (it gave a challenge, or refused
-  /// this node): a cluster exists, so the first seed never founds another.
+  /// A seed answered as a member of a cluster (it gave a challenge) since
+  /// the first seed last looked: it waits for that cluster meanwhile.
   bool cluster_seen = false;
+  /// The cluster refused this node (it does not hold the secret): the first
+  /// seed never founds another.
+  bool refused = false;
+  bool said_waiting = false; ///< logged that it waits for the cluster it saw
   /// The seeds this node reached (their nodes). A first seed that founds the
   /// cluster waits (not ready) until those join, up to `found_after`: after a
   /// full restart it answered alone for every key meanwhile (sessions of the
@@ -434,6 +438,7 @@ void try_join(membership_actor_type* self, const caf::actor& seed) {
             [self, seed, mine](view& v, std::string& signature) {
               auto& st = self->state;
               if (signature != view_proof(st.secret, mine, v.epoch, v.ids())) {
+                st.refused = true;
                 if (st.log)
                   st.log("cluster: refused the view of the node it joined through: "
                          "it does not prove this node's cluster secret "
@@ -451,6 +456,7 @@ void try_join(membership_actor_type* self, const caf::actor& seed) {
                 auto& st = self->state;
                 if (st.current.find(st.me.id) != nullptr)
                   return;
+                st.refused = true;
                 if (st.log)
                   st.log("cluster: the cluster refused this node: " + actors::render(e));
                 self->delayed_send(self, refused_pause, seed_atom::value, seed);
@@ -567,12 +573,22 @@ caf::behavior membership_actor(membership_actor_type* self, actors::node* n,
       auto& st = self->state;
       if (!st.current.members.empty())
         return; // joined a cluster (or is joining one)
+      if (st.refused) {
+        // A cluster refused this node (another secret): never a second one.
+        return;
+      }
       if (st.cluster_seen) {
-        // A seed is a member (it may have refused this node): joining that
-        // cluster is the only way; never a second one.
-        if (st.log)
+        // A seed answered as a member since the last look: joining that
+        // cluster is the only way, so the first seed looks again later. Only
+        // as long as one keeps answering: waiting for good, a restarted first
+        // seed that saw a member about to step down waited for a cluster that
+        // was gone, and no node ever founded one again.
+        st.cluster_seen = false;
+        if (st.log && !st.said_waiting)
           st.log("cluster: a seed is in a cluster: this first seed joins it instead of "
                  "founding one");
+        st.said_waiting = true;
+        self->delayed_send(self, found_after, found_atom::value);
         return;
       }
       if (st.seed_busy) {

@@ -384,3 +384,34 @@ TEST(MembershipTest, ALeaderCutOffAloneStepsDownWhenItWeighsItsDownsTogether) {
       EXPECT_FALSE(c.stepped_down(id)) << id;
   }
 }
+
+// Verifies the first seed founds the cluster once the cluster it saw is gone:
+// a seed that answered as a member (a challenge), and then died before this
+// node could join it, does not keep the first seed waiting for good. (In a
+// 10-minute chaos run a restarted first seed saw a member that was about to
+// step down and waited for its cluster; the others, restarted, waited for the
+// first seed: all three stayed "still joining" for over a minute.)
+TEST(MembershipTest, TheFirstSeedFoundsOnceTheClusterItSawIsGone) {
+  test_cluster c;
+  auto& a = c.add_node("a", {"a", "z"}); // a is the first seed of the two
+  // z: a member of some cluster, which challenges a but never lets it in.
+  auto z = a.sys->spawn(
+    [](caf::event_based_actor*, int) -> caf::behavior {
+      return {
+        [](cluster::challenge_atom) { return std::string{"nonce"}; },
+        [](actors::join_atom, cluster::member_info&, std::string&, std::string&,
+           std::string&) -> caf::result<caf::message> {
+          return caf::make_error(caf::sec::request_timeout);
+        },
+      };
+    },
+    0);
+  caf::anon_send(a.membership, cluster::seed_atom::value, z);
+  caf::delayed_anon_send(a.membership, cluster::found_after, cluster::found_atom::value);
+  c.run();
+  c.advance(1000);
+  EXPECT_TRUE(c.view_of("a").members.empty()) << "it founded while a cluster answered";
+  caf::anon_send_exit(z, caf::exit_reason::kill);
+  c.advance(8000);
+  EXPECT_EQ(c.view_of("a").ids(), ids{"a"}) << "the first seed never founded";
+}
