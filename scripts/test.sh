@@ -19,7 +19,7 @@ if [ -z "${PRESENCE_SANITIZE:-}" ]; then
 fi
 cmake -S . -B "$build_dir" -G Ninja "${args[@]}" "$@" >/dev/null
 cmake --build "$build_dir" -j2
-export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:suppressions=$PWD/tests/ubsan.supp"
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp"
 # A test that fails is run once more (multi-process cluster tests still flake
 # now and then on a loaded 2-core machine; README "What is left"): a real
